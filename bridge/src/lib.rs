@@ -1,0 +1,16 @@
+//! The bridge: kernel state to ordered user-space tables.
+//!
+//! Data flows one way: tracepoints → kernel maps → a bridge mode ([`mode`]) → batches of
+//! [`record::RowChange`] over a crossbeam channel → the [`store::TableStore`] (one owner) →
+//! views. No terminal code lives here.
+
+pub mod kernel_offsets;
+pub mod map_batch;
+pub mod mode;
+pub mod procfs_seed;
+pub mod record;
+pub mod row;
+pub mod seq_gap;
+pub mod stats;
+pub mod store;
+pub mod table;

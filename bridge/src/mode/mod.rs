@@ -1,0 +1,106 @@
+//! The three bridge modes. Each runs on its own thread, owns its transport, and sends
+//! [`ModeBatch`]es of row changes to the store owner over a crossbeam channel. A mode never
+//! touches the terminal; the store owner never touches BPF file descriptors.
+
+pub mod perf;
+pub mod poll;
+pub mod ring;
+
+use crate::{record::RowChange, row::ConnectionRow, row::ProcessRow, stats::ModeCounters};
+
+/// Which bridge mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeKind {
+    /// One BPF ring buffer, batched consumption.
+    Ring,
+    /// Per-CPU perf buffers, merged by seq.
+    Perf,
+    /// Periodic snapshots of the state maps, diffed.
+    Poll,
+}
+
+impl ModeKind {
+    /// All modes, in display order (ring | perf | poll).
+    pub const ALL: [ModeKind; 3] = [ModeKind::Ring, ModeKind::Perf, ModeKind::Poll];
+
+    /// Lower-case name as used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModeKind::Ring => "ring",
+            ModeKind::Perf => "perf",
+            ModeKind::Poll => "poll",
+        }
+    }
+
+    /// Index 0..3 in [`ModeKind::ALL`] order (also the kernel's `probe_common::mode` number).
+    pub fn index(self) -> usize {
+        match self {
+            ModeKind::Ring => 0,
+            ModeKind::Perf => 1,
+            ModeKind::Poll => 2,
+        }
+    }
+
+    /// The kernel-side mode number (`probe_common::mode::*`).
+    pub fn kernel_mode(self) -> u32 {
+        self.index() as u32
+    }
+}
+
+impl std::str::FromStr for ModeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ring" => Ok(ModeKind::Ring),
+            "perf" => Ok(ModeKind::Perf),
+            "poll" => Ok(ModeKind::Poll),
+            other => Err(format!(
+                "unknown mode `{other}` (valid: ring, perf, poll)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ModeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A full picture of the kernel state maps, used to reseed a mode's tables after loss.
+#[derive(Clone, Debug, Default)]
+pub struct Resync {
+    /// Every process entry of the state map. `seq` of each row is the highest seq the mode had
+    /// seen when it read the map, so later records win and older in-flight ones are stale.
+    pub processes: Vec<ProcessRow>,
+    /// Every connection entry of the state map (same `seq` rule).
+    pub connections: Vec<ConnectionRow>,
+}
+
+/// What a mode sends to the store owner.
+#[derive(Debug)]
+pub enum ModeMessage {
+    /// Changes to apply, in the order given, plus the mode's counters at the time.
+    Batch(ModeBatch),
+    /// The mode stopped with an error (the message says why); its table stays as it was.
+    Failed {
+        /// Which mode.
+        mode: ModeKind,
+        /// Human-readable reason.
+        error: String,
+    },
+}
+
+/// One batch of changes from one mode.
+#[derive(Debug)]
+pub struct ModeBatch {
+    /// Which mode produced it.
+    pub mode: ModeKind,
+    /// Row changes, to be applied in order ("highest seq wins" per row).
+    pub changes: Vec<RowChange>,
+    /// A resync to apply *before* `changes`, when loss was detected.
+    pub resync: Option<Resync>,
+    /// The mode's cumulative counters after producing this batch.
+    pub counters: ModeCounters,
+}

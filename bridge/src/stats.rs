@@ -1,0 +1,277 @@
+//! Per-mode statistics, all measured (see DESIGN "Stats per mode").
+//!
+//! Two halves are combined into one [`ModeStats`]:
+//! - [`ModeCounters`], kept by the mode's own thread (received records, loss, resyncs, CPU time of
+//!   that thread, kernel memory of its maps) and sent along with each batch;
+//! - [`ApplyStats`], kept by the store owner when it applies the batch (applied records, lag
+//!   from the record's `ktime_ns` to the apply time, both CLOCK_MONOTONIC).
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::mode::ModeKind;
+
+/// Current CLOCK_MONOTONIC time in ns (the clock of `bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time consumed by the calling thread, ns (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time consumed by the whole process, ns (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; the clocks used here always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Events per second over `elapsed_ns`; 0 when no time has passed.
+pub fn rate_per_s(events: u64, elapsed_ns: u64) -> f64 {
+    if elapsed_ns == 0 {
+        0.0
+    } else {
+        events as f64 * 1e9 / elapsed_ns as f64
+    }
+}
+
+/// Counters kept by a mode's thread. Cumulative since the mode started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ModeCounters {
+    /// Records (or, for poll, changed entries) taken from the transport.
+    pub received: u64,
+    /// Records rejected by the decoder (malformed, unknown kind): counted and skipped.
+    pub decode_errors: u64,
+    /// Records lost: sequence numbers that never arrived (settled gaps).
+    pub seq_gaps: u64,
+    /// Kernel-side transport failures for this mode (ring reserve / perf output failed).
+    pub kernel_drops: u64,
+    /// `PERF_RECORD_LOST` counts (perf mode only).
+    pub perf_lost: u64,
+    /// Resyncs from the state maps after detected loss.
+    pub resyncs: u64,
+    /// Batches handed to the store.
+    pub batches: u64,
+    /// Largest batch handed to the store.
+    pub max_batch: u64,
+    /// Kernel memory of this mode's maps and buffers, bytes (`memlock` from fdinfo, plus perf
+    /// buffer pages).
+    pub kernel_bytes: u64,
+    /// Memory of this mode's own user-space buffers, bytes (allocated capacity).
+    pub buffer_bytes: u64,
+    /// CPU time of the mode's thread, ns.
+    pub cpu_ns: u64,
+    /// When the mode started, CLOCK_MONOTONIC ns.
+    pub started_ns: u64,
+    /// Poll only: changes (poll sequence numbers) that happened but were overwritten before a
+    /// snapshot saw them.
+    pub unobserved_changes: u64,
+    /// Poll only: live entries that vanished from an LRU state map (evicted).
+    pub evictions: u64,
+    /// Poll only: which map read path is in use ("batch" or "key_iteration").
+    pub read_path: Option<&'static str>,
+    /// Poll only: duration of the last full map read, ns.
+    pub last_read_ns: u64,
+}
+
+/// Apply-side statistics of one mode, kept by the store owner.
+#[derive(Debug)]
+pub struct ApplyStats {
+    /// Records applied (including stale ones that did not change a row).
+    pub applied: u64,
+    /// Changes ignored because the row already had a newer one.
+    pub stale: u64,
+    lag_total: Histogram<u64>,
+    lag_window: Histogram<u64>,
+}
+
+impl Default for ApplyStats {
+    fn default() -> Self {
+        ApplyStats {
+            applied: 0,
+            stale: 0,
+            lag_total: new_lag_histogram(),
+            lag_window: new_lag_histogram(),
+        }
+    }
+}
+
+fn new_lag_histogram() -> Histogram<u64> {
+    // 1 ns .. 1 h with 3 significant digits; values beyond are clamped by `saturating_record`.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+impl ApplyStats {
+    /// Records one applied change whose kernel time was `changed_ns`, applied at `now_ns`.
+    /// A change without a kernel time (0) or from the future (clock skew) records no lag.
+    pub fn record_apply(&mut self, changed_ns: u64, now_ns: u64, stale: bool) {
+        self.applied += 1;
+        self.stale += stale as u64;
+        if changed_ns != 0 && now_ns >= changed_ns {
+            let lag = (now_ns - changed_ns).max(1);
+            self.lag_total.saturating_record(lag);
+            self.lag_window.saturating_record(lag);
+        }
+    }
+
+    /// Lag percentiles over everything applied so far: (p50, p99, max), ns.
+    pub fn lag_total(&self) -> (u64, u64, u64) {
+        percentiles(&self.lag_total)
+    }
+
+    /// Lag percentiles since the last call, then starts a new window: (p50, p99, max), ns.
+    pub fn take_lag_window(&mut self) -> (u64, u64, u64) {
+        let result = percentiles(&self.lag_window);
+        self.lag_window.reset();
+        result
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64) {
+    if h.is_empty() {
+        return (0, 0, 0);
+    }
+    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+}
+
+/// The combined, serialisable statistics of one mode: the `{"stats": {...}}` line of the JSON
+/// contract (field names fixed by DESIGN; extra fields are additions).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ModeStats {
+    /// "ring", "perf" or "poll".
+    pub mode: &'static str,
+    /// Changes applied to this mode's tables.
+    pub events: u64,
+    /// `events` divided by the time the mode has run.
+    pub events_per_s: f64,
+    /// Median lag from kernel change to user-space apply, ns.
+    pub lag_p50_ns: u64,
+    /// 99th percentile lag, ns.
+    pub lag_p99_ns: u64,
+    /// Largest lag, ns.
+    pub lag_max_ns: u64,
+    /// Records lost: settled sequence gaps (these include the kernel transport failures and
+    /// perf-lost records, which are also shown on their own below).
+    pub drops: u64,
+    /// Resyncs from the state maps.
+    pub resyncs: u64,
+    /// Kernel memory of this mode's maps and buffers, bytes.
+    pub kernel_bytes: u64,
+    /// User-space memory of this mode: its tables plus its buffers, bytes (allocated capacity).
+    pub user_bytes: u64,
+    /// CPU time of this mode's thread, ns.
+    pub cpu_ns: u64,
+    /// Kernel-side transport failures (ring reserve / perf output).
+    pub kernel_drops: u64,
+    /// `PERF_RECORD_LOST` counts.
+    pub perf_lost: u64,
+    /// Records rejected by the decoder.
+    pub decode_errors: u64,
+    /// Changes ignored as older than the row.
+    pub stale: u64,
+    /// Batches applied.
+    pub batches: u64,
+    /// Poll: changes never observed individually.
+    pub unobserved_changes: u64,
+    /// Poll: LRU evictions seen.
+    pub evictions: u64,
+    /// Poll: "batch" or "key_iteration".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_path: Option<&'static str>,
+    /// Rows in this mode's processes table.
+    pub process_rows: usize,
+    /// Rows in this mode's connections table.
+    pub connection_rows: usize,
+    /// How long the mode has run, ns.
+    pub elapsed_ns: u64,
+}
+
+impl ModeStats {
+    /// Combines the two halves. `table_bytes` is the store's measure of the mode's tables.
+    pub fn combine(
+        mode: ModeKind,
+        counters: &ModeCounters,
+        apply: &ApplyStats,
+        table_bytes: u64,
+        rows: (usize, usize),
+        now_ns: u64,
+    ) -> Self {
+        let (lag_p50_ns, lag_p99_ns, lag_max_ns) = apply.lag_total();
+        let elapsed_ns = now_ns.saturating_sub(counters.started_ns);
+        ModeStats {
+            mode: mode.name(),
+            events: apply.applied,
+            events_per_s: rate_per_s(apply.applied, elapsed_ns),
+            lag_p50_ns,
+            lag_p99_ns,
+            lag_max_ns,
+            drops: counters.seq_gaps,
+            resyncs: counters.resyncs,
+            kernel_bytes: counters.kernel_bytes,
+            user_bytes: table_bytes + counters.buffer_bytes,
+            cpu_ns: counters.cpu_ns,
+            kernel_drops: counters.kernel_drops,
+            perf_lost: counters.perf_lost,
+            decode_errors: counters.decode_errors,
+            stale: apply.stale,
+            batches: counters.batches,
+            unobserved_changes: counters.unobserved_changes,
+            evictions: counters.evictions,
+            read_path: counters.read_path,
+            process_rows: rows.0,
+            connection_rows: rows.1,
+            elapsed_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_handles_zero_time() {
+        assert_eq!(rate_per_s(10, 0), 0.0);
+        assert_eq!(rate_per_s(10, 2_000_000_000), 5.0);
+    }
+
+    #[test]
+    fn lag_percentiles_come_from_the_histogram() {
+        let mut s = ApplyStats::default();
+        for lag in 1..=100u64 {
+            s.record_apply(1_000, 1_000 + lag * 1_000, false);
+        }
+        s.record_apply(0, 5, true); // no kernel time: counted, no lag
+        let (p50, p99, max) = s.lag_total();
+        assert!((49_000..=51_000).contains(&p50), "p50 {p50}");
+        assert!((98_000..=100_100).contains(&p99), "p99 {p99}");
+        assert!((100_000..=100_100).contains(&max), "max {max}");
+        assert_eq!(s.applied, 101);
+        assert_eq!(s.stale, 1);
+        assert_eq!(s.take_lag_window().2, max);
+        assert_eq!(s.take_lag_window(), (0, 0, 0));
+    }
+
+    #[test]
+    fn clocks_move_forward() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(b >= a && a > 0);
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        assert!(thread_cpu_ns() > 0);
+    }
+}

@@ -1,0 +1,275 @@
+//! The table store: one [`ModeTables`] per mode, owned by one thread (the store owner), which
+//! applies [`ModeBatch`]es in arrival order. Views read it; nothing else writes it.
+
+use crate::{
+    mode::{ModeBatch, ModeKind, Resync},
+    record::RowChange,
+    row::{ConnectionRow, ProcessRow, RowOrigin, TableRow},
+    stats::{monotonic_ns, ApplyStats, ModeCounters, ModeStats},
+    table::{OrderedTable, ProcessTable, Retention, UpsertOutcome},
+};
+
+/// The two tables of one mode, with that mode's stats.
+#[derive(Debug)]
+pub struct ModeTables {
+    /// Processes in first-seen order.
+    pub processes: ProcessTable,
+    /// TCP connections in first-seen order.
+    pub connections: OrderedTable<ConnectionRow>,
+    /// Apply-side stats (lag, applied count).
+    pub apply: ApplyStats,
+    /// The mode's own counters, as of its last batch.
+    pub counters: ModeCounters,
+    /// Whether this mode is running (has sent at least one batch and has not failed).
+    pub active: bool,
+    /// Why the mode stopped, if it failed.
+    pub failure: Option<String>,
+}
+
+impl ModeTables {
+    fn new(start_tolerance_ns: u64) -> Self {
+        ModeTables {
+            processes: ProcessTable::new(start_tolerance_ns),
+            connections: OrderedTable::new(),
+            apply: ApplyStats::default(),
+            counters: ModeCounters::default(),
+            active: false,
+            failure: None,
+        }
+    }
+
+    /// Allocated bytes of this mode's tables (capacity × element size, plus the hash index).
+    pub fn table_bytes(&self) -> u64 {
+        fn bytes<R: TableRow>(len: usize) -> u64 {
+            // indexmap stores (hash, key, value) entries in a Vec and a usize per slot in its
+            // index; rows are counted at their in-memory size.
+            let entry = std::mem::size_of::<(u64, R::Key, R)>() + std::mem::size_of::<usize>() + 1;
+            (len.next_power_of_two() * entry) as u64
+        }
+        bytes::<ProcessRow>(self.processes.rows().len())
+            + bytes::<ConnectionRow>(self.connections.len())
+    }
+}
+
+/// All modes' tables.
+#[derive(Debug)]
+pub struct TableStore {
+    modes: [ModeTables; 3],
+    retention: Retention,
+}
+
+impl TableStore {
+    /// An empty store. `start_tolerance_ns` is how far /proc start times may be from the
+    /// kernel's (one clock tick plus slack); `retention` bounds finished rows.
+    pub fn new(start_tolerance_ns: u64, retention: Retention) -> Self {
+        TableStore {
+            modes: [
+                ModeTables::new(start_tolerance_ns),
+                ModeTables::new(start_tolerance_ns),
+                ModeTables::new(start_tolerance_ns),
+            ],
+            retention,
+        }
+    }
+
+    /// The tables of one mode.
+    pub fn mode(&self, mode: ModeKind) -> &ModeTables {
+        &self.modes[mode.index()]
+    }
+
+    /// Mutable access for the store owner (e.g. to take a lag window).
+    pub fn mode_mut(&mut self, mode: ModeKind) -> &mut ModeTables {
+        &mut self.modes[mode.index()]
+    }
+
+    /// Retention in force.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Seeds every mode's tables with rows read from /proc (origin `Procfs`, seq 0).
+    pub fn seed(&mut self, processes: &[ProcessRow], connections: &[ConnectionRow]) {
+        for tables in &mut self.modes {
+            for row in processes {
+                tables.processes.upsert(row.clone());
+            }
+            for row in connections {
+                tables.connections.upsert(row.clone());
+            }
+        }
+    }
+
+    /// Applies one batch: the resync first (if any), then the changes in order.
+    pub fn apply(&mut self, batch: ModeBatch) {
+        let tables = &mut self.modes[batch.mode.index()];
+        tables.active = true;
+        tables.counters = batch.counters;
+        let now = monotonic_ns();
+        if let Some(resync) = batch.resync {
+            apply_resync(tables, resync);
+        }
+        for change in batch.changes {
+            match change {
+                RowChange::Process(row) => {
+                    let changed = row.changed_ns;
+                    let outcome = tables.processes.upsert(row);
+                    tables
+                        .apply
+                        .record_apply(changed, now, outcome == UpsertOutcome::Stale);
+                }
+                RowChange::Connection(row) => {
+                    let changed = row.changed_ns;
+                    let outcome = tables.connections.upsert(row);
+                    tables
+                        .apply
+                        .record_apply(changed, now, outcome == UpsertOutcome::Stale);
+                }
+            }
+        }
+    }
+
+    /// Records that a mode failed; its tables keep what they had.
+    pub fn mark_failed(&mut self, mode: ModeKind, error: String) {
+        let tables = &mut self.modes[mode.index()];
+        tables.failure = Some(error);
+        tables.active = false;
+    }
+
+    /// Reaps finished rows in every mode according to the retention. Returns rows removed.
+    pub fn reap(&mut self, now_ns: u64) -> usize {
+        let retention = self.retention;
+        self.modes
+            .iter_mut()
+            .map(|t| t.processes.reap(now_ns, retention) + t.connections.reap(now_ns, retention))
+            .sum()
+    }
+
+    /// Combined stats of one mode as of now.
+    pub fn stats(&self, mode: ModeKind) -> ModeStats {
+        let tables = self.mode(mode);
+        ModeStats::combine(
+            mode,
+            &tables.counters,
+            &tables.apply,
+            tables.table_bytes(),
+            (tables.processes.rows().len(), tables.connections.len()),
+            monotonic_ns(),
+        )
+    }
+}
+
+/// Replaces a mode's kernel-origin rows by the state maps' content: every entry is upserted
+/// (with the resync's seq, so only newer records override it); live kernel rows that are no
+/// longer in the maps are removed (their exit was lost and the entry already reaped, or an LRU
+/// map evicted them). Finished rows and /proc rows stay until retention or a kernel change.
+fn apply_resync(tables: &mut ModeTables, resync: Resync) {
+    use std::collections::HashSet;
+    let live_procs: HashSet<_> = resync.processes.iter().map(|r| r.key).collect();
+    let live_conns: HashSet<_> = resync.connections.iter().map(|r| r.key).collect();
+    tables.processes.retain(|r| {
+        r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key)
+    });
+    tables.connections.retain(|r| {
+        r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key)
+    });
+    // The resync's seq is the highest the mode had seen when it read the map: a row already
+    // holding that seq is current; older rows are replaced.
+    for row in resync.processes {
+        tables.processes.upsert(row);
+    }
+    for row in resync.connections {
+        tables.connections.upsert(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_common::{proc_flags, ProcKey, ProcState};
+
+    fn proc_row(tgid: u32, seq: u64, exited: bool) -> ProcessRow {
+        ProcessRow {
+            key: ProcKey {
+                tgid,
+                pad: 0,
+                start_ns: tgid as u64,
+            },
+            state: ProcState {
+                flags: if exited { proc_flags::EXITED } else { 0 },
+                exit_ns: if exited { 10 } else { 0 },
+                ..Default::default()
+            },
+            seq,
+            changed_ns: 1,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
+    fn batch(mode: ModeKind, changes: Vec<RowChange>, resync: Option<Resync>) -> ModeBatch {
+        ModeBatch {
+            mode,
+            changes,
+            resync,
+            counters: ModeCounters::default(),
+        }
+    }
+
+    #[test]
+    fn batches_go_to_their_mode_only() {
+        let mut store = TableStore::new(0, Retention::default());
+        store.apply(batch(
+            ModeKind::Perf,
+            vec![RowChange::Process(proc_row(1, 1, false))],
+            None,
+        ));
+        assert_eq!(store.mode(ModeKind::Perf).processes.rows().len(), 1);
+        assert_eq!(store.mode(ModeKind::Ring).processes.rows().len(), 0);
+        let stats = store.stats(ModeKind::Perf);
+        assert_eq!(stats.events, 1);
+        assert_eq!(stats.mode, "perf");
+        assert!(stats.lag_max_ns > 0);
+    }
+
+    #[test]
+    fn resync_converges_to_the_map() {
+        let mut store = TableStore::new(0, Retention::default());
+        store.apply(batch(
+            ModeKind::Ring,
+            vec![
+                RowChange::Process(proc_row(1, 1, false)),
+                RowChange::Process(proc_row(2, 2, false)),
+                RowChange::Process(proc_row(3, 3, true)),
+            ],
+            None,
+        ));
+        // The map no longer has 1 (reaped after a lost exit); 2 exited meanwhile; 4 is new.
+        let resync = Resync {
+            processes: vec![proc_row(2, 10, true), proc_row(4, 10, false)],
+            connections: vec![],
+        };
+        store.apply(batch(ModeKind::Ring, vec![], Some(resync)));
+        let tgids: Vec<(u32, bool)> = store
+            .mode(ModeKind::Ring)
+            .processes
+            .rows()
+            .iter()
+            .map(|r| (r.key.tgid, r.is_exited()))
+            .collect();
+        assert_eq!(tgids, vec![(2, true), (3, true), (4, false)]);
+        // An in-flight record older than the resync is stale.
+        store.apply(batch(
+            ModeKind::Ring,
+            vec![RowChange::Process(proc_row(2, 5, false))],
+            None,
+        ));
+        assert!(store
+            .mode(ModeKind::Ring)
+            .processes
+            .rows()
+            .iter()
+            .next()
+            .unwrap()
+            .is_exited());
+        assert_eq!(store.stats(ModeKind::Ring).stale, 1);
+    }
+}

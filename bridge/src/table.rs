@@ -1,0 +1,360 @@
+//! Ordered tables: `IndexMap` keyed by entity identity, in first-seen order.
+//!
+//! Guarantees:
+//! - insert, update and lookup are O(1); iteration is in first-seen order;
+//! - a row is only replaced by a change with a higher `seq` ("highest seq wins"), so records that
+//!   arrive out of order (perf CPUs, in-flight records after a resync) never roll a row back;
+//! - finished rows (exited / closed) stay until [`OrderedTable::reap`] removes them, in one
+//!   `retain` pass, once older than the retention time or beyond the retention count;
+//! - sorting is a permutation computed on demand ([`OrderedTable::sorted_keys`]); the table
+//!   itself is never reordered by a sort.
+
+use indexmap::IndexMap;
+
+use crate::row::{ProcessRow, RowOrigin, TableRow};
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    /// A new row was appended.
+    Inserted,
+    /// An existing row was replaced by a newer change.
+    Updated,
+    /// The change was older than (or as old as) the row: ignored.
+    Stale,
+}
+
+/// How long and how many finished rows are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished rows older than this (since they finished) are reaped, ns.
+    pub max_age_ns: u64,
+    /// At most this many finished rows are kept; the oldest-finished go first.
+    pub max_finished: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age_ns: 60_000_000_000,
+            max_finished: 10_000,
+        }
+    }
+}
+
+/// An ordered table of rows of one kind.
+#[derive(Clone, Debug)]
+pub struct OrderedTable<R: TableRow> {
+    rows: IndexMap<R::Key, R>,
+    finished: usize,
+}
+
+impl<R: TableRow> Default for OrderedTable<R> {
+    fn default() -> Self {
+        OrderedTable {
+            rows: IndexMap::new(),
+            finished: 0,
+        }
+    }
+}
+
+impl<R: TableRow> OrderedTable<R> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of rows (live and finished).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Number of finished rows awaiting reaping.
+    pub fn finished_len(&self) -> usize {
+        self.finished
+    }
+
+    /// The row with this key.
+    pub fn get(&self, key: &R::Key) -> Option<&R> {
+        self.rows.get(key)
+    }
+
+    /// Position of the row in first-seen order.
+    pub fn position(&self, key: &R::Key) -> Option<usize> {
+        self.rows.get_index_of(key)
+    }
+
+    /// The row at a first-seen position.
+    pub fn get_index(&self, index: usize) -> Option<&R> {
+        self.rows.get_index(index).map(|(_, r)| r)
+    }
+
+    /// Rows in first-seen order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &R> + '_ {
+        self.rows.values()
+    }
+
+    /// Applies a change: inserts a new row or replaces an older one (higher `seq` wins; a row
+    /// whose `seq` is 0, i.e. from /proc, is replaced by any kernel change).
+    pub fn upsert(&mut self, row: R) -> UpsertOutcome {
+        let finished = row.finished_ns().is_some();
+        match self.rows.get_mut(&row.key()) {
+            Some(existing) => {
+                if row.seq() <= existing.seq() && existing.seq() != 0 {
+                    return UpsertOutcome::Stale;
+                }
+                let was_finished = existing.finished_ns().is_some();
+                *existing = row;
+                self.finished = self.finished + finished as usize - was_finished as usize;
+                UpsertOutcome::Updated
+            }
+            None => {
+                self.rows.insert(row.key(), row);
+                self.finished += finished as usize;
+                UpsertOutcome::Inserted
+            }
+        }
+    }
+
+    /// Replaces the key of the row at `index` keeping its position; used when a /proc row's
+    /// approximate key is replaced by the kernel's exact one. Returns false (and changes
+    /// nothing) when `new_key` already exists.
+    pub(crate) fn rekey(&mut self, index: usize, new_key: R::Key) -> bool {
+        self.rows.replace_index(index, new_key).is_ok()
+    }
+
+    /// Removes finished rows that are older than `retention.max_age_ns` at `now_ns`, then the
+    /// oldest-finished ones beyond `retention.max_finished`. One pass over the table (plus a
+    /// selection when the count bound bites). Returns the number of rows removed.
+    pub fn reap(&mut self, now_ns: u64, retention: Retention) -> usize {
+        if self.finished == 0 {
+            return 0;
+        }
+        let mut cutoff_ns = now_ns.saturating_sub(retention.max_age_ns);
+        let mut young: Vec<u64> = self
+            .rows
+            .values()
+            .filter_map(|r| r.finished_ns())
+            .filter(|t| *t >= cutoff_ns)
+            .collect();
+        if young.len() > retention.max_finished {
+            // Keep the `max_finished` most recently finished rows.
+            let drop = young.len() - retention.max_finished;
+            young.select_nth_unstable(drop);
+            cutoff_ns = cutoff_ns.max(young[drop]);
+        }
+        let before = self.rows.len();
+        self.rows
+            .retain(|_, r| r.finished_ns().is_none_or(|t| t >= cutoff_ns));
+        let removed = before - self.rows.len();
+        self.finished -= removed;
+        removed
+    }
+
+    /// Removes every row for which `keep` returns false (one `retain` pass).
+    pub fn retain(&mut self, mut keep: impl FnMut(&R) -> bool) {
+        self.rows.retain(|_, r| keep(r));
+        self.finished = self
+            .rows
+            .values()
+            .filter(|r| r.finished_ns().is_some())
+            .count();
+    }
+
+    /// Keys of the rows accepted by `filter`, ordered by `cmp` (stable: ties keep first-seen
+    /// order). O(n log n) in the number of accepted rows; the table is not modified.
+    pub fn sorted_keys(
+        &self,
+        mut filter: impl FnMut(&R) -> bool,
+        mut cmp: impl FnMut(&R, &R) -> std::cmp::Ordering,
+    ) -> Vec<R::Key> {
+        let mut picked: Vec<&R> = self.rows.values().filter(|r| filter(r)).collect();
+        picked.sort_by(|a, b| cmp(a, b));
+        picked.into_iter().map(|r| r.key()).collect()
+    }
+}
+
+/// The processes table: an [`OrderedTable`] that also merges /proc rows with kernel rows.
+///
+/// /proc gives a start time accurate to one clock tick; the kernel's is exact. When a kernel
+/// change arrives for a tgid that only has a /proc row with a start time within the tolerance,
+/// the /proc row takes the exact key in place (its position is kept) before the change applies.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessTable {
+    table: OrderedTable<ProcessRow>,
+    seeded_by_tgid: std::collections::HashMap<u32, probe_common::ProcKey>,
+    start_tolerance_ns: u64,
+}
+
+impl ProcessTable {
+    /// An empty table; `start_tolerance_ns` is how far a /proc start time may be from the
+    /// kernel's for the same process (one clock tick plus slack).
+    pub fn new(start_tolerance_ns: u64) -> Self {
+        ProcessTable {
+            start_tolerance_ns,
+            ..Default::default()
+        }
+    }
+
+    /// The underlying ordered table (read-only).
+    pub fn rows(&self) -> &OrderedTable<ProcessRow> {
+        &self.table
+    }
+
+    /// Applies a process change (kernel or /proc origin).
+    pub fn upsert(&mut self, row: ProcessRow) -> UpsertOutcome {
+        if row.origin == RowOrigin::Procfs {
+            if self.table.get(&row.key).is_none() {
+                self.seeded_by_tgid.insert(row.key.tgid, row.key);
+            }
+            return self.table.upsert(row);
+        }
+        if self.table.get(&row.key).is_none() {
+            if let Some(seed_key) = self.seeded_by_tgid.remove(&row.key.tgid) {
+                let close = seed_key.start_ns.abs_diff(row.key.start_ns) <= self.start_tolerance_ns;
+                if let (true, Some(index)) = (close, self.table.position(&seed_key)) {
+                    self.table.rekey(index, row.key);
+                }
+            }
+        }
+        self.table.upsert(row)
+    }
+
+    /// See [`OrderedTable::reap`].
+    pub fn reap(&mut self, now_ns: u64, retention: Retention) -> usize {
+        let removed = self.table.reap(now_ns, retention);
+        if removed > 0 {
+            let table = &self.table;
+            self.seeded_by_tgid.retain(|_, key| table.get(key).is_some());
+        }
+        removed
+    }
+
+    /// See [`OrderedTable::retain`].
+    pub fn retain(&mut self, keep: impl FnMut(&ProcessRow) -> bool) {
+        self.table.retain(keep);
+        let table = &self.table;
+        self.seeded_by_tgid.retain(|_, key| table.get(key).is_some());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_common::{proc_flags, ProcKey, ProcState};
+
+    fn row(tgid: u32, start_ns: u64, seq: u64) -> ProcessRow {
+        ProcessRow {
+            key: ProcKey {
+                tgid,
+                pad: 0,
+                start_ns,
+            },
+            state: ProcState {
+                start_ns,
+                ..Default::default()
+            },
+            seq,
+            changed_ns: seq,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
+    fn exited(mut r: ProcessRow, exit_ns: u64) -> ProcessRow {
+        r.state.flags |= proc_flags::EXITED;
+        r.state.exit_ns = exit_ns;
+        r
+    }
+
+    #[test]
+    fn keeps_first_seen_order_and_highest_seq() {
+        let mut t = OrderedTable::new();
+        assert_eq!(t.upsert(row(3, 30, 1)), UpsertOutcome::Inserted);
+        assert_eq!(t.upsert(row(1, 10, 2)), UpsertOutcome::Inserted);
+        let mut newer = row(3, 30, 5);
+        newer.state.cpu_ns = 99;
+        assert_eq!(t.upsert(newer), UpsertOutcome::Updated);
+        assert_eq!(t.upsert(row(3, 30, 4)), UpsertOutcome::Stale);
+        let order: Vec<u32> = t.iter().map(|r| r.key.tgid).collect();
+        assert_eq!(order, vec![3, 1]);
+        assert_eq!(t.get(&row(3, 30, 0).key).unwrap().state.cpu_ns, 99);
+    }
+
+    #[test]
+    fn pid_reuse_makes_two_rows() {
+        let mut t = OrderedTable::new();
+        t.upsert(exited(row(42, 100, 1), 150));
+        t.upsert(row(42, 200, 2));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.finished_len(), 1);
+    }
+
+    #[test]
+    fn reap_by_age_and_count() {
+        let mut t = OrderedTable::new();
+        for i in 0..10u32 {
+            t.upsert(exited(row(i, i as u64, i as u64 + 1), 1000 + i as u64));
+        }
+        t.upsert(row(100, 5, 50));
+        // Age: finished before 1005 go.
+        let removed = t.reap(
+            2005,
+            Retention {
+                max_age_ns: 1000,
+                max_finished: 100,
+            },
+        );
+        assert_eq!(removed, 5);
+        assert_eq!(t.finished_len(), 5);
+        // Count: keep the 2 most recently finished.
+        t.reap(
+            2005,
+            Retention {
+                max_age_ns: 10_000,
+                max_finished: 2,
+            },
+        );
+        let left: Vec<u32> = t.iter().map(|r| r.key.tgid).collect();
+        assert_eq!(left, vec![8, 9, 100]);
+        assert_eq!(t.finished_len(), 2);
+    }
+
+    #[test]
+    fn sorted_keys_is_a_stable_permutation() {
+        let mut t = OrderedTable::new();
+        for (tgid, cpu) in [(1, 5), (2, 9), (3, 5), (4, 1)] {
+            let mut r = row(tgid, tgid as u64, 1);
+            r.state.cpu_ns = cpu;
+            t.upsert(r);
+        }
+        let keys = t.sorted_keys(|_| true, |a, b| b.state.cpu_ns.cmp(&a.state.cpu_ns));
+        let tgids: Vec<u32> = keys.iter().map(|k| k.tgid).collect();
+        assert_eq!(tgids, vec![2, 1, 3, 4]);
+        let odd = t.sorted_keys(|r| r.key.tgid % 2 == 1, |a, b| a.key.cmp(&b.key));
+        assert_eq!(odd.len(), 2);
+        // The table's own order is untouched.
+        assert_eq!(t.get_index(0).unwrap().key.tgid, 1);
+    }
+
+    #[test]
+    fn procfs_row_takes_the_exact_kernel_key_in_place() {
+        let mut t = ProcessTable::new(10_000_000);
+        let mut seed = row(7, 1_000_000_000, 0);
+        seed.origin = RowOrigin::Procfs;
+        t.upsert(seed);
+        t.upsert(row(8, 5, 1));
+        // Kernel start time differs by 3 ms (within one tick).
+        let exact = row(7, 1_003_000_000, 4);
+        assert_eq!(t.upsert(exact.clone()), UpsertOutcome::Updated);
+        assert_eq!(t.rows().len(), 2);
+        assert_eq!(t.rows().get_index(0).unwrap(), &exact);
+        // A later process reusing pid 7 is a new row.
+        assert_eq!(t.upsert(row(7, 9_000_000_000, 5)), UpsertOutcome::Inserted);
+        assert_eq!(t.rows().len(), 3);
+    }
+}
