@@ -5,12 +5,14 @@
 //! views. No terminal code lives here.
 
 pub mod kernel_offsets;
+pub mod loader;
 pub mod map_batch;
 pub mod mode;
 pub mod procfs_seed;
 pub mod record;
 pub mod row;
 pub mod seq_gap;
+pub mod session;
 pub mod stats;
 pub mod store;
 pub mod table;

@@ -809,21 +809,36 @@ pub mod test_support {
         Ok(())
     }
 
-    /// `BPF_MAP_DELETE_ELEM`.
+    /// `BPF_MAP_DELETE_ELEM`; see [`super::delete_elem`].
     ///
     /// # Panics
     /// When `key` is not the map's key size.
     pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<(), MapDumpError> {
-        let info = map_info(fd)?;
-        assert_eq!(key.len(), info.key_size as usize, "key size");
-        let mut attr = MapElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            key: key.as_ptr() as u64,
-            ..Default::default()
-        };
-        // SAFETY: key is readable for the map's key size (asserted above).
-        unsafe { sys_bpf(BpfCmd::MapDeleteElem, &mut attr)? };
-        Ok(())
+        super::delete_elem(fd, key).map(|_| ())
+    }
+}
+
+/// `BPF_MAP_DELETE_ELEM`: removes `key` from a hash map. Returns `Ok(false)` when the key was
+/// not there (ENOENT). The key length is checked against the map's key size first (one extra
+/// `BPF_OBJ_GET_INFO_BY_FD`), so a wrong length is an error, never an out-of-bounds read.
+pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, MapDumpError> {
+    let info = map_info(fd)?;
+    if key.len() != info.key_size as usize {
+        return Err(MapDumpError::KeySizeMismatch {
+            expected: info.key_size as usize,
+            actual: key.len(),
+        });
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: key is readable for the map's key size (checked above).
+    match unsafe { sys_bpf(BpfCmd::MapDeleteElem, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

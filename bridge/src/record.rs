@@ -206,10 +206,7 @@ pub fn encode_conn(record: &ConnRecord) -> Vec<u8> {
 fn as_bytes<T: Copy>(value: &T) -> &[u8] {
     // SAFETY: T is a repr(C) probe_common type without implicit padding.
     unsafe {
-        std::slice::from_raw_parts(
-            (value as *const T).cast::<u8>(),
-            std::mem::size_of::<T>(),
-        )
+        std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
     }
 }
 
@@ -278,12 +275,18 @@ mod tests {
     #[test]
     fn rejects_truncated_records() {
         let bytes = encode_proc(&proc_record(kind::PROC_FORK));
-        assert_eq!(decode(&bytes[..10]), Err(DecodeError::Truncated { len: 10 }));
+        assert_eq!(
+            decode(&bytes[..10]),
+            Err(DecodeError::Truncated { len: 10 })
+        );
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1]),
             Err(DecodeError::BadLength { .. })
         ));
-        assert!(matches!(decode(&[]), Err(DecodeError::Truncated { len: 0 })));
+        assert!(matches!(
+            decode(&[]),
+            Err(DecodeError::Truncated { len: 0 })
+        ));
     }
 
     #[test]
@@ -293,7 +296,10 @@ mod tests {
         assert!(matches!(decode(&bytes), Err(DecodeError::BadLength { .. })));
         assert!(decode_padded(&bytes).is_ok());
         bytes.extend([0u8; 64]);
-        assert!(matches!(decode_padded(&bytes), Err(DecodeError::BadLength { .. })));
+        assert!(matches!(
+            decode_padded(&bytes),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]
@@ -302,7 +308,10 @@ mod tests {
         record.header.len = 4096;
         assert!(matches!(
             decode(&encode_proc(&record)),
-            Err(DecodeError::BadLength { header_len: 4096, .. })
+            Err(DecodeError::BadLength {
+                header_len: 4096,
+                ..
+            })
         ));
     }
 
@@ -322,10 +331,16 @@ mod tests {
         ));
         let mut bad_table = proc_record(kind::PROC_FORK);
         bad_table.header.table = 7;
-        assert_eq!(decode(&encode_proc(&bad_table)), Err(DecodeError::UnknownTable(7)));
+        assert_eq!(
+            decode(&encode_proc(&bad_table)),
+            Err(DecodeError::UnknownTable(7))
+        );
         let mut bad_version = proc_record(kind::PROC_FORK);
         bad_version.header.version = 200;
-        assert_eq!(decode(&encode_proc(&bad_version)), Err(DecodeError::BadVersion(200)));
+        assert_eq!(
+            decode(&encode_proc(&bad_version)),
+            Err(DecodeError::BadVersion(200))
+        );
     }
 
     #[test]

@@ -166,12 +166,12 @@ fn apply_resync(tables: &mut ModeTables, resync: Resync) {
     use std::collections::HashSet;
     let live_procs: HashSet<_> = resync.processes.iter().map(|r| r.key).collect();
     let live_conns: HashSet<_> = resync.connections.iter().map(|r| r.key).collect();
-    tables.processes.retain(|r| {
-        r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key)
-    });
-    tables.connections.retain(|r| {
-        r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key)
-    });
+    tables
+        .processes
+        .retain(|r| r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key));
+    tables
+        .connections
+        .retain(|r| r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key));
     // The resync's seq is the highest the mode had seen when it read the map: a row already
     // holding that seq is current; older rows are replaced.
     for row in resync.processes {

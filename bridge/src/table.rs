@@ -230,7 +230,8 @@ impl ProcessTable {
         let removed = self.table.reap(now_ns, retention);
         if removed > 0 {
             let table = &self.table;
-            self.seeded_by_tgid.retain(|_, key| table.get(key).is_some());
+            self.seeded_by_tgid
+                .retain(|_, key| table.get(key).is_some());
         }
         removed
     }
@@ -239,7 +240,8 @@ impl ProcessTable {
     pub fn retain(&mut self, keep: impl FnMut(&ProcessRow) -> bool) {
         self.table.retain(keep);
         let table = &self.table;
-        self.seeded_by_tgid.retain(|_, key| table.get(key).is_some());
+        self.seeded_by_tgid
+            .retain(|_, key| table.get(key).is_some());
     }
 }
 

@@ -55,9 +55,7 @@ impl std::str::FromStr for ModeKind {
             "ring" => Ok(ModeKind::Ring),
             "perf" => Ok(ModeKind::Perf),
             "poll" => Ok(ModeKind::Poll),
-            other => Err(format!(
-                "unknown mode `{other}` (valid: ring, perf, poll)"
-            )),
+            other => Err(format!("unknown mode `{other}` (valid: ring, perf, poll)")),
         }
     }
 }

@@ -1,0 +1,50 @@
+//! The embedded probes load, attach and accept their config on the running kernel.
+mod common;
+
+use bridge::{loader::ProbeSettings, loader::Probes, mode::ModeKind};
+
+#[test]
+fn probes_load_attach_and_take_config() {
+    if !common::privileged_or_skip("probes_load_attach_and_take_config") {
+        return;
+    }
+    let settings = ProbeSettings {
+        modes: vec![ModeKind::Ring, ModeKind::Poll],
+        ring_bytes: 1 << 20,
+        ring_wakeup_every: 1,
+        use_lru_maps: false,
+        update_interval_ns: 10_000_000,
+        filter_tgid: 0,
+        filter_port: 0,
+        state_map_entries: 4096,
+    };
+    let probes = Probes::load_and_attach(&settings).expect("probes load");
+    let config = probes.read_config().unwrap();
+    assert_eq!(config.modes_enabled, 0b101);
+    assert!(probes.notes().is_empty(), "notes: {:?}", probes.notes());
+    // Some scheduling happens within 200 ms: sequence counters move for enabled modes only.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = std::process::Command::new("true").status();
+    assert!(
+        probes
+            .sequence(ModeKind::Ring, probe_common::table::PROCESSES)
+            .unwrap()
+            > 0
+    );
+    assert!(
+        probes
+            .sequence(ModeKind::Poll, probe_common::table::PROCESSES)
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        probes
+            .sequence(ModeKind::Perf, probe_common::table::PROCESSES)
+            .unwrap(),
+        0
+    );
+    let mut scratch = bridge::map_batch::MapDump::new();
+    let (procs, _) = probes.read_processes(&mut scratch).unwrap();
+    assert!(!procs.is_empty());
+    assert!(probes.ring_kernel_bytes() >= 1 << 20);
+}
