@@ -87,12 +87,16 @@ struct ConnOwner {
 
 /// Atomically adds `value` to `*counter` and returns the previous value.
 ///
+/// SeqCst on purpose: with `Relaxed`, LLVM 22's BPF backend emits the non-fetching
+/// `lock *(u64 *)(r) += v` and hands back the operand instead of the old value (seen here: every
+/// sequence number came out as 2). SeqCst selects `atomic_fetch_add`.
+///
 /// # Safety
 /// `counter` must point to a live, 8-byte aligned u64 (a map value field).
 #[inline(always)]
 unsafe fn atomic_add(counter: *mut u64, value: u64) -> u64 {
     unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value)
+        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(counter, value)
     }
 }
 

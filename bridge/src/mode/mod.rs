@@ -2,6 +2,7 @@
 //! [`ModeBatch`]es of row changes to the store owner over a crossbeam channel. A mode never
 //! touches the terminal; the store owner never touches BPF file descriptors.
 
+pub mod incremental;
 pub mod perf;
 pub mod poll;
 pub mod ring;

@@ -1,0 +1,230 @@
+//! What `ring` and `perf` share: decoding, per-table loss detection, resync from the state maps
+//! after loss, batching, and counters. Each transport only supplies the record bytes.
+
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use probe_common::table;
+
+use crate::{
+    loader::Probes,
+    map_batch::MapDump,
+    mode::{ModeBatch, ModeKind, ModeMessage, Resync},
+    record::{self, Record, RowChange},
+    row::{ConnectionRow, ProcessRow, RowOrigin},
+    seq_gap::SeqTracker,
+    stats::{monotonic_ns, thread_cpu_ns, ModeCounters},
+};
+
+/// Records per batch before it is handed to the store even mid-drain.
+pub const MAX_BATCH: usize = 4096;
+/// A mode with nothing to send still sends its counters this often, so stats stay current.
+const COUNTERS_EVERY: Duration = Duration::from_millis(500);
+/// A sequence hole must survive this many drains and this long before it counts as lost.
+const SETTLE_DRAINS: u64 = 2;
+const SETTLE_NS: u64 = 20_000_000;
+
+/// Consumer state of one incremental mode.
+pub struct IncrementalConsumer {
+    mode: ModeKind,
+    trackers: [SeqTracker; table::COUNT],
+    counters: ModeCounters,
+    changes: Vec<RowChange>,
+    pending: Vec<Record>,
+    last_sent_ns: u64,
+    kernel_drops_seen: u64,
+    scratch: MapDump,
+}
+
+impl IncrementalConsumer {
+    /// A consumer for `mode` whose maps/buffers take `kernel_bytes` of kernel memory.
+    pub fn new(mode: ModeKind, kernel_bytes: u64) -> Self {
+        let now = monotonic_ns();
+        IncrementalConsumer {
+            mode,
+            trackers: [
+                SeqTracker::new(SETTLE_DRAINS, SETTLE_NS),
+                SeqTracker::new(SETTLE_DRAINS, SETTLE_NS),
+            ],
+            counters: ModeCounters {
+                started_ns: now,
+                kernel_bytes,
+                ..Default::default()
+            },
+            changes: Vec::with_capacity(MAX_BATCH),
+            pending: Vec::with_capacity(MAX_BATCH),
+            last_sent_ns: now,
+            kernel_drops_seen: 0,
+            scratch: MapDump::new(),
+        }
+    }
+
+    /// Decodes one record; malformed ones are counted and skipped. Decoded records wait in
+    /// `pending` until [`IncrementalConsumer::end_drain`] (so perf can merge CPUs by seq).
+    pub fn push_bytes(&mut self, bytes: &[u8], padded: bool) {
+        let decoded = if padded {
+            record::decode_padded(bytes)
+        } else {
+            record::decode(bytes)
+        };
+        match decoded {
+            Ok(record) => self.pending.push(record),
+            Err(error) => {
+                self.counters.decode_errors += 1;
+                if self.counters.decode_errors <= 3 {
+                    log::warn!("{} mode: skipping a malformed record: {error}", self.mode);
+                }
+            }
+        }
+    }
+
+    /// Records waiting for the end of the drain.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ends one drain of the transport: orders the pending records by (table, seq), checks the
+    /// sequence numbers, and — when loss has settled or the kernel's drop counter moved —
+    /// reads the state maps for a resync. Sends a batch when there is something to send.
+    /// `kernel_drops` is the transport's kernel failure counter now; `perf_lost` adds lost
+    /// samples reported by the transport since the last call.
+    pub fn end_drain(
+        &mut self,
+        probes: &Probes,
+        sender: &Sender<ModeMessage>,
+        kernel_drops: u64,
+        perf_lost: u64,
+    ) -> Result<(), SendClosed> {
+        let now = monotonic_ns();
+        self.pending
+            .sort_unstable_by_key(|r| (r.table(), r.header().seq));
+        for record in self.pending.drain(..) {
+            let table = record.table() as usize;
+            if self.trackers[table].observe(record.header().seq, now) {
+                self.changes.push(RowChange::from(record));
+            }
+        }
+        self.counters.received += self.changes.len() as u64;
+        let mut newly_lost = 0;
+        for tracker in &mut self.trackers {
+            newly_lost += tracker.end_drain(now);
+        }
+        self.counters.seq_gaps += newly_lost;
+        self.counters.perf_lost += perf_lost;
+        let kernel_drops_moved = kernel_drops > self.kernel_drops_seen;
+        self.kernel_drops_seen = kernel_drops;
+        self.counters.kernel_drops = kernel_drops;
+        let resync = if newly_lost > 0 || kernel_drops_moved || perf_lost > 0 {
+            self.counters.resyncs += 1;
+            Some(self.read_resync(probes))
+        } else {
+            None
+        };
+        self.flush(sender, resync, now, false)
+    }
+
+    /// Sends the collected changes (and `resync`) to the store; with nothing to send, sends
+    /// only counters, at most every `COUNTERS_EVERY` (or when `force`).
+    pub fn flush(
+        &mut self,
+        sender: &Sender<ModeMessage>,
+        resync: Option<Resync>,
+        now: u64,
+        force: bool,
+    ) -> Result<(), SendClosed> {
+        let idle = self.changes.is_empty() && resync.is_none();
+        if idle
+            && !force
+            && now.saturating_sub(self.last_sent_ns) < COUNTERS_EVERY.as_nanos() as u64
+        {
+            return Ok(());
+        }
+        self.counters.batches += (!idle) as u64;
+        self.counters.max_batch = self.counters.max_batch.max(self.changes.len() as u64);
+        self.counters.cpu_ns = thread_cpu_ns();
+        self.counters.buffer_bytes = (self.changes.capacity() * std::mem::size_of::<RowChange>()
+            + self.pending.capacity() * std::mem::size_of::<Record>()
+            + self.scratch.allocated_bytes()) as u64;
+        let changes = std::mem::replace(&mut self.changes, Vec::with_capacity(MAX_BATCH));
+        self.last_sent_ns = now;
+        sender
+            .send(ModeMessage::Batch(ModeBatch {
+                mode: self.mode,
+                changes,
+                resync,
+                counters: self.counters.clone(),
+            }))
+            .map_err(|_| SendClosed)
+    }
+
+    /// Reads both state maps as a [`Resync`]; rows carry the highest seq seen per table.
+    fn read_resync(&mut self, probes: &Probes) -> Resync {
+        let proc_seq = self.trackers[table::PROCESSES as usize].highest_seen();
+        let conn_seq = self.trackers[table::CONNECTIONS as usize].highest_seen();
+        let processes = match probes.read_processes(&mut self.scratch) {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .map(|(key, state)| ProcessRow {
+                    key,
+                    state,
+                    seq: proc_seq,
+                    changed_ns: state.last_emit_ns,
+                    origin: RowOrigin::Kernel,
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!("{} mode: resync could not read processes: {e}", self.mode);
+                Vec::new()
+            }
+        };
+        let connections = match probes.read_connections(&mut self.scratch) {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .map(|(key, state)| ConnectionRow {
+                    key,
+                    state,
+                    seq: conn_seq,
+                    changed_ns: state.last_emit_ns,
+                    origin: RowOrigin::Kernel,
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!("{} mode: resync could not read connections: {e}", self.mode);
+                Vec::new()
+            }
+        };
+        Resync {
+            processes,
+            connections,
+        }
+    }
+}
+
+/// The store owner hung up: the mode should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the table store stopped receiving")]
+pub struct SendClosed;
+
+/// Waits until `fds` are readable or `timeout` passes. EINTR counts as a timeout.
+pub fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<bool> {
+    for fd in fds.iter_mut() {
+        fd.events = libc::POLLIN;
+        fd.revents = 0;
+    }
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd.
+    let n = unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
+        )
+    };
+    if n < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EINTR) {
+            return Ok(false);
+        }
+        return Err(error);
+    }
+    Ok(n > 0)
+}

@@ -1,0 +1,225 @@
+//! Command line (clap): the dashboard by default, `dump` and `bench` headless.
+//! The contract is DESIGN's "CLI and JSON contract"; exit code 2 for usage errors is clap's.
+
+use std::{path::PathBuf, time::Duration};
+
+use bridge::{mode::ModeKind, session::SessionConfig, table::Retention};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Live, ordered process and TCP connection tables fed by eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "bpftop-ordered", version, about)]
+pub struct Cli {
+    /// Headless subcommands; without one, the interactive dashboard opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Mode whose table is visible at start (all modes run).
+    #[arg(long, global = false)]
+    pub mode: Option<ModeKind>,
+    /// Theme: a built-in name or a path to a TOML file.
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Initial filter (same syntax as the `/` prompt).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Config file (default: $XDG_CONFIG_HOME/bpftop-ordered/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Bridge settings.
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect for a while, then print one table (per mode) and the stats of each mode.
+    Dump(DumpArgs),
+    /// Generate a workload with known ground truth and compare the modes.
+    Bench(BenchArgs),
+}
+
+/// Settings of the bridge shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct BridgeArgs {
+    /// Poll mode's snapshot interval and the dashboard's refresh (humantime: 500ms, 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// Ring buffer size in bytes (power-of-two multiple of 4096).
+    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_bytes)]
+    pub ring_bytes: u32,
+    /// Ring wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ring_wakeup_every: u32,
+    /// Pages per CPU of each perf buffer (power of two).
+    #[arg(long, default_value_t = 64, value_parser = parse_perf_pages)]
+    pub perf_pages: usize,
+    /// Which state map variant the kernel writes and poll reads.
+    #[arg(long, value_enum, default_value_t = PollMap::Hash)]
+    pub poll_map: PollMap,
+    /// Minimum interval between two CPU-time / byte-count records of one entity.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub update_interval: Duration,
+    /// In-kernel filter: only this pid (tgid).
+    #[arg(long, default_value_t = 0)]
+    pub filter_pid: u32,
+    /// In-kernel filter: only connections with this local or remote port.
+    #[arg(long, default_value_t = 0)]
+    pub filter_port: u16,
+    /// How long exited processes / closed connections stay in the tables.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+    /// Capacity of each kernel state map (entries).
+    #[arg(long, default_value_t = 16384)]
+    pub state_map_entries: u32,
+}
+
+/// State map variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollMap {
+    /// BPF_MAP_TYPE_HASH: inserts fail (counted) when full.
+    Hash,
+    /// BPF_MAP_TYPE_LRU_HASH: bounded memory, cold entries evicted (counted by poll).
+    Lru,
+}
+
+fn parse_ring_bytes(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v < 4096 || !v.is_power_of_two() {
+        return Err(format!(
+            "{v} is not a power-of-two multiple of the 4096-byte page (e.g. 4096, 65536, 4194304)"
+        ));
+    }
+    Ok(v)
+}
+
+fn parse_perf_pages(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 0 || !v.is_power_of_two() {
+        return Err(format!("{v} is not a power of two (e.g. 1, 8, 64)"));
+    }
+    Ok(v)
+}
+
+impl BridgeArgs {
+    /// The session configuration for `modes`.
+    pub fn session_config(&self, modes: Vec<ModeKind>) -> SessionConfig {
+        SessionConfig {
+            modes,
+            poll_interval: self.interval.unwrap_or(Duration::from_secs(1)),
+            ring_bytes: self.ring_bytes,
+            ring_wakeup_every: self.ring_wakeup_every,
+            perf_pages: self.perf_pages,
+            use_lru_maps: self.poll_map == PollMap::Lru,
+            update_interval: self.update_interval,
+            filter_tgid: self.filter_pid,
+            filter_port: self.filter_port,
+            state_map_entries: self.state_map_entries,
+            retention: Retention {
+                max_age_ns: self.retention.as_nanos() as u64,
+                ..Retention::default()
+            },
+            ..SessionConfig::default()
+        }
+    }
+}
+
+/// Which table to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableName {
+    /// Processes.
+    Processes,
+    /// TCP connections.
+    Connections,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per row, then one `{"stats": {...}}` line per mode.
+    Json,
+    /// Aligned text columns.
+    Table,
+}
+
+/// `dump` arguments.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// One mode (mutually exclusive with --modes).
+    #[arg(long, conflicts_with = "modes")]
+    pub mode: Option<ModeKind>,
+    /// Several modes at once, comma separated: ring,perf,poll.
+    #[arg(long, value_delimiter = ',')]
+    pub modes: Vec<ModeKind>,
+    /// Which table.
+    #[arg(long, value_enum)]
+    pub table: TableName,
+    /// How long to collect.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Leave out rows seeded from /proc (keep only what the probes reported).
+    #[arg(long)]
+    pub kernel_only: bool,
+    /// Bridge settings.
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
+}
+
+impl DumpArgs {
+    /// The modes to run: --modes, else --mode, else ring.
+    pub fn modes(&self) -> Vec<ModeKind> {
+        if !self.modes.is_empty() {
+            let mut modes = self.modes.clone();
+            modes.dedup();
+            modes
+        } else {
+            vec![self.mode.unwrap_or(ModeKind::Ring)]
+        }
+    }
+}
+
+/// Bench workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Parallel spawners of a short-lived binary.
+    Exec,
+    /// Loopback connect / send / close storm.
+    Connect,
+    /// Both at once.
+    Mixed,
+}
+
+/// `bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Workload to generate.
+    #[arg(long, value_enum, default_value_t = Workload::Exec)]
+    pub workload: Workload,
+    /// How long to generate load.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Modes to compare, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ModeKind::ALL.to_vec())]
+    pub modes: Vec<ModeKind>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Parallel workload generators.
+    #[arg(long, default_value_t = 2)]
+    pub spawners: usize,
+    /// Target rate of entities per second over all generators (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Also compare against a /proc polling collector (what top/ps do), at the same interval.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub procfs: bool,
+    /// Run the transport-limit benchmark instead of a workload.
+    #[arg(long)]
+    pub transport: bool,
+    /// Bridge settings.
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
+}
