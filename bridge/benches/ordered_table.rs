@@ -361,6 +361,8 @@ fn config() -> Criterion {
 
 fn bench_apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
+    // 100k rows with a SkipMap take ~30 ms an iteration: 10 samples need ~3 s.
+    group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(OPS_PER_ITER as u64));
     for rows in SIZES {
         let w = workload(rows, REAP_EVERY, 0x9e37_79b9_7f4a_7c15 ^ rows as u64);
@@ -370,6 +372,8 @@ fn bench_apply(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("apply_reap_interval");
+    // 100k rows with a SkipMap take ~30 ms an iteration: 10 samples need ~3 s.
+    group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(OPS_PER_ITER as u64));
     for reap_every in [1_024, 16_384] {
         let w = workload(100_000, reap_every, 0x5851_f42d_4c95_7f2d);

@@ -15,4 +15,5 @@ pub mod seq_gap;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod synthetic;
 pub mod table;

@@ -52,7 +52,8 @@ const PROGRAMS: &[(&str, &str, bool)] = &[
 /// Settings applied at load time (map sizes) and written into the config map.
 #[derive(Clone, Debug)]
 pub struct ProbeSettings {
-    /// Modes whose kernel emission starts enabled.
+    /// Modes whose kernel emission starts enabled — except perf, which its consumer enables
+    /// once its per-CPU buffers are open.
     pub modes: Vec<ModeKind>,
     /// Ring buffer size, bytes (power-of-two multiple of the page size).
     pub ring_bytes: u32,
@@ -319,8 +320,10 @@ impl Probes {
             notes,
             use_lru_maps: settings.use_lru_maps,
         };
+        // perf output fails for CPUs whose buffer is not open yet, so the perf thread turns its
+        // own emission on once its buffers are open (`set_mode_enabled`).
         let mut modes_enabled = 0;
-        for mode in &settings.modes {
+        for mode in settings.modes.iter().filter(|m| **m != ModeKind::Perf) {
             modes_enabled |= mode_bit(mode.kernel_mode());
         }
         probes.write_config(ProbeConfig {
@@ -355,14 +358,19 @@ impl Probes {
 
     /// Turns a mode's kernel emission on or off (takes effect on the next event).
     pub fn set_mode_enabled(&self, mode: ModeKind, enabled: bool) -> Result<(), LoadError> {
-        let mut config = self.read_config()?;
+        let mut map = self.config.lock().expect("config lock poisoned");
+        let map_error = |e: aya::maps::MapError| LoadError::Map {
+            map: "CONFIG",
+            detail: describe(&e),
+        };
+        let mut config = map.get(&0, 0).map_err(map_error)?;
         let bit = mode_bit(mode.kernel_mode());
         if enabled {
             config.modes_enabled |= bit;
         } else {
             config.modes_enabled &= !bit;
         }
-        self.write_config(config)
+        map.set(0, config, 0).map_err(map_error)
     }
 
     /// Notes about optional probes that could not attach (shown to the user).

@@ -33,7 +33,8 @@ use aya_ebpf::{
 use probe_common::{
     conn_flags, failure, kind, mode, mode_bit, proc_flags, seq_index, table, ConnKey, ConnRecord,
     ConnState, KernelOffsets, ProbeConfig, ProcKey, ProcRecord, ProcState, RecordHeader, AF_INET,
-    AF_INET6, COMM_LEN, IPPROTO_TCP, RECORD_VERSION, SEQ_SLOTS, TCP_CLOSE, TCP_SYN_SENT,
+    AF_INET6, COMM_LEN, IPPROTO_TCP, RECORD_VERSION, SEQ_SLOTS, TCP_CLOSE, TCP_LISTEN,
+    TCP_SYN_SENT,
 };
 
 /// Filled in by user space before load (`EbpfLoader::set_global`), frozen read-only.
@@ -70,6 +71,12 @@ static CONN_STATE_LRU: LruHashMap<ConnKey, ConnState> = LruHashMap::with_max_ent
 #[map]
 static CONNECTING_OWNER: LruHashMap<u64, ConnOwner> = LruHashMap::with_max_entries(4096, 0);
 
+/// The 4-tuple of each TCP socket as last seen with its local port bound. By the time a socket
+/// reaches `TCP_CLOSE` (and for time-wait hand-over) the kernel may already have released the
+/// port (`inet_num == 0`), so the final transitions are keyed by this memo.
+#[map]
+static SOCK_KEYS: LruHashMap<u64, ConnKey> = LruHashMap::with_max_entries(16384, 0);
+
 #[map]
 static RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
@@ -95,9 +102,7 @@ struct ConnOwner {
 /// `counter` must point to a live, 8-byte aligned u64 (a map value field).
 #[inline(always)]
 unsafe fn atomic_add(counter: *mut u64, value: u64) -> u64 {
-    unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(counter, value)
-    }
+    unsafe { core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(counter, value) }
 }
 
 #[inline(always)]
@@ -637,7 +642,18 @@ fn try_sock_set_state(ctx: &RawTracePointContext) -> Option<()> {
         }
         return None;
     }
-    let key = tcp_conn_key(&off, sk)?;
+    let mut key = tcp_conn_key(&off, sk)?;
+    if key.sport == 0 {
+        // Port already released: use the socket's remembered identity, or skip a socket we
+        // never saw bound (it predates the probes).
+        // SAFETY: pointer into a live map value; we copy it out.
+        key = unsafe { *SOCK_KEYS.get_ptr(sk)? };
+    } else if new_state != TCP_CLOSE {
+        let _ = SOCK_KEYS.insert(sk, key, 0);
+    }
+    if new_state == TCP_CLOSE {
+        let _ = SOCK_KEYS.remove(sk);
+    }
     if !port_passes(&cfg, &key) {
         return None;
     }
@@ -658,6 +674,13 @@ fn try_sock_set_state(ctx: &RawTracePointContext) -> Option<()> {
         state.flags |= conn_flags::OWNER_KNOWN;
         state.states_seen_mask |= 1 << TCP_SYN_SENT;
         let _ = CONNECTING_OWNER.remove(sk);
+    }
+    if new_state == TCP_LISTEN && state.pid == 0 {
+        // listen(): process context.
+        let owner = current_owner(now);
+        state.pid = owner.pid;
+        state.comm = owner.comm;
+        state.flags |= conn_flags::OWNER_KNOWN;
     }
     if state.pid != 0 && !tgid_passes(&cfg, state.pid) {
         return None;

@@ -23,6 +23,8 @@ const COUNTERS_EVERY: Duration = Duration::from_millis(500);
 /// A sequence hole must survive this many drains and this long before it counts as lost.
 const SETTLE_DRAINS: u64 = 2;
 const SETTLE_NS: u64 = 20_000_000;
+/// How often the kernel's per-CPU failure counter is read (one map lookup each time).
+const KERNEL_COUNTER_EVERY: Duration = Duration::from_millis(100);
 
 /// Consumer state of one incremental mode.
 pub struct IncrementalConsumer {
@@ -33,6 +35,7 @@ pub struct IncrementalConsumer {
     pending: Vec<Record>,
     last_sent_ns: u64,
     kernel_drops_seen: u64,
+    kernel_drops_read_ns: u64,
     scratch: MapDump,
 }
 
@@ -55,6 +58,7 @@ impl IncrementalConsumer {
             pending: Vec::with_capacity(MAX_BATCH),
             last_sent_ns: now,
             kernel_drops_seen: 0,
+            kernel_drops_read_ns: 0,
             scratch: MapDump::new(),
         }
     }
@@ -86,16 +90,25 @@ impl IncrementalConsumer {
     /// Ends one drain of the transport: orders the pending records by (table, seq), checks the
     /// sequence numbers, and — when loss has settled or the kernel's drop counter moved —
     /// reads the state maps for a resync. Sends a batch when there is something to send.
-    /// `kernel_drops` is the transport's kernel failure counter now; `perf_lost` adds lost
-    /// samples reported by the transport since the last call.
+    /// `read_kernel_drops` reads the transport's kernel failure counter (a map lookup, so it is
+    /// called at most every `KERNEL_COUNTER_EVERY`); `perf_lost` adds lost samples reported by
+    /// the transport since the last call.
     pub fn end_drain(
         &mut self,
         probes: &Probes,
         sender: &Sender<ModeMessage>,
-        kernel_drops: u64,
+        read_kernel_drops: impl FnOnce() -> u64,
         perf_lost: u64,
     ) -> Result<(), SendClosed> {
         let now = monotonic_ns();
+        let kernel_drops = if now.saturating_sub(self.kernel_drops_read_ns)
+            >= KERNEL_COUNTER_EVERY.as_nanos() as u64
+        {
+            self.kernel_drops_read_ns = now;
+            read_kernel_drops()
+        } else {
+            self.kernel_drops_seen
+        };
         self.pending
             .sort_unstable_by_key(|r| (r.table(), r.header().seq));
         for record in self.pending.drain(..) {

@@ -1,14 +1,215 @@
-//! `poll` mode (being written).
-use crate::{loader::Probes, mode::ModeMessage, session::SessionConfig};
-use crossbeam_channel::Sender;
-use std::sync::atomic::AtomicBool;
+//! `poll` mode: every `poll_interval`, read both state maps whole (`BPF_MAP_LOOKUP_BATCH`, or key
+//! iteration where the kernel lacks it), diff against the previous snapshot by each entry's
+//! `poll_seq`, and send the changed entries as row changes — the same `RowChange`s the
+//! incremental modes produce, versioned by the poll sequence.
+//!
+//! What poll cannot see is counted, not guessed: `unobserved_changes` are poll sequence numbers
+//! at or below the highest one seen that no snapshot ever showed (overwritten before a read);
+//! `evictions` are live entries that vanished from an LRU map; `kernel_drops` are inserts that
+//! failed because a state map was full.
 
-/// Runs the mode until `stop` is set.
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use probe_common::{conn_flags, failure, proc_flags, table};
+
+use crate::{
+    loader::Probes,
+    map_batch::MapDump,
+    mode::{ModeBatch, ModeKind, ModeMessage, Resync},
+    record::RowChange,
+    row::{ConnectionRow, ProcessRow, RowOrigin},
+    session::{sleep_unless_stopped, SessionConfig},
+    stats::{monotonic_ns, thread_cpu_ns, ModeCounters},
+};
+
+/// What the previous snapshot held for one entry.
+#[derive(Clone, Copy)]
+struct Seen {
+    poll_seq: u64,
+    finished: bool,
+}
+
+/// Diff state of one table.
+struct TableDiff<K> {
+    previous: HashMap<K, Seen>,
+    current: HashMap<K, Seen>,
+    /// Distinct changes observed so far (entries whose poll_seq moved between snapshots).
+    observed: u64,
+    /// Highest poll_seq seen in any snapshot.
+    highest_seq: u64,
+    /// The poll counter when the mode started: changes before it are not ours to count.
+    start_seq: u64,
+}
+
+impl<K: Copy + Eq + Hash> TableDiff<K> {
+    fn new(start_seq: u64) -> Self {
+        TableDiff {
+            previous: HashMap::new(),
+            current: HashMap::new(),
+            observed: 0,
+            highest_seq: start_seq,
+            start_seq,
+        }
+    }
+
+    /// Notes one entry of the new snapshot; true when it changed since the previous one.
+    fn observe(&mut self, key: K, poll_seq: u64, finished: bool) -> bool {
+        self.current.insert(key, Seen { poll_seq, finished });
+        let changed = self
+            .previous
+            .get(&key)
+            .is_none_or(|p| p.poll_seq != poll_seq);
+        if changed && poll_seq > self.start_seq {
+            self.observed += 1;
+        }
+        self.highest_seq = self.highest_seq.max(poll_seq);
+        changed
+    }
+
+    /// Ends a snapshot; returns how many live entries of the previous one are gone.
+    fn finish_snapshot(&mut self) -> u64 {
+        let vanished_live = self
+            .previous
+            .iter()
+            .filter(|(k, s)| !s.finished && !self.current.contains_key(k))
+            .count() as u64;
+        std::mem::swap(&mut self.previous, &mut self.current);
+        self.current.clear();
+        vanished_live
+    }
+
+    fn unobserved(&self) -> u64 {
+        (self.highest_seq - self.start_seq).saturating_sub(self.observed)
+    }
+}
+
+/// Runs the poll loop until `stop` is set or the store hangs up.
 pub fn run(
-    _probes: &Probes,
-    _config: &SessionConfig,
-    _sender: &Sender<ModeMessage>,
-    _stop: &AtomicBool,
-) -> anyhow::Result<()> {
+    probes: &Probes,
+    config: &SessionConfig,
+    sender: &Sender<ModeMessage>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut counters = ModeCounters {
+        started_ns: monotonic_ns(),
+        ..Default::default()
+    };
+    let mut scratch = MapDump::new();
+    let mut procs = TableDiff::new(
+        probes
+            .sequence(ModeKind::Poll, table::PROCESSES)
+            .context("reading the poll sequence counter")?,
+    );
+    let mut conns = TableDiff::new(
+        probes
+            .sequence(ModeKind::Poll, table::CONNECTIONS)
+            .context("reading the poll sequence counter")?,
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let started = monotonic_ns();
+        let (proc_entries, path) = probes
+            .read_processes(&mut scratch)
+            .context("reading the processes state map")?;
+        let (conn_entries, _) = probes
+            .read_connections(&mut scratch)
+            .context("reading the connections state map")?;
+        let read_done = monotonic_ns();
+        counters.last_read_ns = read_done - started;
+        counters.read_path = Some(path.as_str());
+
+        let mut changes = Vec::new();
+        let mut all_procs = Vec::with_capacity(proc_entries.len());
+        for (key, state) in proc_entries {
+            let row = ProcessRow {
+                key,
+                state,
+                seq: state.poll_seq,
+                changed_ns: state.last_emit_ns,
+                origin: RowOrigin::Kernel,
+            };
+            if procs.observe(key, state.poll_seq, state.flags & proc_flags::EXITED != 0) {
+                changes.push(RowChange::Process(row.clone()));
+            }
+            all_procs.push(row);
+        }
+        let mut all_conns = Vec::with_capacity(conn_entries.len());
+        for (key, state) in conn_entries {
+            let row = ConnectionRow {
+                key,
+                state,
+                seq: state.poll_seq,
+                changed_ns: state.last_emit_ns,
+                origin: RowOrigin::Kernel,
+            };
+            if conns.observe(key, state.poll_seq, state.flags & conn_flags::CLOSED != 0) {
+                changes.push(RowChange::Connection(row.clone()));
+            }
+            all_conns.push(row);
+        }
+        let vanished = procs.finish_snapshot() + conns.finish_snapshot();
+        // Live entries only vanish when an LRU map evicts them: rebuild from this snapshot so
+        // the table drops them too.
+        let resync = (vanished > 0).then(|| {
+            counters.evictions += vanished;
+            counters.resyncs += 1;
+            Resync {
+                processes: all_procs,
+                connections: all_conns,
+            }
+        });
+
+        counters.received += changes.len() as u64;
+        counters.batches += 1;
+        counters.max_batch = counters.max_batch.max(changes.len() as u64);
+        counters.unobserved_changes = procs.unobserved() + conns.unobserved();
+        counters.kernel_drops = probes.failure_count(failure::PROC_MAP_FULL).unwrap_or(0)
+            + probes.failure_count(failure::CONN_MAP_FULL).unwrap_or(0);
+        counters.kernel_bytes = probes.state_maps_kernel_bytes();
+        counters.buffer_bytes = (scratch.allocated_bytes()
+            + (procs.previous.capacity() + conns.previous.capacity()) * 48)
+            as u64;
+        counters.cpu_ns = thread_cpu_ns();
+        let batch = ModeBatch {
+            mode: ModeKind::Poll,
+            changes,
+            resync,
+            counters: counters.clone(),
+        };
+        if sender.send(ModeMessage::Batch(batch)).is_err() {
+            return Ok(());
+        }
+        let spent = Duration::from_nanos(monotonic_ns() - started);
+        sleep_unless_stopped(stop, config.poll_interval.saturating_sub(spent));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_reports_changes_unobserved_and_vanished() {
+        let mut d = TableDiff::new(10);
+        assert!(d.observe(1u32, 11, false));
+        assert!(d.observe(2, 13, false));
+        assert_eq!(d.finish_snapshot(), 0);
+        // 11..=13: 12 was never seen (overwritten before the read).
+        assert_eq!(d.unobserved(), 1);
+        assert!(!d.observe(1, 11, false)); // unchanged
+        assert!(d.observe(3, 15, true)); // 14 unseen
+                                         // 2 vanished while live.
+        assert_eq!(d.finish_snapshot(), 1);
+        assert_eq!(d.unobserved(), 2);
+        // A finished entry that vanishes (reaped) is not an eviction.
+        d.observe(1, 11, false);
+        assert_eq!(d.finish_snapshot(), 0);
+    }
 }

@@ -57,7 +57,7 @@ pub fn run(
                 }
             }
             if consumer
-                .end_drain(probes, sender, probes.ring_reserve_failures(), 0)
+                .end_drain(probes, sender, || probes.ring_reserve_failures(), 0)
                 .is_err()
             {
                 return Ok(());

@@ -343,6 +343,8 @@ pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
 /// Kernel `TCP_CLOSE` state number.
 pub const TCP_CLOSE: u32 = 7;
+/// Kernel `TCP_LISTEN` state number.
+pub const TCP_LISTEN: u32 = 10;
 /// Kernel `TCP_SYN_SENT` state number.
 pub const TCP_SYN_SENT: u32 = 2;
 
