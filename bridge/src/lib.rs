@@ -17,3 +17,4 @@ pub mod stats;
 pub mod store;
 pub mod synthetic;
 pub mod table;
+pub mod transport_bench;

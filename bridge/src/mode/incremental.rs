@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use probe_common::table;
+use probe_common::{table, ConnKey, ConnState, ProcKey, ProcState};
 
 use crate::{
     loader::Probes,
-    map_batch::MapDump,
+    map_batch::{DumpPath, MapDump, MapDumpError},
     mode::{ModeBatch, ModeKind, ModeMessage, Resync},
     record::{self, Record, RowChange},
     row::{ConnectionRow, ProcessRow, RowOrigin},
@@ -95,7 +95,7 @@ impl IncrementalConsumer {
     /// the transport since the last call.
     pub fn end_drain(
         &mut self,
-        probes: &Probes,
+        probes: &dyn ResyncSource,
         sender: &Sender<ModeMessage>,
         read_kernel_drops: impl FnOnce() -> u64,
         perf_lost: u64,
@@ -171,7 +171,7 @@ impl IncrementalConsumer {
     }
 
     /// Reads both state maps as a [`Resync`]; rows carry the highest seq seen per table.
-    fn read_resync(&mut self, probes: &Probes) -> Resync {
+    fn read_resync(&mut self, probes: &dyn ResyncSource) -> Resync {
         let proc_seq = self.trackers[table::PROCESSES as usize].highest_seen();
         let conn_seq = self.trackers[table::CONNECTIONS as usize].highest_seen();
         let processes = match probes.read_processes(&mut self.scratch) {
@@ -210,6 +210,35 @@ impl IncrementalConsumer {
             processes,
             connections,
         }
+    }
+}
+
+/// Where a resync reads the kernel's current state from (the state maps, for the real probes).
+pub trait ResyncSource {
+    /// Every process entry of the state map, in hash order.
+    fn read_processes(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ProcKey, ProcState)>, DumpPath), MapDumpError>;
+    /// Every connection entry of the state map, in hash order.
+    fn read_connections(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ConnKey, ConnState)>, DumpPath), MapDumpError>;
+}
+
+impl ResyncSource for Probes {
+    fn read_processes(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ProcKey, ProcState)>, DumpPath), MapDumpError> {
+        Probes::read_processes(self, scratch)
+    }
+    fn read_connections(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ConnKey, ConnState)>, DumpPath), MapDumpError> {
+        Probes::read_connections(self, scratch)
     }
 }
 

@@ -90,6 +90,8 @@ pub mod failure {
     pub const CONN_MAP_FULL: u32 = 3;
     /// A kernel read (`bpf_probe_read_kernel`) failed; the event was skipped.
     pub const KERNEL_READ: u32 = 4;
+    /// The transport benchmark's ring reserve / perf output failed.
+    pub const BENCH_DROP: u32 = 5;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -348,6 +350,26 @@ pub const TCP_LISTEN: u32 = 10;
 /// Kernel `TCP_SYN_SENT` state number.
 pub const TCP_SYN_SENT: u32 = 2;
 
+/// Configuration of the transport benchmark probe (`bench_sys_enter`), index 0 of
+/// `BENCH_CONFIG`. The probe is attached only by `bpftop-ordered bench --transport`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Only syscalls of this thread group fire the probe (0 = probe inert).
+    pub tgid: u32,
+    /// Only this syscall number (x86_64 `getpgid` = 121).
+    pub syscall_nr: u32,
+    /// 1 = ring buffer `BENCH_RING`, 2 = perf array `BENCH_PERF`, 0 = count only.
+    pub transport: u32,
+    /// Ring: wake the consumer for every Nth record only (0/1 = every record).
+    pub wakeup_every: u32,
+}
+
+/// [`BenchConfig::transport`]: ring buffer.
+pub const BENCH_TRANSPORT_RING: u32 = 1;
+/// [`BenchConfig::transport`]: perf event array.
+pub const BENCH_TRANSPORT_PERF: u32 = 2;
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all types are repr(C), contain only integers and byte arrays, and have explicit
@@ -361,6 +383,7 @@ mod pod {
     unsafe impl aya::Pod for super::ConnRecord {}
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::BenchConfig {}
 }
 
 #[cfg(test)]

@@ -1,0 +1,448 @@
+//! The transport-limit benchmark: how many records per second a ring buffer or a perf array can
+//! carry from the kernel into this program on this machine, and how much of that the bridge's
+//! full pipeline keeps.
+//!
+//! Method (as the kernel's own `ringbuf` selftest bench): producer threads of this process call
+//! `getpgid()` in a tight loop; the `bench_sys_enter` raw tracepoint, filtered to this thread
+//! group and that syscall, emits one 112-byte process record per call into the benchmark's own
+//! ring buffer or perf array (never the dashboard's). One consumer thread drains it, either as a
+//! *null* consumer (advances the position only) or through the *full* pipeline the `ring` and
+//! `perf` modes use (decode, sequence check, batch, channel, apply to a `TableStore`).
+//! Every figure is counted: produced = the probe's sequence counter, consumed = records taken
+//! out, drops = the probe's failure counter.
+
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use aya::{
+    maps::{perf::PerfEvent, perf::PerfEventArray, Array, PerCpuArray, RingBuf},
+    programs::RawTracePoint,
+    Ebpf, EbpfLoader,
+};
+use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
+use serde::Serialize;
+
+use crate::{
+    loader::{check_capabilities, LoadError, PROBE_OBJECT},
+    map_batch::{DumpPath, MapDump, MapDumpError},
+    mode::{
+        incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
+        ModeKind, ModeMessage,
+    },
+    stats::{rate_per_s, thread_cpu_ns},
+    store::TableStore,
+    table::Retention,
+};
+
+/// Which transport to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `BENCH_RING`, a BPF ring buffer.
+    Ring,
+    /// `BENCH_PERF`, a perf event array with one buffer per CPU.
+    Perf,
+}
+
+/// What the consumer does with each record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consumer {
+    /// Only advances the read position (the transport's ceiling).
+    Null,
+    /// Decode, sequence check, batch, channel, apply to a table store (what the modes do).
+    Full,
+}
+
+/// One benchmark run.
+#[derive(Clone, Debug)]
+pub struct TransportBenchConfig {
+    /// Ring or perf.
+    pub transport: Transport,
+    /// Null or full consumer.
+    pub consumer: Consumer,
+    /// Ring only: wake the consumer every Nth record (1 = every record); the consumer then also
+    /// drains on a 1 ms timer. For perf, aya 0.14 opens buffers with one wake-up per record
+    /// (`wakeup_events = 1`), so N > 1 only changes the consumer's timer draining.
+    pub wakeup_every: u32,
+    /// Producer threads calling `getpgid()`.
+    pub producers: usize,
+    /// How long the producers run.
+    pub duration: Duration,
+    /// Ring buffer bytes (power-of-two multiple of the page size).
+    pub ring_bytes: u32,
+    /// Perf pages per CPU (power of two).
+    pub perf_pages: usize,
+}
+
+/// Measured outcome of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransportBenchResult {
+    /// Ring or perf.
+    pub transport: Transport,
+    /// Null or full.
+    pub consumer: Consumer,
+    /// Wake-up sampling used.
+    pub wakeup_every: u32,
+    /// Records the probe offered (its sequence counter).
+    pub produced: u64,
+    /// Records the consumer took out.
+    pub consumed: u64,
+    /// Transport failures counted by the probe (ring full / perf output failed).
+    pub kernel_drops: u64,
+    /// `PERF_RECORD_LOST` counts (perf only).
+    pub perf_lost: u64,
+    /// Records consumed per second of producer run time.
+    pub consumed_per_s: f64,
+    /// Records offered per second of producer run time.
+    pub produced_per_s: f64,
+    /// CPU time of the consumer thread (and, for `full`, the store thread), ns.
+    pub consumer_cpu_ns: u64,
+    /// Full pipeline only: rows applied by the store / stale / lag p99 (ns).
+    pub applied: u64,
+    /// Full pipeline only: p99 lag from `ktime_ns` to apply, ns.
+    pub lag_p99_ns: u64,
+    /// Producer run time, ns.
+    pub run_ns: u64,
+}
+
+/// The benchmark maps have no state map behind them: a resync finds nothing.
+struct NoStateMaps;
+
+impl ResyncSource for NoStateMaps {
+    fn read_processes(
+        &self,
+        _: &mut MapDump,
+    ) -> Result<
+        (
+            Vec<(probe_common::ProcKey, probe_common::ProcState)>,
+            DumpPath,
+        ),
+        MapDumpError,
+    > {
+        Ok((Vec::new(), DumpPath::Batch))
+    }
+    fn read_connections(
+        &self,
+        _: &mut MapDump,
+    ) -> Result<
+        (
+            Vec<(probe_common::ConnKey, probe_common::ConnState)>,
+            DumpPath,
+        ),
+        MapDumpError,
+    > {
+        Ok((Vec::new(), DumpPath::Batch))
+    }
+}
+
+fn map_error(what: &'static str, e: impl std::fmt::Display) -> LoadError {
+    LoadError::Map {
+        map: what,
+        detail: e.to_string(),
+    }
+}
+
+fn load_bench_object(config: &TransportBenchConfig) -> Result<Ebpf, LoadError> {
+    check_capabilities()?;
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries("BENCH_RING", config.ring_bytes)
+        .load(PROBE_OBJECT)
+        .map_err(|e| LoadError::Refused(format!("loading the eBPF object: {e}")))?;
+    let program: &mut RawTracePoint = ebpf
+        .program_mut("bench_sys_enter")
+        .ok_or_else(|| LoadError::Refused("program `bench_sys_enter` missing".into()))?
+        .try_into()
+        .map_err(|e| LoadError::Refused(format!("bench_sys_enter: {e}")))?;
+    program
+        .load()
+        .map_err(|e| LoadError::Refused(format!("loading bench_sys_enter: {e}")))?;
+    program
+        .attach("sys_enter")
+        .map_err(|e| LoadError::MissingTracepoint {
+            tracepoint: "sys_enter",
+            detail: e.to_string(),
+        })?;
+    Ok(ebpf)
+}
+
+/// Runs one configuration and returns what was measured.
+pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadError> {
+    let mut ebpf = load_bench_object(config)?;
+    let mut bench_config: Array<_, BenchConfig> = Array::try_from(
+        ebpf.take_map("BENCH_CONFIG")
+            .ok_or_else(|| map_error("BENCH_CONFIG", "missing"))?,
+    )
+    .map_err(|e| map_error("BENCH_CONFIG", e))?;
+    let seq: Array<_, u64> = Array::try_from(
+        ebpf.take_map("BENCH_SEQ")
+            .ok_or_else(|| map_error("BENCH_SEQ", "missing"))?,
+    )
+    .map_err(|e| map_error("BENCH_SEQ", e))?;
+    let failures: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        ebpf.take_map("FAILURES")
+            .ok_or_else(|| map_error("FAILURES", "missing"))?,
+    )
+    .map_err(|e| map_error("FAILURES", e))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumed = Arc::new(AtomicU64::new(0));
+    let perf_lost = Arc::new(AtomicU64::new(0));
+    let consumer_cpu = Arc::new(AtomicU64::new(0));
+    let (sender, receiver) = crossbeam_channel::bounded::<ModeMessage>(1024);
+    let mode = match config.transport {
+        Transport::Ring => ModeKind::Ring,
+        Transport::Perf => ModeKind::Perf,
+    };
+
+    // The consumer is started (and its buffers opened) before the probe is armed.
+    let consumer_thread = {
+        let stop = Arc::clone(&stop);
+        let consumed = Arc::clone(&consumed);
+        let perf_lost = Arc::clone(&perf_lost);
+        let consumer_cpu = Arc::clone(&consumer_cpu);
+        let config = config.clone();
+        let full = config.consumer == Consumer::Full;
+        let sender = full.then(|| sender.clone());
+        match config.transport {
+            Transport::Ring => {
+                let map = ebpf
+                    .take_map("BENCH_RING")
+                    .ok_or_else(|| map_error("BENCH_RING", "missing"))?;
+                let ring = RingBuf::try_from(map).map_err(|e| map_error("BENCH_RING", e))?;
+                std::thread::spawn(move || {
+                    consume_ring(ring, &config, sender, &stop, &consumed);
+                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+                })
+            }
+            Transport::Perf => {
+                let map = ebpf
+                    .take_map("BENCH_PERF")
+                    .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
+                let mut perf =
+                    PerfEventArray::try_from(map).map_err(|e| map_error("BENCH_PERF", e))?;
+                let cpus = aya::util::online_cpus()
+                    .map_err(|(path, e)| map_error("BENCH_PERF", format!("{path}: {e}")))?;
+                let mut buffers = Vec::new();
+                for cpu in cpus {
+                    buffers.push(
+                        perf.open(cpu, Some(config.perf_pages))
+                            .map_err(|e| map_error("BENCH_PERF", e))?,
+                    );
+                }
+                std::thread::spawn(move || {
+                    consume_perf(buffers, &config, sender, &stop, &consumed, &perf_lost);
+                    drop(perf);
+                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+                })
+            }
+        }
+    };
+    drop(sender);
+    let store_thread = (config.consumer == Consumer::Full).then(|| {
+        let consumer_cpu = Arc::clone(&consumer_cpu);
+        std::thread::spawn(move || {
+            let mut store = TableStore::new(0, Retention::default());
+            for message in receiver {
+                if let ModeMessage::Batch(batch) = message {
+                    store.apply(batch);
+                }
+            }
+            consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+            let stats = store.stats(mode);
+            (stats.events, stats.lag_p99_ns)
+        })
+    });
+
+    let transport_code = match config.transport {
+        Transport::Ring => BENCH_TRANSPORT_RING,
+        Transport::Perf => BENCH_TRANSPORT_PERF,
+    };
+    bench_config
+        .set(
+            0,
+            BenchConfig {
+                tgid: std::process::id(),
+                syscall_nr: libc::SYS_getpgid as u32,
+                transport: transport_code,
+                wakeup_every: config.wakeup_every,
+            },
+            0,
+        )
+        .map_err(|e| map_error("BENCH_CONFIG", e))?;
+
+    let producing = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let producers: Vec<_> = (0..config.producers.max(1))
+        .map(|_| {
+            let producing = Arc::clone(&producing);
+            std::thread::spawn(move || {
+                while producing.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        // SAFETY: getpgid(0) has no memory arguments.
+                        unsafe { libc::syscall(libc::SYS_getpgid, 0) };
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(config.duration);
+    producing.store(false, Ordering::Relaxed);
+    for p in producers {
+        let _ = p.join();
+    }
+    let run_ns = started.elapsed().as_nanos() as u64;
+    bench_config
+        .set(0, BenchConfig::default(), 0)
+        .map_err(|e| map_error("BENCH_CONFIG", e))?;
+    let produced = seq.get(&0, 0).map_err(|e| map_error("BENCH_SEQ", e))?;
+    let kernel_drops: u64 = failures
+        .get(&failure::BENCH_DROP, 0)
+        .map_err(|e| map_error("FAILURES", e))?
+        .iter()
+        .sum();
+    // Let the consumer take what is still in the buffer, then stop it.
+    let drain_deadline = Instant::now() + Duration::from_secs(2);
+    while consumed.load(Ordering::Relaxed) + kernel_drops + perf_lost.load(Ordering::Relaxed)
+        < produced
+        && Instant::now() < drain_deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = consumer_thread.join();
+    let (applied, lag_p99_ns) = store_thread
+        .map(|t| t.join().unwrap_or((0, 0)))
+        .unwrap_or((0, 0));
+    let consumed = consumed.load(Ordering::Relaxed);
+    Ok(TransportBenchResult {
+        transport: config.transport,
+        consumer: config.consumer,
+        wakeup_every: config.wakeup_every,
+        produced,
+        consumed,
+        kernel_drops,
+        perf_lost: perf_lost.load(Ordering::Relaxed),
+        consumed_per_s: rate_per_s(consumed, run_ns),
+        produced_per_s: rate_per_s(produced, run_ns),
+        consumer_cpu_ns: consumer_cpu.load(Ordering::Relaxed),
+        applied,
+        lag_p99_ns,
+        run_ns,
+    })
+}
+
+fn drain_timeout(config: &TransportBenchConfig) -> Duration {
+    if config.wakeup_every > 1 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(50)
+    }
+}
+
+fn consume_ring(
+    mut ring: RingBuf<aya::maps::MapData>,
+    config: &TransportBenchConfig,
+    sender: Option<crossbeam_channel::Sender<ModeMessage>>,
+    stop: &AtomicBool,
+    consumed: &AtomicU64,
+) {
+    let mut pipeline = sender
+        .as_ref()
+        .map(|_| IncrementalConsumer::new(ModeKind::Ring, 0));
+    let mut pollfd = [libc::pollfd {
+        fd: ring.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let timeout = drain_timeout(config);
+    while !stop.load(Ordering::Relaxed) {
+        if wait_readable(&mut pollfd, timeout).is_err() {
+            return;
+        }
+        let mut taken = 0u64;
+        loop {
+            let mut more = false;
+            while let Some(item) = ring.next() {
+                taken += 1;
+                if let Some(p) = pipeline.as_mut() {
+                    p.push_bytes(&item, false);
+                    if p.pending_len() >= MAX_BATCH {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+            if let (Some(p), Some(s)) = (pipeline.as_mut(), sender.as_ref()) {
+                if p.end_drain(&NoStateMaps, s, || 0, 0).is_err() {
+                    return;
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        consumed.fetch_add(taken, Ordering::Relaxed);
+    }
+}
+
+fn consume_perf(
+    mut buffers: Vec<aya::maps::perf::PerfEventArrayBuffer<aya::maps::MapData>>,
+    config: &TransportBenchConfig,
+    sender: Option<crossbeam_channel::Sender<ModeMessage>>,
+    stop: &AtomicBool,
+    consumed: &AtomicU64,
+    perf_lost: &AtomicU64,
+) {
+    let mut pipeline = sender
+        .as_ref()
+        .map(|_| IncrementalConsumer::new(ModeKind::Perf, 0));
+    let mut pollfds: Vec<libc::pollfd> = buffers
+        .iter()
+        .map(|b| libc::pollfd {
+            fd: b.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let timeout = drain_timeout(config);
+    let mut joined = Vec::with_capacity(256);
+    while !stop.load(Ordering::Relaxed) {
+        if wait_readable(&mut pollfds, timeout).is_err() {
+            return;
+        }
+        let mut taken = 0u64;
+        let mut lost = 0u64;
+        for buffer in buffers.iter_mut() {
+            buffer.for_each(|event| match event {
+                PerfEvent::Sample { head, tail } => {
+                    taken += 1;
+                    if let Some(p) = pipeline.as_mut() {
+                        if tail.is_empty() {
+                            p.push_bytes(head, true);
+                        } else {
+                            joined.clear();
+                            joined.extend_from_slice(head);
+                            joined.extend_from_slice(tail);
+                            p.push_bytes(&joined, true);
+                        }
+                    }
+                }
+                PerfEvent::Lost { count } => lost += count,
+            });
+        }
+        if let (Some(p), Some(s)) = (pipeline.as_mut(), sender.as_ref()) {
+            if p.end_drain(&NoStateMaps, s, || 0, lost).is_err() {
+                return;
+            }
+        }
+        consumed.fetch_add(taken, Ordering::Relaxed);
+        perf_lost.fetch_add(lost, Ordering::Relaxed);
+    }
+}
