@@ -146,14 +146,14 @@ impl SyntheticSource {
             started_ns: start_ns,
         };
         for index in 0..shape.processes {
-            let name = if index < PROCESS_NAMES.len() {
-                PROCESS_NAMES[index]
-            } else {
-                source.rng.pick(PROCESS_NAMES)
+            let name = match PROCESS_NAMES.get(index) {
+                Some(name) => name,
+                None => source.rng.pick(PROCESS_NAMES),
             };
             // Long-lived: started up to a day before the clock origin (but not before 0).
             let age = source.rng.below(86_400_000_000_000).min(start_ns);
-            source.spawn_process(name, start_ns - age);
+            let cpu_ns = source.rng.below(5_000_000_000);
+            source.spawn_process(name, start_ns - age, cpu_ns);
         }
         for _ in 0..shape.connections {
             source.open_connection();
@@ -233,7 +233,10 @@ impl SyntheticSource {
         }
         for _ in 0..self.shape.churn_per_step {
             let name = *self.rng.pick(SHORT_LIVED_NAMES);
-            let (key, state) = self.spawn_process(name, now);
+            // Forked during the step: a little CPU time so far.
+            let cpu_ns = self.rng.below(elapsed_ns / 20 + 1);
+            let start_ns = now - self.rng.below(elapsed_ns / 2 + 1);
+            let (key, state) = self.spawn_process(name, start_ns, cpu_ns);
             changes.push(process_change(key, state, now));
         }
 
@@ -322,7 +325,7 @@ impl SyntheticSource {
         self.batch(mode, &changes)
     }
 
-    fn spawn_process(&mut self, name: &str, start_ns: u64) -> (ProcKey, ProcState) {
+    fn spawn_process(&mut self, name: &str, start_ns: u64, cpu_ns: u64) -> (ProcKey, ProcState) {
         let tgid = self.next_pid;
         // Pids grow with small gaps (threads take pids too).
         self.next_pid += 1 + self.rng.below(7) as u32;
@@ -340,7 +343,7 @@ impl SyntheticSource {
             ppid,
             uid,
             start_ns,
-            cpu_ns: self.rng.below(5_000_000_000),
+            cpu_ns,
             comm: comm_bytes(name),
             ..Default::default()
         };

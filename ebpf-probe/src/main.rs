@@ -685,7 +685,9 @@ fn try_sock_set_state(ctx: &RawTracePointContext) -> Option<()> {
     if state.pid != 0 && !tgid_passes(&cfg, state.pid) {
         return None;
     }
-    if old_state < 32 {
+    // An accepted socket is cloned from its listener and its first transition reports the
+    // listener's LISTEN as the old state; only a real listener leaves LISTEN (for CLOSE).
+    if old_state < 32 && (old_state != TCP_LISTEN || new_state == TCP_CLOSE) {
         state.states_seen_mask |= 1 << old_state;
     }
     if new_state < 32 {

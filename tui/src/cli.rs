@@ -69,6 +69,9 @@ pub struct BridgeArgs {
     /// How long exited processes / closed connections stay in the tables.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub retention: Duration,
+    /// At most this many exited/closed rows stay in each table (oldest-finished go first).
+    #[arg(long, default_value_t = 10_000)]
+    pub retention_rows: usize,
     /// Capacity of each kernel state map (entries).
     #[arg(long, default_value_t = 16384)]
     pub state_map_entries: u32,
@@ -117,7 +120,7 @@ impl BridgeArgs {
             state_map_entries: self.state_map_entries,
             retention: Retention {
                 max_age_ns: self.retention.as_nanos() as u64,
-                ..Retention::default()
+                max_finished: self.retention_rows,
             },
             ..SessionConfig::default()
         }

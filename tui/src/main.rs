@@ -2,6 +2,7 @@
 //! or `bench`. Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 missing privileges or
 //! kernel support.
 
+mod bench;
 mod cli;
 mod dump;
 mod row_json;
@@ -12,14 +13,18 @@ fn main() {
     let cli = cli::Cli::parse();
     let code = match &cli.command {
         Some(cli::Command::Dump(args)) => dump::run(args),
-        Some(cli::Command::Bench(_)) => {
-            eprintln!("bpftop-ordered: bench is not built yet");
-            Ok(1)
-        }
-        None => {
-            eprintln!("bpftop-ordered: the dashboard is not built yet; use `dump`");
-            Ok(1)
-        }
+        Some(cli::Command::Bench(args)) => bench::run(args),
+        None => bpftop_ordered::dashboard::run(bpftop_ordered::dashboard::DashboardOptions {
+            mode: cli.mode,
+            interval: cli.bridge.interval,
+            theme: cli.theme.clone(),
+            filter: cli.filter.clone(),
+            config_path: cli.config.clone(),
+            // `--retention` always has a value (default 60s), so the config file's
+            // retention wins over it; an Option there would let an explicit flag win.
+            retention: None,
+            session: cli.bridge.session_config(bridge::mode::ModeKind::ALL.to_vec()),
+        }),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -101,14 +101,6 @@ impl IncrementalConsumer {
         perf_lost: u64,
     ) -> Result<(), SendClosed> {
         let now = monotonic_ns();
-        let kernel_drops = if now.saturating_sub(self.kernel_drops_read_ns)
-            >= KERNEL_COUNTER_EVERY.as_nanos() as u64
-        {
-            self.kernel_drops_read_ns = now;
-            read_kernel_drops()
-        } else {
-            self.kernel_drops_seen
-        };
         self.pending
             .sort_unstable_by_key(|r| (r.table(), r.header().seq));
         for record in self.pending.drain(..) {
@@ -122,6 +114,17 @@ impl IncrementalConsumer {
         for tracker in &mut self.trackers {
             newly_lost += tracker.end_drain(now);
         }
+        // The counter is a map lookup: read it on loss (so both loss figures agree) and
+        // otherwise at most every KERNEL_COUNTER_EVERY.
+        let kernel_drops = if newly_lost > 0
+            || now.saturating_sub(self.kernel_drops_read_ns)
+                >= KERNEL_COUNTER_EVERY.as_nanos() as u64
+        {
+            self.kernel_drops_read_ns = now;
+            read_kernel_drops()
+        } else {
+            self.kernel_drops_seen
+        };
         self.counters.seq_gaps += newly_lost;
         self.counters.perf_lost += perf_lost;
         let kernel_drops_moved = kernel_drops > self.kernel_drops_seen;

@@ -1,0 +1,191 @@
+//! Workload generators with ground truth: every entity the bench creates is recorded here, so
+//! capture ratios are counted against what really happened, not against an estimate.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use bridge::stats::monotonic_ns;
+
+/// What the exec generators created.
+#[derive(Debug, Default)]
+pub struct ExecTruth {
+    /// Pid of each child (spawned and waited for) -> CLOCK_MONOTONIC ns just before the spawn.
+    pub pids: HashMap<u32, u64>,
+    /// Spawns (equals `pids.len()` unless a pid was reused within the run).
+    pub spawned: u64,
+    /// Spawns that failed (not counted as generated).
+    pub errors: u64,
+}
+
+/// A loopback client 4-tuple: (client port, server port), both on 127.0.0.1.
+pub type ClientTuple = (u16, u16);
+
+/// What the connect generators created.
+#[derive(Debug, Default)]
+pub struct ConnectTruth {
+    /// Distinct client-side 4-tuples (127.0.0.1:sport -> 127.0.0.1:dport).
+    pub tuples: HashSet<ClientTuple>,
+    /// Connections completed (connect + 100 bytes sent + close).
+    pub connections: u64,
+    /// Connections that failed (not counted as generated).
+    pub errors: u64,
+}
+
+/// An exec generator thread: (pid, spawn time) of each child, and the failed spawns.
+pub type ExecHandle = JoinHandle<(Vec<(u32, u64)>, u64)>;
+
+/// Sleeps until `at` unless that is in the past (rate pacing).
+fn pace(next: &mut Instant, step: Option<Duration>) {
+    if let Some(step) = step {
+        *next += step;
+        let now = Instant::now();
+        if *next > now {
+            std::thread::sleep(*next - now);
+        }
+    }
+}
+
+/// Per-thread pacing step for `rate` entities/s over `threads` threads (None = max rate).
+fn step_for(rate: u64, threads: usize) -> Option<Duration> {
+    (rate > 0).then(|| Duration::from_secs_f64(threads as f64 / rate as f64))
+}
+
+/// Starts `threads` spawners of `/bin/true` that run until `deadline`.
+pub fn start_exec(threads: usize, rate: u64, deadline: Instant) -> Vec<ExecHandle> {
+    let step = step_for(rate, threads);
+    (0..threads)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("bench-exec-{i}"))
+                .spawn(move || {
+                    let mut spawned = Vec::new();
+                    let mut errors = 0u64;
+                    let mut next = Instant::now();
+                    while Instant::now() < deadline {
+                        let at = monotonic_ns();
+                        match Command::new("/bin/true").spawn() {
+                            Ok(mut child) => {
+                                spawned.push((child.id(), at));
+                                let _ = child.wait();
+                            }
+                            Err(_) => errors += 1,
+                        }
+                        pace(&mut next, step);
+                    }
+                    (spawned, errors)
+                })
+                .expect("spawning a bench thread")
+        })
+        .collect()
+}
+
+/// Collects the exec generators' results.
+pub fn join_exec(handles: Vec<ExecHandle>) -> ExecTruth {
+    let mut truth = ExecTruth::default();
+    for handle in handles {
+        let (spawned, errors) = handle.join().expect("bench exec thread panicked");
+        truth.spawned += spawned.len() as u64;
+        truth.errors += errors;
+        truth.pids.extend(spawned);
+    }
+    truth
+}
+
+/// A loopback listener that accepts, reads to EOF and closes, until stopped.
+pub struct Listener {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Binds 127.0.0.1:0 and starts the accept thread.
+    pub fn start() -> std::io::Result<Listener> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("bench-listener".into())
+            .spawn(move || {
+                let mut buf = [0u8; 512];
+                for stream in listener.incoming() {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(mut stream) = stream {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                    }
+                }
+            })?;
+        Ok(Listener { addr, stop, handle })
+    }
+
+    /// Stops the accept thread (wakes it with one last connection, not counted).
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+        let _ = self.handle.join();
+    }
+}
+
+/// Starts `threads` clients doing connect / send 100 bytes / close against `addr` until
+/// `deadline`.
+pub fn start_connect(
+    threads: usize,
+    rate: u64,
+    deadline: Instant,
+    addr: SocketAddr,
+) -> Vec<JoinHandle<(Vec<ClientTuple>, u64)>> {
+    let step = step_for(rate, threads);
+    (0..threads)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("bench-conn-{i}"))
+                .spawn(move || {
+                    let payload = [0x5au8; 100];
+                    let mut done = Vec::new();
+                    let mut errors = 0u64;
+                    let mut next = Instant::now();
+                    while Instant::now() < deadline {
+                        let result = TcpStream::connect(addr).and_then(|mut s| {
+                            let local = s.local_addr()?;
+                            s.write_all(&payload)?;
+                            Ok(local.port())
+                        });
+                        match result {
+                            Ok(sport) => done.push((sport, addr.port())),
+                            Err(_) => errors += 1,
+                        }
+                        pace(&mut next, step);
+                    }
+                    (done, errors)
+                })
+                .expect("spawning a bench thread")
+        })
+        .collect()
+}
+
+/// Collects the connect generators' results.
+pub fn join_connect(handles: Vec<JoinHandle<(Vec<ClientTuple>, u64)>>) -> ConnectTruth {
+    let mut truth = ConnectTruth::default();
+    for handle in handles {
+        let (done, errors) = handle.join().expect("bench connect thread panicked");
+        truth.connections += done.len() as u64;
+        truth.errors += errors;
+        truth.tuples.extend(done);
+    }
+    truth
+}

@@ -1,0 +1,422 @@
+//! The dashboard's config file: `$XDG_CONFIG_HOME/bpftop-ordered/config.toml` (falling back to
+//! `~/.config/bpftop-ordered/config.toml`; `--config PATH` overrides).
+//!
+//! ```toml
+//! mode = "ring"           # mode visible at start: ring | perf | poll
+//! interval = "1s"         # refresh interval (also poll mode's snapshot interval)
+//! theme = "default"       # built-in name or path to a theme file (relative to this file)
+//!
+//! [retention]             # finished rows (exited processes, closed connections)
+//! max_age = "60s"
+//! max_finished = 10000
+//!
+//! [columns]               # visible columns, in order
+//! processes = ["pid", "user", "comm", "state", "cpu", "cpu_time", "start", "exit"]
+//! connections = ["proto", "local", "remote", "state", "pid", "comm", "sent", "recv", "age"]
+//!
+//! [keys]                  # action = key or [keys]; replaces that action's default keys
+//! quit = ["q", "ctrl-q"]
+//! ```
+//!
+//! Everything is validated when the file is read, before the terminal is touched: an unknown
+//! key or a bad value is reported as `file:line:column: message` with the valid choices.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use bridge::mode::ModeKind;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    dashboard::keymap::{Action, KeyChord, KeyMap},
+    theme::Theme,
+    view::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
+};
+
+/// A problem in a config or theme file, located for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong (and what would be valid).
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.path.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+impl FileError {
+    /// An error at byte `offset` of `text` (the file's content).
+    pub fn at(path: &Path, text: &str, offset: usize, message: impl Into<String>) -> FileError {
+        FileError {
+            path: path.to_path_buf(),
+            location: Some(line_and_column(text, offset)),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the file as a whole (e.g. it cannot be read).
+    pub fn whole(path: &Path, message: impl Into<String>) -> FileError {
+        FileError {
+            path: path.to_path_buf(),
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    /// A TOML parse or deserialisation error, located by its span.
+    pub fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> FileError {
+        // toml's messages end with a newline and sometimes repeat the key; keep the first line.
+        let message = error
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .trim();
+        match error.span() {
+            Some(span) => FileError::at(path, text, span.start, message),
+            None => FileError::whole(path, message),
+        }
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`; the column counts characters.
+pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The config file as written (every field optional; unknown fields are errors).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    mode: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    theme: Option<Spanned<String>>,
+    retention: Option<RetentionFile>,
+    columns: Option<ColumnsFile>,
+    keys: Option<BTreeMap<Spanned<String>, Spanned<KeyList>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    max_age: Option<Spanned<String>>,
+    max_finished: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnsFile {
+    processes: Option<Spanned<Vec<Spanned<String>>>>,
+    connections: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `action = "key"` or `action = ["key", ...]` (an empty list unbinds the action).
+#[derive(Debug)]
+struct KeyList(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyListVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyListVisitor {
+            type Value = KeyList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key name or a list of key names, e.g. \"q\" or [\"q\", \"ctrl-q\"]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyList, E> {
+                Ok(KeyList(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<KeyList, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = seq.next_element::<String>()? {
+                    keys.push(key);
+                }
+                Ok(KeyList(keys))
+            }
+        }
+        deserializer.deserialize_any(KeyListVisitor)
+    }
+}
+
+/// The validated config. `None` means "not set in the file".
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    /// Mode visible at start.
+    pub mode: Option<ModeKind>,
+    /// Refresh interval.
+    pub interval: Option<Duration>,
+    /// Theme, already loaded and validated.
+    pub theme: Option<Theme>,
+    /// Retention age of finished rows.
+    pub retention_max_age: Option<Duration>,
+    /// Retention count of finished rows.
+    pub retention_max_finished: Option<usize>,
+    /// Visible process columns (indices into `PROCESS_COLUMNS`), in order.
+    pub process_columns: Option<Vec<usize>>,
+    /// Visible connection columns (indices into `CONNECTION_COLUMNS`), in order.
+    pub connection_columns: Option<Vec<usize>>,
+    /// Key bindings (defaults plus the file's overrides).
+    pub keymap: KeyMap,
+}
+
+/// Shortest refresh interval accepted: faster only burns CPU without a readable screen.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest refresh interval accepted.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The default config path: `$XDG_CONFIG_HOME/bpftop-ordered/config.toml` when
+/// `XDG_CONFIG_HOME` is set to an absolute path, else `$HOME/.config/bpftop-ordered/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("bpftop-ordered").join("config.toml"))
+}
+
+impl Config {
+    /// Reads the config: `explicit` must exist; without it the default path is read when
+    /// present, and a missing default file means the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, FileError> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None => match default_path() {
+                Some(path) if path.exists() => path,
+                _ => return Ok(Config::default()),
+            },
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| FileError::whole(&path, format!("cannot read the config file: {e}")))?;
+        Config::parse(&path, &text)
+    }
+
+    /// Parses and validates config `text` read from `path` (used for messages and to resolve
+    /// a relative theme path).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, FileError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| FileError::from_toml(path, text, &e))?;
+        let at = |span: std::ops::Range<usize>, message: String| {
+            FileError::at(path, text, span.start, message)
+        };
+        let mut config = Config {
+            source: Some(path.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(mode) = file.mode {
+            let parsed = mode.get_ref().parse::<ModeKind>();
+            config.mode = Some(parsed.map_err(|e| at(mode.span(), e))?);
+        }
+        if let Some(interval) = file.interval {
+            let value = parse_duration(interval.get_ref()).map_err(|e| at(interval.span(), e))?;
+            if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&value) {
+                return Err(at(
+                    interval.span(),
+                    format!(
+                        "interval `{}` is out of range (from {} to {})",
+                        interval.get_ref(),
+                        humantime::format_duration(MIN_INTERVAL),
+                        humantime::format_duration(MAX_INTERVAL)
+                    ),
+                ));
+            }
+            config.interval = Some(value);
+        }
+        if let Some(theme) = file.theme {
+            let base_dir = path.parent().unwrap_or(Path::new("."));
+            let loaded = Theme::resolve(theme.get_ref(), base_dir).map_err(|e| match e {
+                // A broken theme file is reported at its own file:line.
+                crate::theme::ThemeError::File(file_error) => file_error,
+                crate::theme::ThemeError::Unknown(message) => at(theme.span(), message),
+            })?;
+            config.theme = Some(loaded);
+        }
+        if let Some(retention) = file.retention {
+            if let Some(age) = retention.max_age {
+                config.retention_max_age =
+                    Some(parse_duration(age.get_ref()).map_err(|e| at(age.span(), e))?);
+            }
+            if let Some(count) = retention.max_finished {
+                config.retention_max_finished = Some(*count.get_ref() as usize);
+            }
+        }
+        if let Some(columns) = file.columns {
+            let process_names: Vec<&str> = PROCESS_COLUMNS.iter().map(|c| c.name).collect();
+            let connection_names: Vec<&str> = CONNECTION_COLUMNS.iter().map(|c| c.name).collect();
+            if let Some(list) = columns.processes {
+                config.process_columns =
+                    Some(column_indices(&list, &process_names, "processes", &at)?);
+            }
+            if let Some(list) = columns.connections {
+                config.connection_columns = Some(column_indices(
+                    &list,
+                    &connection_names,
+                    "connections",
+                    &at,
+                )?);
+            }
+        }
+        if let Some(keys) = file.keys {
+            let mut overrides = Vec::new();
+            let mut key_spans = Vec::new();
+            for (name, list) in keys {
+                let action = Action::from_config_name(name.get_ref()).ok_or_else(|| {
+                    let valid: Vec<&str> = Action::ALL.iter().map(|a| a.config_name()).collect();
+                    at(
+                        name.span(),
+                        format!(
+                            "unknown action `{}` in [keys] (actions: {})",
+                            name.get_ref(),
+                            valid.join(", ")
+                        ),
+                    )
+                })?;
+                let span = list.span();
+                let mut chords = Vec::new();
+                for key in &list.get_ref().0 {
+                    let chord = KeyChord::parse(key).map_err(|e| at(span.clone(), e))?;
+                    key_spans.push((chord, span.clone()));
+                    chords.push(chord);
+                }
+                overrides.push((action, chords));
+            }
+            config.keymap = KeyMap::with_overrides(&overrides).map_err(|conflict| {
+                // Point at the overriding key that collided (a default key has no line).
+                let span = key_spans
+                    .iter()
+                    .rev()
+                    .find(|(chord, _)| *chord == conflict.key)
+                    .map(|(_, span)| span.clone());
+                match span {
+                    Some(span) => at(span, conflict.to_string()),
+                    None => FileError::whole(path, conflict.to_string()),
+                }
+            })?;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration `{text}`: {e} (examples: 500ms, 2s, 1m)"))
+}
+
+fn column_indices(
+    list: &Spanned<Vec<Spanned<String>>>,
+    valid: &[&str],
+    table: &str,
+    at: &impl Fn(std::ops::Range<usize>, String) -> FileError,
+) -> Result<Vec<usize>, FileError> {
+    if list.get_ref().is_empty() {
+        return Err(at(
+            list.span(),
+            format!(
+                "columns.{table} is empty: list at least one of {}",
+                valid.join(", ")
+            ),
+        ));
+    }
+    let mut indices = Vec::new();
+    for name in list.get_ref() {
+        let index = valid
+            .iter()
+            .position(|v| v == name.get_ref())
+            .ok_or_else(|| {
+                at(
+                    name.span(),
+                    format!(
+                        "unknown column `{}` for {table} (columns: {})",
+                        name.get_ref(),
+                        valid.join(", ")
+                    ),
+                )
+            })?;
+        if indices.contains(&index) {
+            return Err(at(
+                name.span(),
+                format!("column `{}` is listed twice", name.get_ref()),
+            ));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns_are_one_based() {
+        let text = "a = 1\nbb = 2\n";
+        assert_eq!(line_and_column(text, 0), (1, 1));
+        assert_eq!(line_and_column(text, 6), (2, 1));
+        assert_eq!(line_and_column(text, 11), (2, 6));
+        assert_eq!(line_and_column(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let text = r#"
+mode = "perf"
+interval = "2s"
+theme = "light"
+[retention]
+max_age = "5m"
+max_finished = 500
+[columns]
+processes = ["pid", "comm", "cpu"]
+connections = ["local", "remote", "state"]
+[keys]
+quit = ["x", "ctrl-q"]
+help = "f1"
+"#;
+        let config = Config::parse(Path::new("c.toml"), text).unwrap();
+        assert_eq!(config.mode, Some(ModeKind::Perf));
+        assert_eq!(config.interval, Some(Duration::from_secs(2)));
+        assert_eq!(config.theme.unwrap().name, "light");
+        assert_eq!(config.retention_max_age, Some(Duration::from_secs(300)));
+        assert_eq!(config.retention_max_finished, Some(500));
+        assert_eq!(config.process_columns.unwrap().len(), 3);
+        assert_eq!(config.keymap.label(Action::Quit), "x/Ctrl-Q");
+        assert_eq!(config.keymap.label(Action::Help), "F1");
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = Config::parse(Path::new("c.toml"), "").unwrap();
+        assert!(config.mode.is_none() && config.interval.is_none());
+    }
+}

@@ -1,0 +1,592 @@
+//! The dashboard's state: the table store (this thread is its one owner), the windowed metrics,
+//! the two table views, overlays, theme and pause. Built from a [`TableStore`] alone, so tests
+//! drive it with synthetic batches and a `TestBackend`, without a kernel.
+//!
+//! Time is passed in (`now_ns`, CLOCK_MONOTONIC): the event loop passes the real clock, tests
+//! pass fixed values.
+
+use std::time::Duration;
+
+use bridge::{
+    mode::{ModeKind, ModeMessage},
+    row::{ConnectionRow, ProcessRow, TableRow},
+    stats::process_cpu_ns,
+    store::TableStore,
+    table::OrderedTable,
+};
+use probe_common::{ConnKey, ProcKey};
+
+use super::{
+    filter::{Filter, FilterTable},
+    keymap::KeyMap,
+    layout::ScreenLayout,
+    metrics::Metrics,
+    row_match::{ConnectionSubject, ProcessSubject},
+    table_view::{OrderStamp, SortState, TableView},
+    user_names::UserNames,
+};
+use crate::{
+    theme::Theme,
+    view::columns::{column_index, ColumnSpec, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
+};
+
+/// Which table is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    /// Processes.
+    Processes,
+    /// TCP connections.
+    Connections,
+}
+
+impl Tab {
+    /// The other tab.
+    pub fn other(self) -> Tab {
+        match self {
+            Tab::Processes => Tab::Connections,
+            Tab::Connections => Tab::Processes,
+        }
+    }
+
+    /// Title in the tab bar.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Processes => "Processes",
+            Tab::Connections => "Connections",
+        }
+    }
+}
+
+/// A popup over the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    /// Nothing.
+    None,
+    /// Key help, scrolled by `scroll` lines.
+    Help {
+        /// First line shown.
+        scroll: u16,
+    },
+    /// Column picker; `cursor` indexes the current table's full column list.
+    ColumnPicker {
+        /// Highlighted column.
+        cursor: usize,
+    },
+    /// Every field of the row under the cursor.
+    Detail,
+}
+
+/// The filter prompt while it is open: the text edited is the current tab's filter text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterPrompt {
+    /// Cursor position, a byte index into the text (always on a char boundary).
+    pub cursor: usize,
+}
+
+/// What the event loop should do after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Something changed: draw now.
+    Redraw,
+    /// Nothing visible changed.
+    Unchanged,
+    /// Leave the dashboard.
+    Quit,
+}
+
+/// Where the monitor runs (for the header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+}
+
+impl HostInfo {
+    /// Reads the host name and kernel release of this machine.
+    pub fn detect() -> HostInfo {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "?".into())
+        };
+        HostInfo {
+            hostname: read("/proc/sys/kernel/hostname"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+        }
+    }
+}
+
+/// Start-up choices (from the command line and the config file, already validated).
+#[derive(Clone, Debug)]
+pub struct AppSettings {
+    /// Mode whose tables are shown first.
+    pub mode: ModeKind,
+    /// Refresh interval (CPU% window, redraw on data).
+    pub interval: Duration,
+    /// Theme at start.
+    pub theme: Theme,
+    /// Key bindings.
+    pub keymap: KeyMap,
+    /// Visible process columns, in order.
+    pub process_columns: Vec<usize>,
+    /// Visible connection columns, in order.
+    pub connection_columns: Vec<usize>,
+    /// Initial filter text (applied to each tab where it parses).
+    pub filter: Option<String>,
+    /// Modes that were started (the others show "not running").
+    pub running_modes: Vec<ModeKind>,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            mode: ModeKind::Ring,
+            interval: Duration::from_secs(1),
+            theme: Theme::default_theme(),
+            keymap: KeyMap::default(),
+            process_columns: (0..PROCESS_COLUMNS.len()).collect(),
+            connection_columns: (0..CONNECTION_COLUMNS.len()).collect(),
+            filter: None,
+            running_modes: ModeKind::ALL.to_vec(),
+        }
+    }
+}
+
+/// A transient message in the footer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusMessage {
+    /// The text.
+    pub text: String,
+    /// When it disappears, CLOCK_MONOTONIC ns.
+    pub until_ns: u64,
+}
+
+/// How long a status message stays.
+const STATUS_NS: u64 = 3_000_000_000;
+
+/// The frozen picture shown while paused.
+#[derive(Clone, Debug)]
+struct Frozen {
+    processes: [OrderedTable<ProcessRow>; 3],
+    connections: [OrderedTable<ConnectionRow>; 3],
+    metrics: Metrics,
+    now_ns: u64,
+    generation: u64,
+}
+
+/// The dashboard state.
+pub struct App {
+    pub(super) store: TableStore,
+    pub(super) metrics: Metrics,
+    frozen: Option<Box<Frozen>>,
+    pub(super) tab: Tab,
+    pub(super) mode: ModeKind,
+    pub(super) processes: TableView<ProcKey>,
+    pub(super) connections: TableView<ConnKey>,
+    pub(super) overlay: Overlay,
+    pub(super) prompt: Option<FilterPrompt>,
+    themes: Vec<Theme>,
+    theme_index: usize,
+    pub(super) keymap: KeyMap,
+    users: UserNames,
+    host: HostInfo,
+    started_ns: u64,
+    now_ns: u64,
+    data_generation: u64,
+    running_modes: Vec<ModeKind>,
+    interval: Duration,
+    status: Option<StatusMessage>,
+    pub(super) layout: Option<ScreenLayout>,
+}
+
+fn default_sort<R>(columns: &[ColumnSpec<R>], name: &str) -> SortState {
+    let column = column_index(columns, name).expect("default sort column exists");
+    SortState {
+        column,
+        descending: columns[column].descending_first,
+    }
+}
+
+impl App {
+    /// A dashboard over `store`, started at `now_ns`.
+    pub fn new(store: TableStore, settings: AppSettings, host: HostInfo, now_ns: u64) -> App {
+        let mut themes = Theme::all_built_in();
+        let theme_index = match themes.iter().position(|t| *t == settings.theme) {
+            Some(index) => index,
+            None => {
+                themes.insert(0, settings.theme.clone());
+                0
+            }
+        };
+        let mut processes = TableView::new(
+            settings.process_columns.clone(),
+            default_sort(PROCESS_COLUMNS, "cpu"),
+            FilterTable::Processes,
+        );
+        let mut connections = TableView::new(
+            settings.connection_columns.clone(),
+            default_sort(CONNECTION_COLUMNS, "age"),
+            FilterTable::Connections,
+        );
+        if let Some(text) = &settings.filter {
+            processes.filter.set_text(text.clone());
+            if processes.filter.error.is_some() {
+                processes.filter.clear();
+            }
+            connections.filter.set_text(text.clone());
+            if connections.filter.error.is_some() {
+                connections.filter.clear();
+            }
+        }
+        let mut app = App {
+            store,
+            metrics: Metrics::default(),
+            frozen: None,
+            tab: Tab::Processes,
+            mode: settings.mode,
+            processes,
+            connections,
+            overlay: Overlay::None,
+            prompt: None,
+            themes,
+            theme_index,
+            keymap: settings.keymap,
+            users: UserNames::from_system(),
+            host,
+            started_ns: now_ns,
+            now_ns,
+            data_generation: 0,
+            running_modes: settings.running_modes,
+            interval: settings.interval,
+            status: None,
+            layout: None,
+        };
+        app.metrics.sample_modes(&mut app.store, now_ns);
+        app.metrics.sample_processes(&app.store, now_ns);
+        app.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
+        app
+    }
+
+    /// Replaces the user-name table (tests use a fixed one).
+    pub fn set_user_names(&mut self, users: UserNames) {
+        self.users = users;
+        self.data_generation += 1;
+    }
+
+    // ----- data in -----
+
+    /// Applies a message from a mode thread. Applying goes on while paused.
+    pub fn apply(&mut self, message: ModeMessage) {
+        match message {
+            ModeMessage::Batch(batch) => self.store.apply(batch),
+            ModeMessage::Failed { mode, error } => self.store.mark_failed(mode, error),
+        }
+        self.data_generation += 1;
+    }
+
+    /// The once-a-second work: reap finished rows past retention, sample the panel figures
+    /// (events/s, lag window, thread CPU) and this program's CPU, refresh user names, expire
+    /// the status message.
+    pub fn on_second(&mut self, now_ns: u64) {
+        if self.store.reap(now_ns) > 0 {
+            self.data_generation += 1;
+        }
+        self.metrics.sample_modes(&mut self.store, now_ns);
+        self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
+        self.users.refresh();
+        if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
+            self.status = None;
+        }
+        self.set_now(now_ns);
+    }
+
+    /// The once-per-refresh work: per-process CPU% over the window just closed.
+    pub fn on_refresh(&mut self, now_ns: u64) {
+        self.metrics.sample_processes(&self.store, now_ns);
+        self.data_generation += 1;
+        self.set_now(now_ns);
+    }
+
+    /// Advances the clock used for ages and the uptime. While paused, the frozen picture
+    /// keeps the time it was frozen at (see [`App::display_now_ns`]).
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+    }
+
+    /// Mutable access to the store (tests that change data directly).
+    pub fn store_mut(&mut self) -> &mut TableStore {
+        self.data_generation += 1;
+        &mut self.store
+    }
+
+    // ----- what the view reads -----
+
+    /// The store (live data, whatever the pause state).
+    pub fn store(&self) -> &TableStore {
+        &self.store
+    }
+
+    /// The visible tab.
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
+    /// The visible mode.
+    pub fn mode(&self) -> ModeKind {
+        self.mode
+    }
+
+    /// Whether the mode was started.
+    pub fn is_running(&self, mode: ModeKind) -> bool {
+        self.running_modes.contains(&mode)
+    }
+
+    /// The open popup.
+    pub fn overlay(&self) -> Overlay {
+        self.overlay
+    }
+
+    /// The filter prompt, when open.
+    pub fn prompt(&self) -> Option<FilterPrompt> {
+        self.prompt
+    }
+
+    /// The theme in use.
+    pub fn theme(&self) -> &Theme {
+        &self.themes[self.theme_index]
+    }
+
+    /// Key bindings.
+    pub fn keymap(&self) -> &KeyMap {
+        &self.keymap
+    }
+
+    /// Host name and kernel.
+    pub fn host(&self) -> &HostInfo {
+        &self.host
+    }
+
+    /// Time since the dashboard started, ns.
+    pub fn uptime_ns(&self) -> u64 {
+        self.now_ns.saturating_sub(self.started_ns)
+    }
+
+    /// Refresh interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the display is frozen.
+    pub fn paused(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// The footer's transient message.
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_ref().map(|s| s.text.as_str())
+    }
+
+    /// Shows a transient message in the footer.
+    pub fn set_status(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusMessage {
+            text: text.into(),
+            until_ns: self.now_ns + STATUS_NS,
+        });
+    }
+
+    /// "Now" for the displayed picture (frozen while paused).
+    pub fn display_now_ns(&self) -> u64 {
+        self.frozen.as_ref().map_or(self.now_ns, |f| f.now_ns)
+    }
+
+    /// Metrics as displayed (frozen while paused).
+    pub fn metrics(&self) -> &Metrics {
+        self.frozen.as_ref().map_or(&self.metrics, |f| &f.metrics)
+    }
+
+    /// The visible mode's processes, as displayed.
+    pub fn processes_table(&self) -> &OrderedTable<ProcessRow> {
+        self.processes_of(self.mode)
+    }
+
+    /// A mode's processes, as displayed.
+    pub fn processes_of(&self, mode: ModeKind) -> &OrderedTable<ProcessRow> {
+        match &self.frozen {
+            Some(f) => &f.processes[mode.index()],
+            None => self.store.mode(mode).processes.rows(),
+        }
+    }
+
+    /// The visible mode's connections, as displayed.
+    pub fn connections_table(&self) -> &OrderedTable<ConnectionRow> {
+        self.connections_of(self.mode)
+    }
+
+    /// A mode's connections, as displayed.
+    pub fn connections_of(&self, mode: ModeKind) -> &OrderedTable<ConnectionRow> {
+        match &self.frozen {
+            Some(f) => &f.connections[mode.index()],
+            None => &self.store.mode(mode).connections,
+        }
+    }
+
+    /// Formatting context of the visible mode.
+    pub fn row_context(&self) -> RowContext<'_> {
+        RowContext {
+            now_ns: self.display_now_ns(),
+            cpu: self.metrics().process_cpu(self.mode),
+            users: &self.users,
+        }
+    }
+
+    /// The processes tab's view state.
+    pub fn process_view(&self) -> &TableView<ProcKey> {
+        &self.processes
+    }
+
+    /// The connections tab's view state.
+    pub fn connection_view(&self) -> &TableView<ConnKey> {
+        &self.connections
+    }
+
+    /// The process under the cursor.
+    pub fn cursor_process(&self) -> Option<&ProcessRow> {
+        self.processes
+            .cursor_key()
+            .and_then(|k| self.processes_table().get(&k))
+    }
+
+    /// The connection under the cursor.
+    pub fn cursor_connection(&self) -> Option<&ConnectionRow> {
+        self.connections
+            .cursor_key()
+            .and_then(|k| self.connections_table().get(&k))
+    }
+
+    /// Whether the visible tab follows its selection.
+    pub fn following(&self) -> bool {
+        match self.tab {
+            Tab::Processes => self.processes.following(),
+            Tab::Connections => self.connections.following(),
+        }
+    }
+
+    /// The layout of the last prepared frame.
+    pub fn layout(&self) -> Option<&ScreenLayout> {
+        self.layout.as_ref()
+    }
+
+    // ----- state changes shared by keys and mouse -----
+
+    /// Shows another mode's tables (instant: all modes are live).
+    pub fn set_mode(&mut self, mode: ModeKind) {
+        self.mode = mode;
+    }
+
+    /// Freezes or unfreezes the display. Collection and applying continue underneath.
+    pub fn toggle_pause(&mut self) {
+        if self.frozen.take().is_none() {
+            let processes = ModeKind::ALL.map(|m| self.store.mode(m).processes.rows().clone());
+            let connections = ModeKind::ALL.map(|m| self.store.mode(m).connections.clone());
+            self.frozen = Some(Box::new(Frozen {
+                processes,
+                connections,
+                metrics: self.metrics.clone(),
+                now_ns: self.now_ns,
+                generation: self.data_generation,
+            }));
+        }
+        self.processes.invalidate();
+        self.connections.invalidate();
+    }
+
+    /// Next built-in theme (a theme loaded from a file is first in the cycle).
+    pub fn next_theme(&mut self) {
+        self.theme_index = (self.theme_index + 1) % self.themes.len();
+        let name = self.theme().name.clone();
+        self.set_status(format!("theme: {name}"));
+    }
+
+    // ----- before each draw -----
+
+    /// Fits the views to `layout` and brings the visible tab's order up to date (sorting and
+    /// filtering only when data, sort, filter, mode or pause changed since the last frame).
+    pub fn prepare(&mut self, layout: ScreenLayout) {
+        self.layout = Some(layout);
+        let rows = layout.table_rows();
+        let stamp_of = |sort: SortState, filter: u64, app: &App| OrderStamp {
+            data: app
+                .frozen
+                .as_ref()
+                .map_or(app.data_generation, |f| f.generation),
+            sort,
+            filter,
+            mode: app.mode,
+            paused: app.frozen.is_some(),
+        };
+        match self.tab {
+            Tab::Processes => {
+                let stamp = stamp_of(self.processes.sort, self.processes.filter.generation, self);
+                if !self.processes.order_is_current(&stamp) {
+                    let ctx = self.row_context();
+                    let order = sorted_filtered(
+                        self.processes_table(),
+                        PROCESS_COLUMNS,
+                        stamp.sort,
+                        &self.processes.filter.active,
+                        &ctx,
+                        |row, ctx, filter| filter.matches(&ProcessSubject { row, ctx }),
+                    );
+                    self.processes.set_order(order, stamp);
+                }
+                self.processes.set_page_rows(rows);
+            }
+            Tab::Connections => {
+                let stamp = stamp_of(
+                    self.connections.sort,
+                    self.connections.filter.generation,
+                    self,
+                );
+                if !self.connections.order_is_current(&stamp) {
+                    let ctx = self.row_context();
+                    let order = sorted_filtered(
+                        self.connections_table(),
+                        CONNECTION_COLUMNS,
+                        stamp.sort,
+                        &self.connections.filter.active,
+                        &ctx,
+                        |row, ctx, filter| filter.matches(&ConnectionSubject { row, ctx }),
+                    );
+                    self.connections.set_order(order, stamp);
+                }
+                self.connections.set_page_rows(rows);
+            }
+        }
+    }
+}
+
+/// Keys of the rows of `table` accepted by `filter`, ordered by the sort column (ties keep
+/// first-seen order, in both directions).
+fn sorted_filtered<R: TableRow>(
+    table: &OrderedTable<R>,
+    columns: &[ColumnSpec<R>],
+    sort: SortState,
+    filter: &Filter,
+    ctx: &RowContext,
+    matches: impl Fn(&R, &RowContext, &Filter) -> bool,
+) -> Vec<R::Key> {
+    let spec = &columns[sort.column];
+    table.sorted_keys(
+        |row| filter.is_empty() || matches(row, ctx, filter),
+        |a, b| {
+            let order = (spec.compare)(a, b, ctx);
+            if sort.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        },
+    )
+}

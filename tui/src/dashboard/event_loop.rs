@@ -1,0 +1,129 @@
+//! The event loop: one thread (this one) owns the app and the store; an input thread turns
+//! terminal events into messages; a signal thread turns SIGTERM/SIGINT/SIGHUP into a message.
+//! The loop blocks in `select!` on input, mode messages, a 1 s stats tick and the refresh tick:
+//! it redraws at once on input, and on data at most once per refresh interval. It never polls.
+
+use std::{io, thread, time::Duration};
+
+use anyhow::Context;
+use bridge::{mode::ModeMessage, stats::monotonic_ns};
+use crossbeam_channel::{never, select, tick, Receiver};
+use crossterm::event::Event;
+use ratatui::{backend::Backend, Terminal};
+
+use super::app::{App, Control};
+
+/// Fault injection for the end-to-end test of the panic path: when this variable is set, the
+/// loop panics right after drawing its first frame, so the test can check that the panic hook
+/// and the terminal guard give the shell back a usable terminal.
+pub const TEST_PANIC_VARIABLE: &str = "BPFTOP_ORDERED_TEST_PANIC";
+
+/// Messages applied in one go before input is looked at again (keeps keys responsive under a
+/// flood of batches).
+const MAX_MESSAGES_PER_WAKEUP: usize = 512;
+
+/// Where the loop's events come from.
+pub struct LoopInputs {
+    /// Terminal events (from [`spawn_input_reader`] or a test).
+    pub terminal: Receiver<io::Result<Event>>,
+    /// Mode messages (from the session or a test).
+    pub messages: Receiver<ModeMessage>,
+    /// Signal numbers that ask the program to end.
+    pub signals: Receiver<i32>,
+}
+
+/// Runs until the user quits (exit code 0) or a signal arrives (exit code 128 + signal).
+pub fn run<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    inputs: LoopInputs,
+    interval: Duration,
+) -> anyhow::Result<i32> {
+    let LoopInputs {
+        terminal: input,
+        mut messages,
+        signals,
+    } = inputs;
+    let second = tick(Duration::from_secs(1));
+    let refresh = tick(interval);
+    redraw(terminal, app)?;
+    if std::env::var_os(TEST_PANIC_VARIABLE).is_some() {
+        panic!("{TEST_PANIC_VARIABLE} is set: panicking after the first frame, as asked");
+    }
+    loop {
+        select! {
+            recv(input) -> event => {
+                let event = event
+                    .map_err(|_| anyhow::anyhow!("the terminal input reader stopped"))?
+                    .context("reading terminal input")?;
+                match app.handle_event(&event) {
+                    Control::Quit => return Ok(0),
+                    Control::Redraw => redraw(terminal, app)?,
+                    Control::Unchanged => {}
+                }
+            }
+            recv(messages) -> message => match message {
+                Ok(message) => {
+                    app.apply(message);
+                    for message in messages.try_iter().take(MAX_MESSAGES_PER_WAKEUP) {
+                        app.apply(message);
+                    }
+                }
+                // Every mode thread ended: keep showing what there is.
+                Err(_) => messages = never(),
+            },
+            recv(second) -> _ => app.on_second(monotonic_ns()),
+            recv(refresh) -> _ => {
+                app.on_refresh(monotonic_ns());
+                redraw(terminal, app)?;
+            }
+            recv(signals) -> signal => {
+                return Ok(128 + signal.unwrap_or(libc::SIGTERM));
+            }
+        }
+    }
+}
+
+fn redraw<B: Backend>(terminal: &mut Terminal<B>, app: &mut App) -> anyhow::Result<()> {
+    app.set_now(monotonic_ns());
+    terminal
+        .draw(|frame| super::draw_frame(frame, app))
+        .context("drawing the dashboard")?;
+    Ok(())
+}
+
+/// Starts the thread that blocks on terminal input and forwards every event. It ends when the
+/// receiver is dropped (at the next event) or reading fails.
+pub fn spawn_input_reader() -> io::Result<Receiver<io::Result<Event>>> {
+    let (sender, receiver) = crossbeam_channel::bounded(256);
+    thread::Builder::new()
+        .name("tui-input".into())
+        .spawn(move || loop {
+            let event = crossterm::event::read();
+            let failed = event.is_err();
+            if sender.send(event).is_err() || failed {
+                break;
+            }
+        })?;
+    Ok(receiver)
+}
+
+/// Signals that end the dashboard cleanly (the terminal is restored on the way out).
+pub const EXIT_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// Starts the thread that forwards [`EXIT_SIGNALS`]; the handle stops it.
+pub fn spawn_signal_listener() -> io::Result<(Receiver<i32>, signal_hook::iterator::Handle)> {
+    let mut signals = signal_hook::iterator::Signals::new(EXIT_SIGNALS)?;
+    let handle = signals.handle();
+    let (sender, receiver) = crossbeam_channel::bounded(4);
+    thread::Builder::new()
+        .name("tui-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if sender.send(signal).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok((receiver, handle))
+}

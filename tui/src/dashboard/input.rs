@@ -1,0 +1,436 @@
+//! Keys and mouse → state changes. Modal: the filter prompt takes every key while open, then
+//! the open popup, then the key map.
+
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Position;
+
+use super::{
+    app::{App, Control, FilterPrompt, Overlay, Tab},
+    keymap::Action,
+};
+use crate::view::{
+    columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
+    table::column_at,
+    tabs::tab_at,
+};
+
+/// Rows moved per mouse-wheel notch.
+const WHEEL_ROWS: isize = 3;
+
+impl App {
+    /// Handles one terminal event.
+    pub fn handle_event(&mut self, event: &Event) -> Control {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Mouse(mouse) => self.handle_mouse(mouse),
+            Event::Paste(text) if self.prompt.is_some() => {
+                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+                self.edit_filter(|t, cursor| {
+                    t.insert_str(cursor, &clean);
+                    cursor + clean.len()
+                });
+                Control::Redraw
+            }
+            Event::Resize(..) => Control::Redraw,
+            _ => Control::Unchanged,
+        }
+    }
+
+    /// Handles one key press.
+    pub fn handle_key(&mut self, key: &KeyEvent) -> Control {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Control::Quit;
+        }
+        if self.prompt.is_some() {
+            return self.prompt_key(key);
+        }
+        match self.overlay {
+            Overlay::None => {}
+            Overlay::Help { scroll } => {
+                self.overlay = match key.code {
+                    KeyCode::Up | KeyCode::Char('k') => Overlay::Help {
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    KeyCode::Down | KeyCode::Char('j') => Overlay::Help {
+                        scroll: (scroll + 1).min(self.help_scroll_limit()),
+                    },
+                    KeyCode::PageUp => Overlay::Help {
+                        scroll: scroll.saturating_sub(10),
+                    },
+                    KeyCode::PageDown => Overlay::Help {
+                        scroll: (scroll + 10).min(self.help_scroll_limit()),
+                    },
+                    _ => Overlay::None,
+                };
+                return Control::Redraw;
+            }
+            Overlay::ColumnPicker { cursor } => return self.picker_key(key, cursor),
+            Overlay::Detail => return self.detail_key(key),
+        }
+        match self.keymap.action(key) {
+            Some(action) => self.perform(action),
+            None if key.code == KeyCode::Esc => self.clear_filter(),
+            None => Control::Unchanged,
+        }
+    }
+
+    /// Esc outside the prompt: drops the visible tab's filter, if there is one.
+    fn clear_filter(&mut self) -> Control {
+        let filter = match self.tab {
+            Tab::Processes => &mut self.processes.filter,
+            Tab::Connections => &mut self.connections.filter,
+        };
+        if filter.applied_text.is_empty() {
+            return Control::Unchanged;
+        }
+        filter.clear();
+        self.set_status("filter cleared");
+        Control::Redraw
+    }
+
+    /// Last useful help scroll position: the help's length less what fits on screen.
+    fn help_scroll_limit(&self) -> u16 {
+        let lines = crate::view::help::help_lines(self).len() as u16;
+        let shown = self.layout.map_or(0, |l| l.area.height.saturating_sub(4));
+        lines.saturating_sub(shown)
+    }
+
+    /// Carries out an action of the key map.
+    pub fn perform(&mut self, action: Action) -> Control {
+        use bridge::mode::ModeKind;
+        match action {
+            Action::Quit => return Control::Quit,
+            Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
+            Action::ModeRing => self.set_mode(ModeKind::Ring),
+            Action::ModePerf => self.set_mode(ModeKind::Perf),
+            Action::ModePoll => self.set_mode(ModeKind::Poll),
+            Action::NextMode => {
+                let next = (self.mode.index() + 1) % ModeKind::ALL.len();
+                self.set_mode(ModeKind::ALL[next]);
+            }
+            Action::ColumnPicker => {
+                let cursor = match self.tab {
+                    Tab::Processes => self.processes.sort.column,
+                    Tab::Connections => self.connections.sort.column,
+                };
+                self.overlay = Overlay::ColumnPicker { cursor };
+            }
+            Action::SortPrev | Action::SortNext => {
+                let forward = action == Action::SortNext;
+                match self.tab {
+                    Tab::Processes => self
+                        .processes
+                        .cycle_sort(forward, |c| PROCESS_COLUMNS[c].descending_first),
+                    Tab::Connections => self
+                        .connections
+                        .cycle_sort(forward, |c| CONNECTION_COLUMNS[c].descending_first),
+                }
+            }
+            Action::SortInvert => match self.tab {
+                Tab::Processes => self.processes.invert_sort(),
+                Tab::Connections => self.connections.invert_sort(),
+            },
+            Action::Filter => {
+                let cursor = self.filter_text().len();
+                self.prompt = Some(FilterPrompt { cursor });
+            }
+            Action::Pause => self.toggle_pause(),
+            Action::NextTheme => self.next_theme(),
+            Action::Help => self.overlay = Overlay::Help { scroll: 0 },
+            Action::Up => self.move_cursor(-1),
+            Action::Down => self.move_cursor(1),
+            Action::PageUp => self.with_view(|v| v.page(false)),
+            Action::PageDown => self.with_view(|v| v.page(true)),
+            Action::Home => self.with_view(|v| v.home()),
+            Action::End => self.with_view(|v| v.end()),
+            Action::Follow => {
+                self.with_view(|v| v.toggle_follow());
+                let message = if self.following() {
+                    "follow on: the selected row stays in view"
+                } else {
+                    "follow off"
+                };
+                self.set_status(message);
+            }
+            Action::Detail => {
+                let has_row = match self.tab {
+                    Tab::Processes => self.cursor_process().is_some(),
+                    Tab::Connections => self.cursor_connection().is_some(),
+                };
+                if has_row {
+                    self.overlay = Overlay::Detail;
+                }
+            }
+        }
+        Control::Redraw
+    }
+
+    /// Runs `f` on the visible tab's view (navigation is the same for both key types).
+    fn with_view(&mut self, f: impl Fn(&mut dyn ViewNavigation)) {
+        match self.tab {
+            Tab::Processes => f(&mut self.processes),
+            Tab::Connections => f(&mut self.connections),
+        }
+    }
+
+    fn move_cursor(&mut self, delta: isize) {
+        self.with_view(|v| v.move_by(delta));
+    }
+
+    fn filter_text(&self) -> &str {
+        match self.tab {
+            Tab::Processes => &self.processes.filter.text,
+            Tab::Connections => &self.connections.filter.text,
+        }
+    }
+
+    /// Edits the visible tab's filter text: `edit` changes the text and returns the new cursor.
+    fn edit_filter(&mut self, edit: impl FnOnce(&mut String, usize) -> usize) {
+        let Some(prompt) = self.prompt else { return };
+        let filter = match self.tab {
+            Tab::Processes => &mut self.processes.filter,
+            Tab::Connections => &mut self.connections.filter,
+        };
+        let mut text = filter.text.clone();
+        let at = prompt.cursor.min(text.len());
+        let cursor = edit(&mut text, at);
+        filter.set_text(text);
+        self.prompt = Some(FilterPrompt { cursor });
+    }
+
+    fn prompt_key(&mut self, key: &KeyEvent) -> Control {
+        let Some(prompt) = self.prompt else {
+            return Control::Unchanged;
+        };
+        let text = self.filter_text().to_string();
+        let cursor = prompt.cursor.min(text.len());
+        let previous_char = text[..cursor].chars().next_back().map_or(0, char::len_utf8);
+        let next_char = text[cursor..].chars().next().map_or(0, char::len_utf8);
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Enter => {
+                self.prompt = None;
+                let filter = match self.tab {
+                    Tab::Processes => &mut self.processes.filter,
+                    Tab::Connections => &mut self.connections.filter,
+                };
+                if filter.error.is_some() {
+                    filter.revert_to_applied();
+                    self.set_status("invalid filter not applied: the last good filter stays");
+                }
+            }
+            KeyCode::Esc => {
+                self.prompt = None;
+                match self.tab {
+                    Tab::Processes => self.processes.filter.clear(),
+                    Tab::Connections => self.connections.filter.clear(),
+                }
+            }
+            KeyCode::Char('u') if ctrl => self.edit_filter(|t, _| {
+                t.clear();
+                0
+            }),
+            KeyCode::Char(c) if !ctrl => self.edit_filter(|t, at| {
+                t.insert(at, c);
+                at + c.len_utf8()
+            }),
+            KeyCode::Backspace if previous_char > 0 => self.edit_filter(|t, at| {
+                t.replace_range(at - previous_char..at, "");
+                at - previous_char
+            }),
+            KeyCode::Delete if next_char > 0 => self.edit_filter(|t, at| {
+                t.replace_range(at..at + next_char, "");
+                at
+            }),
+            KeyCode::Left => {
+                self.prompt = Some(FilterPrompt {
+                    cursor: cursor - previous_char,
+                })
+            }
+            KeyCode::Right => {
+                self.prompt = Some(FilterPrompt {
+                    cursor: cursor + next_char,
+                })
+            }
+            KeyCode::Home => self.prompt = Some(FilterPrompt { cursor: 0 }),
+            KeyCode::End => self.prompt = Some(FilterPrompt { cursor: text.len() }),
+            _ => return Control::Unchanged,
+        }
+        Control::Redraw
+    }
+
+    fn picker_len(&self) -> usize {
+        match self.tab {
+            Tab::Processes => PROCESS_COLUMNS.len(),
+            Tab::Connections => CONNECTION_COLUMNS.len(),
+        }
+    }
+
+    fn picker_key(&mut self, key: &KeyEvent, cursor: usize) -> Control {
+        let len = self.picker_len();
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.overlay = Overlay::ColumnPicker {
+                    cursor: (cursor + len - 1) % len,
+                }
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.overlay = Overlay::ColumnPicker {
+                    cursor: (cursor + 1) % len,
+                }
+            }
+            KeyCode::Enter => {
+                self.sort_by_column(cursor);
+                self.overlay = Overlay::None;
+            }
+            KeyCode::Char(' ') => match self.tab {
+                Tab::Processes => self
+                    .processes
+                    .toggle_column(cursor, &(0..PROCESS_COLUMNS.len()).collect::<Vec<_>>()),
+                Tab::Connections => self
+                    .connections
+                    .toggle_column(cursor, &(0..CONNECTION_COLUMNS.len()).collect::<Vec<_>>()),
+            },
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('s') => self.overlay = Overlay::None,
+            _ => return Control::Unchanged,
+        }
+        Control::Redraw
+    }
+
+    /// Sorts the visible table by a column (index into its full list); inverts when it is
+    /// already the sort column.
+    pub fn sort_by_column(&mut self, column: usize) {
+        match self.tab {
+            Tab::Processes => self
+                .processes
+                .sort_by(column, PROCESS_COLUMNS[column].descending_first),
+            Tab::Connections => self
+                .connections
+                .sort_by(column, CONNECTION_COLUMNS[column].descending_first),
+        }
+    }
+
+    fn detail_key(&mut self, key: &KeyEvent) -> Control {
+        match self.keymap.action(key) {
+            Some(Action::Up) => self.move_cursor(-1),
+            Some(Action::Down) => self.move_cursor(1),
+            Some(Action::PageUp) => self.with_view(|v| v.page(false)),
+            Some(Action::PageDown) => self.with_view(|v| v.page(true)),
+            Some(Action::Pause) => self.toggle_pause(),
+            _ if matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) => {
+                self.overlay = Overlay::None
+            }
+            _ => return Control::Unchanged,
+        }
+        Control::Redraw
+    }
+
+    /// Handles one mouse event, hit-testing against the last drawn layout.
+    pub fn handle_mouse(&mut self, mouse: &MouseEvent) -> Control {
+        let Some(layout) = self.layout else {
+            return Control::Unchanged;
+        };
+        if layout.too_small {
+            return Control::Unchanged;
+        }
+        let at = Position::new(mouse.column, mouse.row);
+        match mouse.kind {
+            MouseEventKind::ScrollDown if self.overlay == Overlay::None => {
+                self.move_cursor(WHEEL_ROWS)
+            }
+            MouseEventKind::ScrollUp if self.overlay == Overlay::None => {
+                self.move_cursor(-WHEEL_ROWS)
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                if self.overlay != Overlay::None {
+                    // A click anywhere closes the popup (keys do the rest).
+                    self.overlay = Overlay::None;
+                    return Control::Redraw;
+                }
+                if layout.table.contains(at) {
+                    if at.y == layout.table.y {
+                        let hit = match self.tab {
+                            Tab::Processes => column_at(
+                                PROCESS_COLUMNS,
+                                &self.processes.columns,
+                                layout.table,
+                                at.x,
+                            ),
+                            Tab::Connections => column_at(
+                                CONNECTION_COLUMNS,
+                                &self.connections.columns,
+                                layout.table,
+                                at.x,
+                            ),
+                        };
+                        match hit {
+                            Some(column) => self.sort_by_column(column),
+                            None => return Control::Unchanged,
+                        }
+                    } else {
+                        let row = (at.y - layout.table.y - 1) as usize;
+                        self.with_view(|v| {
+                            let index = v.offset() + row;
+                            if index < v.len() {
+                                v.select_index(index);
+                            }
+                        });
+                    }
+                } else if layout.tabs.contains(at) {
+                    match tab_at(self, layout.tabs, at.x) {
+                        Some(tab) => self.tab = tab,
+                        None => return Control::Unchanged,
+                    }
+                } else if layout.panel.contains(at) {
+                    let third = (at.x - layout.panel.x) as usize * 3 / layout.panel.width as usize;
+                    self.set_mode(bridge::mode::ModeKind::ALL[third.min(2)]);
+                } else {
+                    return Control::Unchanged;
+                }
+            }
+            _ => return Control::Unchanged,
+        }
+        Control::Redraw
+    }
+}
+
+/// The navigation both tab views offer (object-safe, so one closure serves both key types).
+pub(super) trait ViewNavigation {
+    fn move_by(&mut self, delta: isize);
+    fn page(&mut self, down: bool);
+    fn home(&mut self);
+    fn end(&mut self);
+    fn toggle_follow(&mut self);
+    fn select_index(&mut self, index: usize);
+    fn offset(&self) -> usize;
+    fn len(&self) -> usize;
+}
+
+impl<K: Copy + Eq> ViewNavigation for super::table_view::TableView<K> {
+    fn move_by(&mut self, delta: isize) {
+        super::table_view::TableView::move_by(self, delta)
+    }
+    fn page(&mut self, down: bool) {
+        super::table_view::TableView::page(self, down)
+    }
+    fn home(&mut self) {
+        super::table_view::TableView::home(self)
+    }
+    fn end(&mut self) {
+        super::table_view::TableView::end(self)
+    }
+    fn toggle_follow(&mut self) {
+        super::table_view::TableView::toggle_follow(self)
+    }
+    fn select_index(&mut self, index: usize) {
+        super::table_view::TableView::select_index(self, index)
+    }
+    fn offset(&self) -> usize {
+        super::table_view::TableView::offset(self)
+    }
+    fn len(&self) -> usize {
+        self.order().len()
+    }
+}

@@ -1,0 +1,357 @@
+//! Windowed figures the dashboard shows, computed from successive cumulative counters:
+//! events/s and thread CPU% per mode, lag percentiles per second, per-process CPU% over the
+//! refresh window, and the 60-point histories behind the sparklines.
+//!
+//! The store's own `events_per_s` is a lifetime average; a live dashboard wants "now", so every
+//! rate here is a difference of two samples divided by the time between them.
+
+use std::collections::{HashMap, VecDeque};
+
+use bridge::{
+    mode::ModeKind,
+    row::ProcessRow,
+    stats::{rate_per_s, ModeStats},
+    store::TableStore,
+};
+use probe_common::ProcKey;
+
+/// Points kept in every history (one per second for mode histories, one per refresh for
+/// process CPU): a minute at the default interval.
+pub const HISTORY_POINTS: usize = 60;
+
+/// A bounded series of samples, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series<T> {
+    values: VecDeque<T>,
+}
+
+impl<T: Copy> Series<T> {
+    /// Appends a sample, dropping the oldest beyond [`HISTORY_POINTS`].
+    pub fn push(&mut self, value: T) {
+        if self.values.len() == HISTORY_POINTS {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    /// The samples, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + ExactSizeIterator + '_ {
+        self.values.iter().copied()
+    }
+
+    /// The newest sample.
+    pub fn last(&self) -> Option<T> {
+        self.values.back().copied()
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when no sample was taken yet.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// CPU time as a percentage of one core over a window; 0 for an empty window.
+pub fn cpu_percent(cpu_delta_ns: u64, window_ns: u64) -> f64 {
+    if window_ns == 0 {
+        0.0
+    } else {
+        cpu_delta_ns as f64 * 100.0 / window_ns as f64
+    }
+}
+
+/// Lag percentiles of one window: (p50, p99, max), ns.
+pub type LagWindow = (u64, u64, u64);
+
+/// What the mode panel shows for one mode.
+#[derive(Clone, Debug, Default)]
+pub struct ModeMetrics {
+    /// The store's combined stats as of the last sample (drops, resyncs, memory, totals).
+    pub stats: ModeStats,
+    /// Changes applied per second over the last sample window.
+    pub events_per_s: f64,
+    /// Lag percentiles of the most recent window that had changes (`None` before any).
+    pub lag: Option<LagWindow>,
+    /// CPU of the mode's thread over the last window, % of one core.
+    pub cpu_percent: f64,
+    /// Events/s, one point per sample.
+    pub events_history: Series<u64>,
+    /// p99 lag (ns), one point per sample (0 when the window had no changes).
+    pub lag_p99_history: Series<u64>,
+    /// The mode has delivered at least one batch and has not failed.
+    pub active: bool,
+    /// Why the mode stopped, if it failed.
+    pub failure: Option<String>,
+    previous: Option<ModeSample>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ModeSample {
+    at_ns: u64,
+    events: u64,
+    cpu_ns: u64,
+}
+
+impl ModeMetrics {
+    /// Takes a sample at `now_ns`: `stats` from the store, `lag` the window just closed
+    /// (`take_lag_window`).
+    pub fn sample(&mut self, stats: ModeStats, lag: LagWindow, now_ns: u64) {
+        if let Some(previous) = self.previous {
+            let window = now_ns.saturating_sub(previous.at_ns);
+            self.events_per_s = rate_per_s(stats.events.saturating_sub(previous.events), window);
+            self.cpu_percent = cpu_percent(stats.cpu_ns.saturating_sub(previous.cpu_ns), window);
+            self.events_history.push(self.events_per_s.round() as u64);
+            self.lag_p99_history.push(lag.1);
+        }
+        if lag != (0, 0, 0) {
+            self.lag = Some(lag);
+        }
+        self.previous = Some(ModeSample {
+            at_ns: now_ns,
+            events: stats.events,
+            cpu_ns: stats.cpu_ns,
+        });
+        self.stats = stats;
+    }
+}
+
+/// Per-process CPU% over the refresh window, and each process's recent history.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessCpu {
+    entries: HashMap<ProcKey, ProcessCpuEntry>,
+    last_sample_ns: Option<u64>,
+    epoch: u64,
+}
+
+#[derive(Clone, Debug)]
+struct ProcessCpuEntry {
+    cpu_ns: u64,
+    percent: Option<f64>,
+    /// Percent × 10, one point per refresh.
+    history: Series<u64>,
+    epoch: u64,
+}
+
+impl ProcessCpu {
+    /// Samples every row at `now_ns`: CPU% is the growth of `cpu_ns` since the previous sample
+    /// over the time between the two. A process first seen in this sample has no figure yet,
+    /// unless it started within the window (then its whole `cpu_ns` counts). Entries of rows
+    /// that are gone are dropped.
+    pub fn sample<'a>(&mut self, rows: impl Iterator<Item = &'a ProcessRow>, now_ns: u64) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let previous = self.last_sample_ns;
+        for row in rows {
+            let cpu_ns = row.state.cpu_ns;
+            match self.entries.get_mut(&row.key) {
+                Some(entry) => {
+                    let window = previous.map_or(0, |p| now_ns.saturating_sub(p));
+                    // cpu_ns only grows; a drop means a /proc seed was replaced by kernel
+                    // accounting, which starts at attach: restart the baseline.
+                    let percent = (cpu_ns >= entry.cpu_ns)
+                        .then(|| cpu_percent(cpu_ns - entry.cpu_ns, window));
+                    entry.percent = percent;
+                    entry
+                        .history
+                        .push(percent.map_or(0, |p| (p * 10.0).round() as u64));
+                    entry.cpu_ns = cpu_ns;
+                    entry.epoch = epoch;
+                }
+                None => {
+                    let started_in_window =
+                        previous.is_some_and(|p| row.key.start_ns >= p && now_ns > p);
+                    let percent = started_in_window
+                        .then(|| cpu_percent(cpu_ns, now_ns - previous.unwrap_or(now_ns)));
+                    let mut history = Series::default();
+                    if let Some(p) = percent {
+                        history.push((p * 10.0).round() as u64);
+                    }
+                    self.entries.insert(
+                        row.key,
+                        ProcessCpuEntry {
+                            cpu_ns,
+                            percent,
+                            history,
+                            epoch,
+                        },
+                    );
+                }
+            }
+        }
+        self.entries.retain(|_, entry| entry.epoch == epoch);
+        self.last_sample_ns = Some(now_ns);
+    }
+
+    /// CPU% of a process over the last window (`None` until it has been sampled twice).
+    pub fn percent(&self, key: &ProcKey) -> Option<f64> {
+        self.entries.get(key).and_then(|e| e.percent)
+    }
+
+    /// Recent CPU% history of a process, percent × 10, oldest first.
+    pub fn history(&self, key: &ProcKey) -> Option<&Series<u64>> {
+        self.entries.get(key).map(|e| &e.history)
+    }
+}
+
+/// CPU of this whole program (all threads), % of one core between samples.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramCpu {
+    /// The last figure.
+    pub percent: f64,
+    previous: Option<(u64, u64)>,
+}
+
+impl ProgramCpu {
+    /// Samples the process CPU clock `cpu_ns` at `now_ns`.
+    pub fn sample(&mut self, cpu_ns: u64, now_ns: u64) {
+        if let Some((cpu, at)) = self.previous {
+            self.percent = cpu_percent(cpu_ns.saturating_sub(cpu), now_ns.saturating_sub(at));
+        }
+        self.previous = Some((cpu_ns, now_ns));
+    }
+}
+
+/// Everything the screen shows besides the tables; cloned as a whole when the view pauses.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Per mode, in [`ModeKind::ALL`] order.
+    pub modes: [ModeMetrics; 3],
+    /// Per mode, per process CPU.
+    pub process_cpu: [ProcessCpu; 3],
+    /// This program's CPU.
+    pub program_cpu: ProgramCpu,
+}
+
+impl Metrics {
+    /// The panel figures of one mode.
+    pub fn mode(&self, mode: ModeKind) -> &ModeMetrics {
+        &self.modes[mode.index()]
+    }
+
+    /// Per-process CPU of one mode's table.
+    pub fn process_cpu(&self, mode: ModeKind) -> &ProcessCpu {
+        &self.process_cpu[mode.index()]
+    }
+
+    /// The once-a-second sample of every mode's panel figures (takes the lag windows).
+    pub fn sample_modes(&mut self, store: &mut TableStore, now_ns: u64) {
+        for mode in ModeKind::ALL {
+            let lag = store.mode_mut(mode).apply.take_lag_window();
+            let tables = store.mode(mode);
+            let metrics = &mut self.modes[mode.index()];
+            metrics.active = tables.active;
+            metrics.failure = tables.failure.clone();
+            metrics.sample(store.stats(mode), lag, now_ns);
+        }
+    }
+
+    /// The once-per-refresh sample of every mode's per-process CPU.
+    pub fn sample_processes(&mut self, store: &TableStore, now_ns: u64) {
+        for mode in ModeKind::ALL {
+            self.process_cpu[mode.index()].sample(store.mode(mode).processes.rows().iter(), now_ns);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge::row::RowOrigin;
+    use probe_common::ProcState;
+
+    const S: u64 = 1_000_000_000;
+
+    fn row(tgid: u32, start_ns: u64, cpu_ns: u64) -> ProcessRow {
+        ProcessRow {
+            key: ProcKey {
+                tgid,
+                pad: 0,
+                start_ns,
+            },
+            state: ProcState {
+                cpu_ns,
+                start_ns,
+                ..Default::default()
+            },
+            seq: 1,
+            changed_ns: 1,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
+    #[test]
+    fn series_is_bounded() {
+        let mut s = Series::default();
+        for i in 0..100u64 {
+            s.push(i);
+        }
+        assert_eq!(s.len(), HISTORY_POINTS);
+        assert_eq!(s.iter().next(), Some(40));
+        assert_eq!(s.last(), Some(99));
+    }
+
+    #[test]
+    fn cpu_percent_of_one_core() {
+        assert_eq!(cpu_percent(500_000_000, S), 50.0);
+        assert_eq!(cpu_percent(2 * S, S), 200.0);
+        assert_eq!(cpu_percent(5, 0), 0.0);
+    }
+
+    #[test]
+    fn mode_rates_are_windowed() {
+        let mut m = ModeMetrics::default();
+        let stats = |events, cpu_ns| ModeStats {
+            events,
+            cpu_ns,
+            ..Default::default()
+        };
+        m.sample(stats(1_000, 0), (0, 0, 0), 10 * S);
+        assert_eq!(m.events_per_s, 0.0, "no window yet");
+        assert!(m.events_history.is_empty());
+        m.sample(stats(1_500, S / 10), (1_000, 9_000, 20_000), 12 * S);
+        assert_eq!(m.events_per_s, 250.0);
+        assert_eq!(m.cpu_percent, 5.0);
+        assert_eq!(m.lag, Some((1_000, 9_000, 20_000)));
+        // A quiet second keeps the last lag figures and records a zero point.
+        m.sample(stats(1_500, S / 10), (0, 0, 0), 13 * S);
+        assert_eq!(m.events_per_s, 0.0);
+        assert_eq!(m.lag, Some((1_000, 9_000, 20_000)));
+        assert_eq!(m.lag_p99_history.iter().collect::<Vec<_>>(), vec![9_000, 0]);
+        assert_eq!(m.events_history.iter().collect::<Vec<_>>(), vec![250, 0]);
+    }
+
+    #[test]
+    fn process_cpu_over_the_window() {
+        let mut cpu = ProcessCpu::default();
+        let a = row(1, 0, S);
+        cpu.sample([&a].into_iter(), 10 * S);
+        assert_eq!(cpu.percent(&a.key), None, "first sight has no window");
+        let a2 = row(1, 0, S + S / 4);
+        // Process 2 started within the window: all its CPU counts.
+        let b = row(2, 10 * S + S / 2, S / 10);
+        cpu.sample([&a2, &b].into_iter(), 11 * S);
+        assert_eq!(cpu.percent(&a.key), Some(25.0));
+        assert_eq!(cpu.percent(&b.key), Some(10.0));
+        assert_eq!(
+            cpu.history(&a.key).unwrap().iter().collect::<Vec<_>>(),
+            vec![250]
+        );
+        // Gone rows are forgotten.
+        cpu.sample([&b].into_iter(), 12 * S);
+        assert_eq!(cpu.percent(&a.key), None);
+        assert!(cpu.history(&a.key).is_none());
+        assert_eq!(cpu.percent(&b.key), Some(0.0));
+    }
+
+    #[test]
+    fn program_cpu() {
+        let mut p = ProgramCpu::default();
+        p.sample(0, 0);
+        p.sample(S / 100, S);
+        assert_eq!(p.percent, 1.0);
+    }
+}

@@ -1,0 +1,110 @@
+//! The interactive dashboard: live ordered tables of the visible mode, the three modes' stats
+//! side by side, filter, sort, pause, follow, themes.
+//!
+//! - [`app`]: the state (owns the table store), built from a store alone for tests;
+//! - [`input`]: keys and mouse; [`keymap`]: bindings; [`filter`]: the filter language;
+//! - [`table_view`]: per-tab sort/filter/selection; [`metrics`]: windowed rates and histories;
+//! - [`layout`]: screen areas; [`event_loop`]: the `select!` loop and its input threads;
+//! - [`terminal`]: the terminal guard and panic hook; [`settings`]: command line + config.
+
+pub mod app;
+pub mod event_loop;
+pub mod filter;
+pub mod input;
+pub mod keymap;
+pub mod layout;
+pub mod metrics;
+pub mod row_match;
+pub mod settings;
+pub mod table_view;
+pub mod terminal;
+pub mod user_names;
+
+use std::{io::IsTerminal, path::PathBuf, time::Duration};
+
+use bridge::{mode::ModeKind, session::Session, session::SessionConfig, stats::monotonic_ns};
+use ratatui::Frame;
+
+use self::{
+    app::{App, HostInfo},
+    event_loop::LoopInputs,
+    layout::ScreenLayout,
+    terminal::TerminalGuard,
+};
+
+/// How the dashboard was asked to start. `None` fields were not given on the command line;
+/// the config file, then the defaults, fill them in.
+#[derive(Clone, Debug, Default)]
+pub struct DashboardOptions {
+    /// Mode whose tables are visible at start (all modes run).
+    pub mode: Option<ModeKind>,
+    /// Refresh interval (also poll mode's snapshot interval).
+    pub interval: Option<Duration>,
+    /// Theme: a built-in name or a path.
+    pub theme: Option<String>,
+    /// Initial filter text.
+    pub filter: Option<String>,
+    /// Config file to read instead of the default location.
+    pub config_path: Option<PathBuf>,
+    /// Retention age of finished rows from the command line (wins over the config file).
+    pub retention: Option<Duration>,
+    /// Bridge settings; `poll_interval` and `retention` are overridden as above.
+    pub session: SessionConfig,
+}
+
+/// Runs the dashboard until the user quits. Returns the process exit code: 0 after `q` /
+/// Ctrl-C, 2 for a bad option, config or theme (reported before the terminal is touched),
+/// the session's code when the probes cannot start (3: privileges or kernel support), and
+/// 128 + N after signal N (SIGTERM, SIGINT, SIGHUP).
+pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
+    let settings = match settings::resolve(&options) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("bpftop-ordered: {message}");
+            return Ok(2);
+        }
+    };
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "bpftop-ordered: the dashboard needs a terminal (standard output is not one); \
+             use `bpftop-ordered dump` for scripts"
+        );
+        return Ok(2);
+    }
+    let session = match Session::start(settings.session.clone()) {
+        Ok(session) => session,
+        Err(error) => {
+            eprintln!("bpftop-ordered: {error}");
+            return Ok(error.exit_code());
+        }
+    };
+    let interval = settings.app.interval;
+    let mut app = App::new(
+        session.new_store(),
+        settings.app,
+        HostInfo::detect(),
+        monotonic_ns(),
+    );
+    let (signals, signal_handle) = event_loop::spawn_signal_listener()?;
+    let outcome = {
+        let mut guard = TerminalGuard::enter()?;
+        let inputs = LoopInputs {
+            terminal: event_loop::spawn_input_reader()?,
+            messages: session.messages().clone(),
+            signals,
+        };
+        event_loop::run(guard.terminal(), &mut app, inputs, interval)
+        // The guard drops here: the terminal is restored before anything is printed.
+    };
+    signal_handle.close();
+    drop(session);
+    outcome
+}
+
+/// Draws one frame: lays out the screen for the frame's size, brings the app's views up to
+/// date for it (sort/filter only when something changed), and renders.
+pub fn draw_frame(frame: &mut Frame, app: &mut App) {
+    let layout = ScreenLayout::compute(frame.area());
+    app.prepare(layout);
+    crate::view::render(frame, app, &layout);
+}

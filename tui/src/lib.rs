@@ -1,0 +1,7 @@
+//! `bpftop-ordered` as a library: the interactive dashboard and what it is made of, so the
+//! binary (`main.rs`) and the integration tests (`tests/dashboard_*.rs`) share one build.
+
+pub mod config;
+pub mod dashboard;
+pub mod theme;
+pub mod view;

@@ -1,0 +1,399 @@
+//! The columns of the two tables, as data: a title, a width, an alignment, how to format a cell
+//! and how to compare two rows. The generic table widget ([`super::table`]) renders any list of
+//! these; sorting, the plain-text filter, the column picker and the config file use the same
+//! lists, so adding a column is one entry here.
+
+use std::cmp::Ordering;
+
+use bridge::row::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin};
+
+use super::format;
+use crate::dashboard::{metrics::ProcessCpu, user_names::UserNames};
+
+/// What formatting and comparing a row may need besides the row.
+pub struct RowContext<'a> {
+    /// "Now" for ages (CLOCK_MONOTONIC ns); frozen while paused.
+    pub now_ns: u64,
+    /// CPU% per process of the visible mode.
+    pub cpu: &'a ProcessCpu,
+    /// uid → name.
+    pub users: &'a UserNames,
+}
+
+/// Horizontal alignment of a column's cells and title.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// Text columns.
+    Left,
+    /// Numeric columns.
+    Right,
+}
+
+/// One column of a table of `R` rows.
+pub struct ColumnSpec<R> {
+    /// Name in the config file and the picker (`cpu_time`).
+    pub name: &'static str,
+    /// Title in the table header (`CPU TIME`).
+    pub title: &'static str,
+    /// What the column shows, for the picker and the help.
+    pub description: &'static str,
+    /// Minimum width in cells.
+    pub width: u16,
+    /// Takes a share of the spare width.
+    pub flex: bool,
+    /// Cell alignment.
+    pub align: Align,
+    /// First direction when sorting by this column (numbers high→low, names A→Z).
+    pub descending_first: bool,
+    /// The cell text.
+    pub text: fn(&R, &RowContext) -> String,
+    /// Ascending order of two rows by this column.
+    pub compare: fn(&R, &R, &RowContext) -> Ordering,
+}
+
+/// How a row looks beyond its cells.
+pub trait DisplayRow {
+    /// Exited process / closed connection: drawn dimmed until retention removes it.
+    fn is_finished(&self) -> bool;
+    /// Seeded from /proc at start-up and not yet reported by the probes: marked `·`.
+    fn is_seeded(&self) -> bool;
+}
+
+impl DisplayRow for ProcessRow {
+    fn is_finished(&self) -> bool {
+        self.is_exited()
+    }
+    fn is_seeded(&self) -> bool {
+        self.origin == RowOrigin::Procfs
+    }
+}
+
+impl DisplayRow for ConnectionRow {
+    fn is_finished(&self) -> bool {
+        self.is_closed()
+    }
+    fn is_seeded(&self) -> bool {
+        self.origin == RowOrigin::Procfs
+    }
+}
+
+fn by<T: Ord>(a: T, b: T) -> Ordering {
+    a.cmp(&b)
+}
+
+fn by_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
+    a.unwrap_or(-1.0).total_cmp(&b.unwrap_or(-1.0))
+}
+
+fn process_cpu_percent(row: &ProcessRow, ctx: &RowContext) -> Option<f64> {
+    ctx.cpu.percent(&row.key)
+}
+
+/// The process's age: since start, until now (or until its exit).
+fn process_age_ns(row: &ProcessRow, ctx: &RowContext) -> u64 {
+    let end = if row.is_exited() {
+        row.state.exit_ns
+    } else {
+        ctx.now_ns
+    };
+    end.saturating_sub(row.key.start_ns)
+}
+
+/// Exit status for the EXIT column: the number a shell shows (`137` for SIGKILL).
+fn exit_text(row: &ProcessRow) -> String {
+    row.exit_status().map_or(String::new(), |s| s.to_string())
+}
+
+/// Columns of the processes table, in default display order.
+pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
+    ColumnSpec {
+        name: "pid",
+        title: "PID",
+        description: "process id (tgid)",
+        width: 7,
+        flex: false,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, _| r.pid().to_string(),
+        compare: |a, b, _| by((a.key.tgid, a.key.start_ns), (b.key.tgid, b.key.start_ns)),
+    },
+    ColumnSpec {
+        name: "ppid",
+        title: "PPID",
+        description: "parent's pid",
+        width: 7,
+        flex: false,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, _| r.state.ppid.to_string(),
+        compare: |a, b, _| by(a.state.ppid, b.state.ppid),
+    },
+    ColumnSpec {
+        name: "user",
+        title: "USER",
+        description: "real user (uid resolved through /etc/passwd)",
+        width: 9,
+        flex: false,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, ctx| ctx.users.name_or_uid(r.state.uid),
+        compare: |a, b, ctx| {
+            by(
+                ctx.users.get(a.state.uid).unwrap_or(""),
+                ctx.users.get(b.state.uid).unwrap_or(""),
+            )
+            .then(by(a.state.uid, b.state.uid))
+        },
+    },
+    ColumnSpec {
+        name: "comm",
+        title: "COMM",
+        description: "command name (kernel comm, 15 bytes)",
+        width: 15,
+        flex: true,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| r.comm(),
+        compare: |a, b, _| by(a.state.comm, b.state.comm),
+    },
+    ColumnSpec {
+        name: "state",
+        title: "STATE",
+        description: "running or exited",
+        width: 7,
+        flex: false,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| if r.is_exited() { "exited" } else { "running" }.into(),
+        compare: |a, b, _| by(a.is_exited(), b.is_exited()),
+    },
+    ColumnSpec {
+        name: "cpu",
+        title: "CPU%",
+        description: "CPU over the refresh window, % of one core",
+        width: 6,
+        flex: false,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| process_cpu_percent(r, ctx).map_or("–".into(), format::percent),
+        compare: |a, b, ctx| by_f64(process_cpu_percent(a, ctx), process_cpu_percent(b, ctx)),
+    },
+    ColumnSpec {
+        name: "cpu_time",
+        title: "CPU TIME",
+        description: "on-CPU time of all threads (m:ss.cc)",
+        width: 9,
+        flex: false,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| format::cpu_time(r.state.cpu_ns),
+        compare: |a, b, _| by(a.state.cpu_ns, b.state.cpu_ns),
+    },
+    ColumnSpec {
+        name: "start",
+        title: "START",
+        description: "age: time since the process started",
+        width: 6,
+        flex: false,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, ctx| format::age(process_age_ns(r, ctx)),
+        compare: |a, b, ctx| by(process_age_ns(a, ctx), process_age_ns(b, ctx)),
+    },
+    ColumnSpec {
+        name: "exit",
+        title: "EXIT",
+        description: "exit status (128+N when killed by signal N)",
+        width: 5,
+        flex: false,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| exit_text(r),
+        compare: |a, b, _| by(a.exit_status(), b.exit_status()),
+    },
+];
+
+/// `addr:port`, IPv6 in brackets; the unspecified remote of a listener is `*`.
+pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
+    match (addr, port) {
+        (a, 0) if a.is_unspecified() => "*".into(),
+        (std::net::IpAddr::V6(v6), p) => format!("[{v6}]:{p}"),
+        (std::net::IpAddr::V4(v4), p) => format!("{v4}:{p}"),
+    }
+}
+
+/// The connection's age: since first seen, until now (or until it closed); `None` when its
+/// start is unknown (seeded from /proc).
+fn connection_age_ns(row: &ConnectionRow, ctx: &RowContext) -> Option<u64> {
+    if row.state.start_ns == 0 {
+        return None;
+    }
+    let end = if row.is_closed() && row.state.end_ns != 0 {
+        row.state.end_ns
+    } else {
+        ctx.now_ns
+    };
+    Some(end.saturating_sub(row.state.start_ns))
+}
+
+/// Columns of the connections table, in default display order.
+pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
+    ColumnSpec {
+        name: "proto",
+        title: "PROTO",
+        description: "tcp (IPv4) or tcp6",
+        width: 6,
+        flex: false,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| {
+            if r.family_number() == 6 {
+                "tcp6"
+            } else {
+                "tcp"
+            }
+            .into()
+        },
+        compare: |a, b, _| by(a.family_number(), b.family_number()),
+    },
+    ColumnSpec {
+        name: "local",
+        title: "LOCAL",
+        description: "local address:port",
+        width: 21,
+        flex: true,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| endpoint(r.saddr(), r.key.sport),
+        compare: |a, b, _| by((a.saddr(), a.key.sport), (b.saddr(), b.key.sport)),
+    },
+    ColumnSpec {
+        name: "remote",
+        title: "REMOTE",
+        description: "remote address:port (* for a listener)",
+        width: 21,
+        flex: true,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| endpoint(r.daddr(), r.key.dport),
+        compare: |a, b, _| by((a.daddr(), a.key.dport), (b.daddr(), b.key.dport)),
+    },
+    ColumnSpec {
+        name: "state",
+        title: "STATE",
+        description: "TCP state, as ss names it",
+        width: 11,
+        flex: false,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| tcp_state_name(r.state.tcp_state).into(),
+        compare: |a, b, _| by(a.state.tcp_state, b.state.tcp_state),
+    },
+    ColumnSpec {
+        name: "pid",
+        title: "PID",
+        description: "owning process, when seen in process context",
+        width: 7,
+        flex: false,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, _| match r.state.pid {
+            0 => String::new(),
+            pid => pid.to_string(),
+        },
+        compare: |a, b, _| by(a.state.pid, b.state.pid),
+    },
+    ColumnSpec {
+        name: "comm",
+        title: "COMM",
+        description: "owning process's command name",
+        width: 15,
+        flex: false,
+        align: Align::Left,
+        descending_first: false,
+        text: |r, _| r.comm(),
+        compare: |a, b, _| by(a.state.comm, b.state.comm),
+    },
+    ColumnSpec {
+        name: "sent",
+        title: "SENT",
+        description: "payload bytes sent",
+        width: 10,
+        flex: false,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| format::bytes(r.state.bytes_sent),
+        compare: |a, b, _| by(a.state.bytes_sent, b.state.bytes_sent),
+    },
+    ColumnSpec {
+        name: "recv",
+        title: "RECV",
+        description: "payload bytes received",
+        width: 10,
+        flex: false,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| format::bytes(r.state.bytes_received),
+        compare: |a, b, _| by(a.state.bytes_received, b.state.bytes_received),
+    },
+    ColumnSpec {
+        name: "age",
+        title: "AGE",
+        description: "time since first seen (lifetime once closed; ? when seeded from /proc)",
+        width: 6,
+        flex: false,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, ctx| connection_age_ns(r, ctx).map_or("?".into(), format::age),
+        compare: |a, b, ctx| {
+            by(
+                connection_age_ns(a, ctx).unwrap_or(u64::MAX),
+                connection_age_ns(b, ctx).unwrap_or(u64::MAX),
+            )
+        },
+    },
+];
+
+/// Index of a column by config name.
+pub fn column_index<R>(columns: &[ColumnSpec<R>], name: &str) -> Option<usize> {
+    columns.iter().position(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            endpoint(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)), 443),
+            "10.0.0.5:443"
+        );
+        assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::LOCALHOST), 22), "[::1]:22");
+        assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*");
+    }
+
+    #[test]
+    fn names_are_unique_and_titles_fit() {
+        for names in [
+            PROCESS_COLUMNS
+                .iter()
+                .map(|c| (c.name, c.title, c.width))
+                .collect::<Vec<_>>(),
+            CONNECTION_COLUMNS
+                .iter()
+                .map(|c| (c.name, c.title, c.width))
+                .collect(),
+        ] {
+            for (i, (name, title, width)) in names.iter().enumerate() {
+                assert!(
+                    title.chars().count() < *width as usize,
+                    "{title} + marker fits"
+                );
+                assert!(names[i + 1..].iter().all(|(n, _, _)| n != name), "{name}");
+            }
+        }
+        assert_eq!(column_index(PROCESS_COLUMNS, "cpu_time"), Some(6));
+    }
+}

@@ -1,0 +1,254 @@
+//! The detail pane (Enter): every field of the row under the cursor, in words and exact
+//! numbers; for a process, its CPU% history over the last refreshes as a sparkline.
+
+use bridge::row::{tcp_states_in_mask, ConnectionRow, ProcessRow, RowOrigin};
+use probe_common::conn_flags;
+use ratatui::{
+    layout::Rect,
+    text::{Line, Span},
+    widgets::{Paragraph, Sparkline},
+    Frame,
+};
+
+use super::{
+    columns::{endpoint, RowContext},
+    format,
+    popup::{centered, frame_popup},
+};
+use crate::{
+    dashboard::app::{App, Tab},
+    theme::Theme,
+};
+
+/// Width of the field-name column.
+const NAME_WIDTH: usize = 13;
+
+fn field(theme: &Theme, name: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<NAME_WIDTH$}"), theme.panel_label),
+        Span::styled(value, theme.popup_text),
+    ])
+}
+
+fn ago(now_ns: u64, at_ns: u64) -> String {
+    format!("{} ago", format::age(now_ns.saturating_sub(at_ns)))
+}
+
+fn origin_text(origin: RowOrigin) -> String {
+    match origin {
+        RowOrigin::Kernel => "kernel (probe record or state map)".into(),
+        RowOrigin::Procfs => {
+            "· /proc seed at start-up (the probes have not reported it yet)".into()
+        }
+    }
+}
+
+/// Lines describing a process.
+pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<'static>> {
+    let theme = app.theme();
+    let now = ctx.now_ns;
+    let parent = app
+        .processes_table()
+        .iter()
+        .find(|p| p.pid() == row.state.ppid && !p.is_exited())
+        .map(|p| format!(" ({})", p.comm()))
+        .unwrap_or_default();
+    let state = match row.exit_status() {
+        None => "running".to_string(),
+        Some(status) => {
+            let signal = row.state.exit_code as i32 & 0x7f;
+            let how = match (signal, format::signal_name(signal)) {
+                (0, _) => format!("status {status}"),
+                (_, Some(name)) => format!("killed by {name} (status {status})"),
+                (n, None) => format!("killed by signal {n} (status {status})"),
+            };
+            format!("exited {}, {how}", ago(now, row.state.exit_ns))
+        }
+    };
+    let cpu_now = ctx
+        .cpu
+        .percent(&row.key)
+        .map_or("– (needs two samples)".into(), |p| {
+            format!("{}% of one core", format::percent(p))
+        });
+    vec![
+        field(theme, "pid", row.pid().to_string()),
+        field(theme, "parent", format!("{}{parent}", row.state.ppid)),
+        field(
+            theme,
+            "user",
+            format!(
+                "{} (uid {})",
+                ctx.users.name_or_uid(row.state.uid),
+                row.state.uid
+            ),
+        ),
+        field(theme, "command", row.comm()),
+        field(theme, "state", state),
+        field(
+            theme,
+            "started",
+            format!(
+                "{} (monotonic {} ns)",
+                ago(now, row.key.start_ns),
+                row.key.start_ns
+            ),
+        ),
+        field(theme, "cpu time", format::cpu_time(row.state.cpu_ns)),
+        field(theme, "cpu now", cpu_now),
+        field(
+            theme,
+            "last change",
+            if row.changed_ns == 0 {
+                format!("seq {}", row.seq)
+            } else {
+                format!("seq {}, {}", row.seq, ago(now, row.changed_ns))
+            },
+        ),
+        field(theme, "origin", origin_text(row.origin)),
+    ]
+}
+
+/// Lines describing a connection.
+pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec<Line<'static>> {
+    let theme = app.theme();
+    let now = ctx.now_ns;
+    let owner = if row.state.flags & conn_flags::OWNER_KNOWN != 0 || row.state.pid != 0 {
+        format!("pid {} {}", row.state.pid, row.comm())
+    } else {
+        "unknown (never seen in process context)".into()
+    };
+    let seen = tcp_states_in_mask(row.state.states_seen_mask).join(" → ");
+    let opened = if row.state.start_ns == 0 {
+        "unknown (seeded from /proc)".into()
+    } else {
+        ago(now, row.state.start_ns)
+    };
+    let closed = if row.is_closed() && row.state.end_ns != 0 {
+        let lifetime = if row.state.start_ns != 0 {
+            format!(
+                ", after {}",
+                format::age(row.state.end_ns.saturating_sub(row.state.start_ns))
+            )
+        } else {
+            String::new()
+        };
+        format!("{}{lifetime}", ago(now, row.state.end_ns))
+    } else {
+        "open".into()
+    };
+    vec![
+        field(
+            theme,
+            "protocol",
+            format!("tcp, IPv{}", row.family_number()),
+        ),
+        field(theme, "local", endpoint(row.saddr(), row.key.sport)),
+        field(theme, "remote", endpoint(row.daddr(), row.key.dport)),
+        field(
+            theme,
+            "state",
+            bridge::row::tcp_state_name(row.state.tcp_state).to_string(),
+        ),
+        field(
+            theme,
+            "states seen",
+            if seen.is_empty() { "–".into() } else { seen },
+        ),
+        field(theme, "owner", owner),
+        field(
+            theme,
+            "sent",
+            format!(
+                "{} ({} bytes)",
+                format::bytes(row.state.bytes_sent),
+                row.state.bytes_sent
+            ),
+        ),
+        field(
+            theme,
+            "received",
+            format!(
+                "{} ({} bytes)",
+                format::bytes(row.state.bytes_received),
+                row.state.bytes_received
+            ),
+        ),
+        field(theme, "opened", opened),
+        field(theme, "closed", closed),
+        field(
+            theme,
+            "last change",
+            if row.changed_ns == 0 {
+                format!("seq {}", row.seq)
+            } else {
+                format!("seq {}, {}", row.seq, ago(now, row.changed_ns))
+            },
+        ),
+        field(theme, "origin", origin_text(row.origin)),
+    ]
+}
+
+/// Draws the detail popup for the row under the cursor (nothing when there is none).
+pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    let ctx = app.row_context();
+    let theme = app.theme();
+    match app.tab() {
+        Tab::Processes => {
+            let Some(row) = app.cursor_process() else {
+                return;
+            };
+            let lines = process_lines(app, row, &ctx);
+            let history: Vec<u64> = ctx
+                .cpu
+                .history(&row.key)
+                .map(|h| h.iter().collect())
+                .unwrap_or_default();
+            let peak = history.iter().copied().max().unwrap_or(0) as f64 / 10.0;
+            let popup = centered(area, 72, lines.len() as u16 + 5);
+            let title = format!("Process {} — {}", row.pid(), row.comm());
+            let inner = frame_popup(frame, popup, &title, theme);
+            let text_height = (lines.len() as u16).min(inner.height);
+            frame.render_widget(
+                Paragraph::new(lines),
+                Rect::new(inner.x, inner.y, inner.width, text_height),
+            );
+            if inner.height >= text_height + 3 {
+                let label_y = inner.y + text_height + 1;
+                frame.render_widget(
+                    Paragraph::new(Span::styled(
+                        format!(
+                            "CPU% over the last {} refreshes (peak {}%)",
+                            history.len(),
+                            format::percent(peak)
+                        ),
+                        theme.panel_label,
+                    )),
+                    Rect::new(inner.x, label_y, inner.width, 1),
+                );
+                let spark = Rect::new(inner.x, label_y + 1, inner.width, 1);
+                let shown = &history[history.len().saturating_sub(spark.width as usize)..];
+                frame.render_widget(
+                    Sparkline::default()
+                        .data(shown)
+                        .style(theme.sparkline_events),
+                    spark,
+                );
+            }
+        }
+        Tab::Connections => {
+            let Some(row) = app.cursor_connection() else {
+                return;
+            };
+            let lines = connection_lines(app, row, &ctx);
+            let popup = centered(area, 72, lines.len() as u16 + 2);
+            let title = format!(
+                "Connection {} → {}",
+                endpoint(row.saddr(), row.key.sport),
+                endpoint(row.daddr(), row.key.dport)
+            );
+            let inner = frame_popup(frame, popup, &title, theme);
+            frame.render_widget(Paragraph::new(lines), inner);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Redraw cost of a 10,000-row table (synthetic data), printed with `eprintln!` — no timing
+//! assertions (machines differ). Run `cargo test --release -p bpftop-ordered --test
+//! dashboard_redraw -- --nocapture` for representative figures.
+//!
+//! Three cases: a frame after new data (the order is re-sorted and re-filtered: O(n log n)),
+//! a frame after a key press (the cached order is reused: only the rows in view are
+//! formatted), and a frame after new data with a plain-text filter (every row's columns are
+//! formatted to match the text).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bridge::synthetic::SyntheticShape;
+use crossterm::event::{Event, KeyCode};
+use support::Harness;
+
+const ROWS: usize = 10_000;
+const FRAMES: u32 = 20;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[test]
+fn redraw_time_of_a_10k_row_table() {
+    let shape = SyntheticShape {
+        processes: ROWS,
+        connections: 200,
+        busy_percent: 30,
+        churn_per_step: 3,
+    };
+    let mut h = Harness::with_shape(shape, 200, 60);
+    assert!(h.app.processes_table().len() >= ROWS);
+
+    let mut after_data = Vec::new();
+    let mut after_key = Vec::new();
+    let mut after_data_text_filter = Vec::new();
+    let mut refresh_sampling = Vec::new();
+    for _ in 0..FRAMES {
+        h.step();
+        // The per-refresh work (CPU% of every process of all three modes), on its own.
+        let now = h.source.now_ns() + 1;
+        let start = Instant::now();
+        h.app.on_refresh(now);
+        refresh_sampling.push(start.elapsed());
+        let start = Instant::now();
+        h.draw();
+        after_data.push(start.elapsed());
+
+        h.app
+            .handle_key(&crossterm::event::KeyEvent::from(KeyCode::Down));
+        let start = Instant::now();
+        h.draw();
+        after_key.push(start.elapsed());
+    }
+    h.press(KeyCode::Char('/'));
+    h.app.handle_event(&Event::Paste("ssh".into()));
+    h.press(KeyCode::Enter);
+    for _ in 0..FRAMES {
+        h.step();
+        let start = Instant::now();
+        h.draw();
+        after_data_text_filter.push(start.elapsed());
+    }
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "redraw of a {}-row process table at 200x60 ({profile} build, median of {FRAMES}): \
+         after new data (sort by CPU%) {:?}; after a key (cached order) {:?}; \
+         after new data with a plain-text filter {:?}; per-refresh CPU% sampling of all \
+         three modes' tables {:?}",
+        h.app.processes_table().len(),
+        median(after_data),
+        median(after_key),
+        median(after_data_text_filter),
+        median(refresh_sampling),
+    );
+}

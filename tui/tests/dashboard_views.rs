@@ -1,0 +1,366 @@
+//! `TestBackend` tests of every view, fed by the bridge's synthetic source (no kernel): the
+//! visible text, the sort markers, the highlighted mode, popups, the filter prompt with an
+//! error, and the tiny-terminal message.
+
+mod support;
+
+use bpftop_ordered::{
+    dashboard::app::Tab,
+    theme::Theme,
+    view::{columns::PROCESS_COLUMNS, help::help_lines},
+};
+use bridge::{
+    mode::{ModeBatch, ModeKind, ModeMessage},
+    record::RowChange,
+    row::{ProcessRow, RowOrigin},
+    stats::ModeCounters,
+};
+use crossterm::event::{Event, KeyCode};
+use probe_common::{ProcKey, ProcState};
+use ratatui::style::Modifier;
+use support::{find, find_below, screen_text, Harness};
+
+#[test]
+fn processes_view_shows_header_tabs_columns_and_rows() {
+    let mut h = Harness::new();
+    let screen = h.screen();
+    for text in [
+        "bpftop-ordered",
+        "host testhost",
+        "kernel 6.18.0-test",
+        "mode ring",
+        "Processes",
+        "Connections",
+        "PID",
+        "PPID",
+        "USER",
+        "COMM",
+        "STATE",
+        "CPU TIME",
+        "START",
+        "EXIT",
+        "running",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+    // Sorted by CPU% high to low: the marker sits before the right-aligned title.
+    assert!(screen.contains("▼CPU%"), "{screen}");
+    // The footer lists the keys.
+    assert!(screen.contains("?/F1 help"), "{screen}");
+    assert!(screen.contains("q quit"), "{screen}");
+}
+
+#[test]
+fn connections_view_shows_endpoints_states_and_bytes() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Tab);
+    assert_eq!(h.app.tab(), Tab::Connections);
+    let screen = h.screen();
+    for text in [
+        "PROTO",
+        "LOCAL",
+        "REMOTE",
+        "STATE",
+        "SENT",
+        "RECV",
+        "AGE",
+        "10.0.0.5:",
+        "LISTEN",
+        "ESTABLISHED",
+        "MiB",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+    // Default sort: youngest first.
+    assert!(screen.contains("▲AGE"), "{screen}");
+}
+
+#[test]
+fn sort_marker_follows_invert_and_column_changes() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('I'));
+    assert!(h.screen().contains("▲CPU%"));
+    h.press(KeyCode::Char('<'));
+    let screen = h.screen();
+    assert!(screen.contains("STATE▲"), "{screen}");
+    assert!(!screen.contains("CPU%▲") && !screen.contains("▲CPU%"));
+}
+
+#[test]
+fn mode_panel_shows_three_modes_with_the_visible_one_highlighted() {
+    let mut h = Harness::new();
+    let buffer = h.draw();
+    let screen = screen_text(&buffer);
+    for text in [
+        " 1 ring ◆ shown ",
+        " 2 perf ",
+        " 3 poll ",
+        "events/s",
+        "lag p50·p99·max",
+        "drops·resyncs",
+        "mem kernel·user",
+        "cpu",
+        "ev/s",
+        "p99",
+        "MiB",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+    let active = Theme::default_theme().panel_title_active;
+    let is_active = |buffer: &ratatui::buffer::Buffer, title: &str| {
+        let (x, y) = find(buffer, title).unwrap_or_else(|| panic!("{title} on screen"));
+        buffer[(x + 1, y)].modifier.contains(Modifier::REVERSED)
+            && buffer[(x + 1, y)].fg == active.fg.unwrap()
+    };
+    assert!(is_active(&buffer, " 1 ring"));
+    assert!(!is_active(&buffer, " 2 perf"));
+
+    h.press(KeyCode::Char('2'));
+    let buffer = h.draw();
+    assert!(is_active(&buffer, " 2 perf"));
+    assert!(!is_active(&buffer, " 1 ring"));
+    assert!(screen_text(&buffer).contains("mode perf"));
+}
+
+#[test]
+fn failed_and_stopped_modes_say_so() {
+    let mut h = Harness::new();
+    h.app.apply(ModeMessage::Failed {
+        mode: ModeKind::Poll,
+        error: "map read failed: EPERM".into(),
+    });
+    h.app.on_second(h.source.now_ns() + 1);
+    let screen = h.screen();
+    assert!(screen.contains("FAILED"), "{screen}");
+    assert!(screen.contains("map read failed"), "{screen}");
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('?'));
+    let screen = h.screen();
+    assert!(screen.contains("Help — bpftop-ordered"), "{screen}");
+    for text in [
+        "quit",
+        "Tab",
+        "Space",
+        "follow the selected entity",
+        "Mouse",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+    // The full text (all of it, even what needs scrolling on small screens).
+    let all: String = help_lines(&h.app)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for text in [
+        "Shift-Tab",
+        "column picker",
+        "state port addr",
+        "seeded from /proc",
+    ] {
+        assert!(all.contains(text), "missing {text:?} in help");
+    }
+    h.press(KeyCode::Esc);
+    assert!(!h.screen().contains("Help — bpftop-ordered"));
+}
+
+#[test]
+fn filter_prompt_shows_the_error_in_red_and_keeps_the_last_good_filter() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('/'));
+    h.type_text("comm:sleep");
+    let shown = h.app.process_view().order().len();
+    assert!(shown > 0);
+    // Pasted at once: every intermediate state would be a valid plain-text term.
+    h.app.handle_event(&Event::Paste(" pid:abc".into()));
+    let buffer = h.draw();
+    let screen = screen_text(&buffer);
+    assert!(screen.contains("/ comm:sleep pid:abc"), "{screen}");
+    assert!(
+        screen.contains("✗ pid must be a number, not `abc`"),
+        "{screen}"
+    );
+    let (x, y) = find(&buffer, "pid:abc").unwrap();
+    let error = Theme::default_theme().error;
+    assert_eq!(buffer[(x, y)].fg, error.fg.unwrap(), "the bad term is red");
+    // The table still shows the comm:sleep rows.
+    assert_eq!(h.app.process_view().order().len(), shown);
+    assert!(screen.contains("match `comm:sleep`"), "{screen}");
+}
+
+#[test]
+fn tiny_terminal_shows_one_line() {
+    let mut h = Harness::with_shape(Default::default(), 40, 10);
+    let screen = h.screen();
+    assert!(
+        screen.contains("Terminal too small: 40x10 (needs 60x15)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("PID"));
+    // At exactly the minimum the dashboard draws.
+    let mut h = Harness::with_shape(Default::default(), 60, 15);
+    let screen = h.screen();
+    assert!(
+        screen.contains("PID") && screen.contains("1 ring"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn resize_relayouts() {
+    let mut h = Harness::new();
+    assert!(h.screen().contains("EXIT"));
+    h.terminal.backend_mut().resize(60, 20);
+    let screen = h.screen();
+    assert_eq!(screen.lines().count(), 20);
+    assert!(
+        screen.contains("PID") && !screen.contains("EXIT"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn detail_pane_shows_every_field_and_cpu_history() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    for text in [
+        "Process ",
+        "parent",
+        "user",
+        "command",
+        "state",
+        "started",
+        "cpu time",
+        "cpu now",
+        "last change",
+        "origin",
+        "CPU% over the last",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    for text in [
+        "Connection ",
+        "protocol",
+        "states seen",
+        "owner",
+        "received",
+    ] {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+}
+
+#[test]
+fn column_picker_lists_columns_with_visibility_and_sort() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('s'));
+    let screen = h.screen();
+    assert!(screen.contains("Columns — Processes"), "{screen}");
+    assert!(screen.contains("[x] ▼ CPU%"), "{screen}");
+    assert!(screen.contains("on-CPU time of all threads"), "{screen}");
+    // Hide the highlighted column (CPU%) and sort by PID instead.
+    h.press(KeyCode::Char(' '));
+    for _ in 0..5 {
+        h.press(KeyCode::Up);
+    }
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(!screen.contains("CPU%"), "{screen}");
+    assert!(screen.contains("▲PID"), "{screen}");
+}
+
+#[test]
+fn finished_rows_are_dimmed_and_seeded_rows_marked() {
+    let mut h = Harness::new();
+    // A /proc-seeded process, and make sure at least one exited process is in view.
+    let seeded = ProcessRow {
+        key: ProcKey {
+            tgid: 999_999,
+            pad: 0,
+            start_ns: 1,
+        },
+        state: ProcState {
+            start_ns: 1,
+            comm: *b"seeded-proc\0\0\0\0\0",
+            ..Default::default()
+        },
+        seq: 0,
+        changed_ns: 0,
+        origin: RowOrigin::Procfs,
+    };
+    h.app
+        .store_mut()
+        .mode_mut(ModeKind::Ring)
+        .processes
+        .upsert(seeded);
+    h.app.apply(ModeMessage::Batch(ModeBatch {
+        mode: ModeKind::Ring,
+        changes: Vec::<RowChange>::new(),
+        resync: None,
+        counters: ModeCounters::default(),
+    }));
+    // Filter to show exited processes and the seeded one.
+    h.press(KeyCode::Char('/'));
+    h.type_text("state:exited");
+    h.press(KeyCode::Enter);
+    let buffer = h.draw();
+    let screen = screen_text(&buffer);
+    // Rows start at y = 3 (header, tabs, column titles); y = 3 holds the cursor, whose
+    // reverse video wins, so look at the second row.
+    let second_row: String = screen.lines().nth(4).unwrap().to_string();
+    assert!(second_row.contains("exited"), "{screen}");
+    let x = second_row.find("exited").unwrap() as u16;
+    assert!(
+        buffer[(x, 4)].modifier.contains(Modifier::DIM),
+        "exited rows are dimmed"
+    );
+    h.press(KeyCode::Char('/'));
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Char('/'));
+    h.type_text("pid:999999");
+    h.press(KeyCode::Enter);
+    let buffer = h.draw();
+    let (x, y) = find_below(&buffer, "999999", 3).unwrap();
+    let line: String = (0..x).map(|i| buffer[(i, y)].symbol()).collect();
+    assert!(line.starts_with('·'), "seeded marker in {line:?}");
+}
+
+#[test]
+fn pause_shows_the_badge() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char(' '));
+    let screen = h.screen();
+    assert!(
+        screen.lines().next().unwrap().contains("PAUSED"),
+        "{screen}"
+    );
+    assert!(screen.contains("Space resume"), "{screen}");
+    h.press(KeyCode::Char('F'));
+    assert!(h.screen().lines().next().unwrap().contains("FOLLOW"));
+}
+
+#[test]
+fn every_built_in_theme_draws() {
+    let mut h = Harness::new();
+    let mut names = Vec::new();
+    for _ in 0..5 {
+        names.push(h.app.theme().name.clone());
+        let screen = h.screen();
+        assert!(screen.contains("PID"));
+        h.press(KeyCode::Char('t'));
+    }
+    assert_eq!(
+        names,
+        ["default", "light", "high-contrast", "monochrome", "nord"]
+    );
+    assert_eq!(h.app.theme().name, "default", "the cycle wraps");
+    assert!(h.screen().contains("theme: default"));
+    assert_eq!(PROCESS_COLUMNS.len(), 9);
+}

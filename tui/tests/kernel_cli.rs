@@ -1,0 +1,119 @@
+//! Exit codes of the CLI contract: usage errors exit 2 with a message naming the valid values;
+//! missing privileges exit 3 with a message naming the missing capability (provoked as root by
+//! running the binary under `setpriv` with a reduced capability bounding set).
+mod kernel_support;
+
+use std::process::Command;
+
+/// Runs the binary with `args`, returns (exit code, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(kernel_support::BIN)
+        .args(args)
+        .output()
+        .expect("run bpftop-ordered");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_table_is_a_usage_error_naming_the_valid_tables() {
+    let (code, stderr) = run(&["dump", "--table", "bogus"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("bogus"), "{stderr}");
+    assert!(
+        stderr.contains("processes") && stderr.contains("connections"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_mode_is_a_usage_error_naming_the_valid_modes() {
+    let (code, stderr) = run(&["dump", "--mode", "bogus", "--table", "processes"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    for mode in ["ring", "perf", "poll"] {
+        assert!(stderr.contains(mode), "{stderr}");
+    }
+}
+
+#[test]
+fn ring_size_that_is_not_a_page_multiple_is_a_usage_error() {
+    let (code, stderr) = run(&["dump", "--table", "processes", "--ring-bytes", "5000"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("4096"), "{stderr}");
+}
+
+#[test]
+fn bad_duration_is_a_usage_error() {
+    let (code, stderr) = run(&["dump", "--table", "processes", "--duration", "soon"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+}
+
+/// `setpriv` (util-linux) runs the binary with a reduced capability bounding set: as root, the
+/// exec'd program then holds exactly the capabilities left in it.
+fn setpriv() -> Option<&'static str> {
+    ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// Runs `dump` with only `caps` (e.g. "-all,+bpf") in the bounding set.
+fn run_with_caps(caps: &str) -> Option<(Option<i32>, String, String)> {
+    let setpriv = setpriv()?;
+    let out = Command::new(setpriv)
+        .arg(format!("--bounding-set={caps}"))
+        .arg("--inh-caps=-all")
+        .arg(kernel_support::BIN)
+        .args(["dump", "--table", "processes", "--duration", "1s"])
+        .output()
+        .expect("run setpriv");
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn without_capabilities_dump_exits_3_naming_cap_bpf() {
+    let test = "without_capabilities_dump_exits_3_naming_cap_bpf";
+    let Some((code, _, stderr)) = run_with_caps("-all") else {
+        kernel_support::skip_or_fail(test, "setpriv (util-linux) is not installed");
+        return;
+    };
+    assert_eq!(code, Some(3), "stderr: {stderr}");
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+}
+
+#[test]
+fn with_cap_bpf_only_dump_exits_3_naming_cap_perfmon() {
+    let test = "with_cap_bpf_only_dump_exits_3_naming_cap_perfmon";
+    if !kernel_support::privileged_or_skip(test) {
+        return; // without CAP_BPF ourselves we cannot hand it on
+    }
+    let Some((code, _, stderr)) = run_with_caps("-all,+bpf") else {
+        kernel_support::skip_or_fail(test, "setpriv (util-linux) is not installed");
+        return;
+    };
+    assert_eq!(code, Some(3), "stderr: {stderr}");
+    assert!(stderr.contains("CAP_PERFMON"), "{stderr}");
+}
+
+#[test]
+fn cap_bpf_and_cap_perfmon_suffice_without_cap_sys_admin() {
+    let test = "cap_bpf_and_cap_perfmon_suffice_without_cap_sys_admin";
+    if !kernel_support::privileged_or_skip(test) {
+        return;
+    }
+    let Some((code, stdout, stderr)) = run_with_caps("-all,+bpf,+perfmon") else {
+        kernel_support::skip_or_fail(test, "setpriv (util-linux) is not installed");
+        return;
+    };
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let stats = stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"stats\""))
+        .count();
+    assert_eq!(stats, 1, "one stats line expected: {stdout}");
+}
