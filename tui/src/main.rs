@@ -23,7 +23,9 @@ fn main() {
             // `--retention` always has a value (default 60s), so the config file's
             // retention wins over it; an Option there would let an explicit flag win.
             retention: None,
-            session: cli.bridge.session_config(bridge::mode::ModeKind::ALL.to_vec()),
+            session: cli
+                .bridge
+                .session_config(bridge::mode::ModeKind::ALL.to_vec()),
         }),
     };
     match code {
