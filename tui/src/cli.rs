@@ -66,9 +66,10 @@ pub struct BridgeArgs {
     /// In-kernel filter: only connections with this local or remote port.
     #[arg(long, default_value_t = 0)]
     pub filter_port: u16,
-    /// How long exited processes / closed connections stay in the tables.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub retention: Duration,
+    /// How long exited processes / closed connections stay in the tables [default: 60s, or the
+    /// config file's value in the dashboard].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub retention: Option<Duration>,
     /// At most this many exited/closed rows stay in each table (oldest-finished go first).
     #[arg(long, default_value_t = 10_000)]
     pub retention_rows: usize,
@@ -119,7 +120,7 @@ impl BridgeArgs {
             filter_port: self.filter_port,
             state_map_entries: self.state_map_entries,
             retention: Retention {
-                max_age_ns: self.retention.as_nanos() as u64,
+                max_age_ns: self.retention.unwrap_or(Duration::from_secs(60)).as_nanos() as u64,
                 max_finished: self.retention_rows,
             },
             ..SessionConfig::default()

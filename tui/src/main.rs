@@ -20,9 +20,7 @@ fn main() {
             theme: cli.theme.clone(),
             filter: cli.filter.clone(),
             config_path: cli.config.clone(),
-            // `--retention` always has a value (default 60s), so the config file's
-            // retention wins over it; an Option there would let an explicit flag win.
-            retention: None,
+            retention: cli.bridge.retention,
             session: cli
                 .bridge
                 .session_config(bridge::mode::ModeKind::ALL.to_vec()),

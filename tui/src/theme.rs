@@ -164,6 +164,8 @@ macro_rules! theme_roles {
         pub struct Theme {
             /// The theme's name (file stem for themes loaded from a path).
             pub name: String,
+            /// One line on what the theme is for.
+            pub description: String,
             $($(#[doc = $doc])+ pub $role: Style,)+
         }
 
@@ -174,9 +176,15 @@ macro_rules! theme_roles {
         }
 
         impl StylesFile {
-            fn resolve(self, name: String, base: Option<&Theme>) -> Result<Theme, String> {
+            fn resolve(
+                self,
+                name: String,
+                description: String,
+                base: Option<&Theme>,
+            ) -> Result<Theme, String> {
                 Ok(Theme {
                     name,
+                    description,
                     $($role: match (self.$role, base) {
                         (Some(spec), _) => spec.to_style(),
                         (None, Some(base)) => base.$role,
@@ -312,13 +320,12 @@ impl Theme {
     fn parse(path: &Path, text: &str, base: Option<&Theme>) -> Result<Theme, FileError> {
         let file: ThemeFile =
             toml::from_str(text).map_err(|e| FileError::from_toml(path, text, &e))?;
-        let _ = file.description;
         let name = file.name.unwrap_or_else(|| {
             path.file_stem()
                 .map_or("custom".into(), |s| s.to_string_lossy().into_owned())
         });
         file.styles
-            .resolve(name, base)
+            .resolve(name, file.description.unwrap_or_default(), base)
             .map_err(|message| FileError::whole(path, message))
     }
 }

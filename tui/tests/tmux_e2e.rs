@@ -54,9 +54,26 @@ fn skip_or_fail(test: &str) -> bool {
     }
 }
 
-/// A detached tmux session running an interactive `sh`; killed on drop.
+/// A detached tmux session running an interactive `sh`, on a private tmux server (its own
+/// socket, no user config), so the test neither sees nor disturbs anyone's sessions. The
+/// private server is killed on drop.
 struct TmuxSession {
     name: String,
+}
+
+/// The socket of the private tmux server of session `name`.
+fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{name}.tmux"))
+}
+
+/// `tmux` on the private server of session `name`.
+fn tmux(name: &str) -> Command {
+    let mut command = Command::new("tmux");
+    command
+        .arg("-S")
+        .arg(socket_path(name))
+        .args(["-f", "/dev/null"]);
+    command
 }
 
 static SESSIONS: AtomicUsize = AtomicUsize::new(0);
@@ -68,7 +85,7 @@ impl TmuxSession {
             std::process::id(),
             SESSIONS.fetch_add(1, Ordering::SeqCst)
         );
-        let status = Command::new("tmux")
+        let status = tmux(&name)
             .args(["new-session", "-d", "-s", &name])
             .args(["-x", &WIDTH.to_string(), "-y", &HEIGHT.to_string()])
             .args(["env", &format!("PS1={PROMPT}"), "sh", "-i"])
@@ -77,7 +94,7 @@ impl TmuxSession {
         assert!(status.success(), "tmux new-session failed");
         let session = TmuxSession { name };
         // A fixed size even when a client attaches later.
-        let _ = Command::new("tmux")
+        let _ = tmux(&session.name)
             .args(["set-option", "-t", &session.name, "window-size", "manual"])
             .status();
         session.wait_for("the shell prompt", START_TIMEOUT, |s| {
@@ -87,7 +104,7 @@ impl TmuxSession {
     }
 
     fn capture(&self) -> String {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
             .expect("tmux capture-pane runs");
@@ -96,7 +113,7 @@ impl TmuxSession {
 
     /// Sends tmux key names (`Enter`, `Tab`, `q`).
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = tmux(&self.name)
             .args(["send-keys", "-t", &self.name])
             .args(keys)
             .status()
@@ -106,7 +123,7 @@ impl TmuxSession {
 
     /// Types literal text.
     fn type_text(&self, text: &str) {
-        let status = Command::new("tmux")
+        let status = tmux(&self.name)
             .args(["send-keys", "-t", &self.name, "-l", text])
             .status()
             .expect("tmux send-keys runs");
@@ -130,7 +147,7 @@ impl TmuxSession {
 
     /// Pid of the shell in the pane.
     fn shell_pid(&self) -> u32 {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["list-panes", "-t", &self.name, "-F", "#{pane_pid}"])
             .output()
             .expect("tmux list-panes runs");
@@ -140,9 +157,9 @@ impl TmuxSession {
 
 impl Drop for TmuxSession {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
+        // The server is this session's own (private socket): ending it ends only our session.
+        let _ = tmux(&self.name).arg("kill-server").status();
+        let _ = std::fs::remove_file(socket_path(&self.name));
     }
 }
 

@@ -505,8 +505,13 @@ impl App {
     /// Next built-in theme (a theme loaded from a file is first in the cycle).
     pub fn next_theme(&mut self) {
         self.theme_index = (self.theme_index + 1) % self.themes.len();
-        let name = self.theme().name.clone();
-        self.set_status(format!("theme: {name}"));
+        let theme = self.theme();
+        let text = if theme.description.is_empty() {
+            format!("theme: {}", theme.name)
+        } else {
+            format!("theme: {} — {}", theme.name, theme.description)
+        };
+        self.set_status(text);
     }
 
     // ----- before each draw -----
@@ -515,6 +520,18 @@ impl App {
     /// filtering only when data, sort, filter, mode or pause changed since the last frame).
     pub fn prepare(&mut self, layout: ScreenLayout) {
         self.layout = Some(layout);
+        self.prepare_order(layout);
+        // The detail pane closes when its row is gone (reaped, or filtered out).
+        let has_row = match self.tab {
+            Tab::Processes => self.cursor_process().is_some(),
+            Tab::Connections => self.cursor_connection().is_some(),
+        };
+        if self.overlay == Overlay::Detail && !has_row {
+            self.overlay = Overlay::None;
+        }
+    }
+
+    fn prepare_order(&mut self, layout: ScreenLayout) {
         let rows = layout.table_rows();
         let stamp_of = |sort: SortState, filter: u64, app: &App| OrderStamp {
             data: app

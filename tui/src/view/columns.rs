@@ -89,14 +89,10 @@ fn process_cpu_percent(row: &ProcessRow, ctx: &RowContext) -> Option<f64> {
     ctx.cpu.percent(&row.key)
 }
 
-/// The process's age: since start, until now (or until its exit).
+/// Time since the process started (also after it exited: rows age until retention removes
+/// them, so "youngest first" keeps new processes on top; the lifetime is in the detail pane).
 fn process_age_ns(row: &ProcessRow, ctx: &RowContext) -> u64 {
-    let end = if row.is_exited() {
-        row.state.exit_ns
-    } else {
-        ctx.now_ns
-    };
-    end.saturating_sub(row.key.start_ns)
+    ctx.now_ns.saturating_sub(row.key.start_ns)
 }
 
 /// Exit status for the EXIT column: the number a shell shows (`137` for SIGKILL).
@@ -149,8 +145,9 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         name: "comm",
         title: "COMM",
         description: "command name (kernel comm, 15 bytes)",
+        // comm never exceeds 15 bytes: extra width would only push the numbers away.
         width: 15,
-        flex: true,
+        flex: false,
         align: Align::Left,
         descending_first: false,
         text: |r, _| r.comm(),
@@ -222,18 +219,10 @@ pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     }
 }
 
-/// The connection's age: since first seen, until now (or until it closed); `None` when its
-/// start is unknown (seeded from /proc).
+/// Time since the connection was first seen (also after it closed, as for processes);
+/// `None` when that is unknown (seeded from /proc).
 fn connection_age_ns(row: &ConnectionRow, ctx: &RowContext) -> Option<u64> {
-    if row.state.start_ns == 0 {
-        return None;
-    }
-    let end = if row.is_closed() && row.state.end_ns != 0 {
-        row.state.end_ns
-    } else {
-        ctx.now_ns
-    };
-    Some(end.saturating_sub(row.state.start_ns))
+    (row.state.start_ns != 0).then(|| ctx.now_ns.saturating_sub(row.state.start_ns))
 }
 
 /// Columns of the connections table, in default display order.
@@ -339,7 +328,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
     ColumnSpec {
         name: "age",
         title: "AGE",
-        description: "time since first seen (lifetime once closed; ? when seeded from /proc)",
+        description: "time since first seen (? when seeded from /proc)",
         width: 6,
         flex: false,
         align: Align::Right,

@@ -118,7 +118,8 @@ pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec
     } else {
         "unknown (never seen in process context)".into()
     };
-    let seen = tcp_states_in_mask(row.state.states_seen_mask).join(" → ");
+    // The kernel keeps a set of states, not their order: list them in state-number order.
+    let seen = tcp_states_in_mask(row.state.states_seen_mask).join(", ");
     let opened = if row.state.start_ns == 0 {
         "unknown (seeded from /proc)".into()
     } else {

@@ -2,7 +2,7 @@
 //!
 //! [`table`] is the one table widget (columns are data, in [`columns`]); [`header`], [`tabs`],
 //! [`mode_panel`] and [`footer`] are the fixed parts; [`help`], [`picker`] and [`detail`] are
-//! popups; [`format`] holds the human units.
+//! popups; [`mod@format`] holds the human units.
 
 pub mod columns;
 pub mod detail;

@@ -43,7 +43,7 @@ pub struct ColumnSpan {
 
 /// Places the `visible` columns (indices into `all`) in `width` cells: each at its minimum
 /// width, in order, until one does not fit (a flexible or first column may shrink to the space
-/// left); spare width then goes to the flexible columns (up to [`FLEX_GROWTH`]× their
+/// left); spare width then goes to the flexible columns (up to three times their
 /// minimum).
 pub fn column_spans<R>(all: &[ColumnSpec<R>], visible: &[usize], width: u16) -> Vec<ColumnSpan> {
     let mut spans: Vec<ColumnSpan> = Vec::new();
@@ -250,9 +250,23 @@ mod tests {
         for pair in spans.windows(2) {
             assert_eq!(pair[1].x, pair[0].x + pair[0].width + SPACING);
         }
-        // COMM is the flexible one and grew up to its cap.
-        let comm = spans.iter().find(|s| s.column == 3).unwrap();
-        assert_eq!(comm.width, 15 * FLEX_GROWTH);
+        // No flexible process column: the spare width stays at the right edge.
+        let last = spans.last().unwrap();
+        assert!(last.x + last.width < 100);
+    }
+
+    #[test]
+    fn flexible_columns_share_the_spare_width_up_to_their_cap() {
+        let all: Vec<usize> = (0..CONNECTION_COLUMNS.len()).collect();
+        let spans = column_spans(CONNECTION_COLUMNS, &all, 140);
+        let local = spans.iter().find(|s| s.column == 1).unwrap();
+        let remote = spans.iter().find(|s| s.column == 2).unwrap();
+        assert!(local.width > 21 && local.width == remote.width);
+        let wide = column_spans(CONNECTION_COLUMNS, &all, 400);
+        assert_eq!(wide[1].width, 21 * FLEX_GROWTH);
+        for pair in spans.windows(2) {
+            assert_eq!(pair[1].x, pair[0].x + pair[0].width + SPACING);
+        }
     }
 
     #[test]

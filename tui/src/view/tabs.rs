@@ -74,8 +74,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             &app.connection_view().filter,
         ),
     };
+    let rows = if total == 1 { "row" } else { "rows" };
     let mut right = if filter.applied_text.is_empty() {
-        format!("{total} rows · {} ", app.mode())
+        format!("{total} {rows} · {} ", app.mode())
     } else {
         format!(
             "{shown} of {total} match `{}` · {} ",
