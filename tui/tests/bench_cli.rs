@@ -93,3 +93,72 @@ fn connect_workload_reports_four_rows() {
         check(&lines, "connect");
     }
 }
+
+/// `bench --transport`: eight measured rows (ring/perf × wake-up each/sampled × null/full), and
+/// every record the probe offered is accounted for: consumed, dropped or reported lost.
+#[test]
+fn transport_bench_accounts_for_every_record() {
+    let name = "transport_bench_accounts_for_every_record";
+    if !privileged_or_skip(name) {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_bpftop-ordered"))
+        .args([
+            "bench",
+            "--transport",
+            "--duration",
+            "500ms",
+            "--spawners",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("running bpftop-ordered");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench --transport failed: {stderr}"
+    );
+    let rows: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line")["transport"].clone())
+        .collect();
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    let combos: Vec<(String, u64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["transport"].as_str().unwrap().to_string(),
+                r["wakeup_every"].as_u64().unwrap(),
+                r["consumer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(combos[0], ("ring".into(), 1, "null".into()));
+    assert_eq!(combos[7], ("perf".into(), 500, "full".into()));
+    for r in &rows {
+        let produced = r["produced"].as_u64().unwrap();
+        let consumed = r["consumed"].as_u64().unwrap();
+        let drops = r["kernel_drops"].as_u64().unwrap();
+        let lost = r["perf_lost"].as_u64().unwrap();
+        eprintln!(
+            "{} every={} {}: offered {produced}, consumed {consumed}, drops {drops}, lost {lost}",
+            r["transport"], r["wakeup_every"], r["consumer"]
+        );
+        assert!(produced > 1000, "the getpgid loop must fire the probe: {r}");
+        assert_eq!(
+            consumed + drops + lost,
+            produced,
+            "unaccounted records: {r}"
+        );
+        if r["consumer"] == "full" {
+            assert_eq!(
+                r["applied"].as_u64().unwrap(),
+                consumed,
+                "full pipeline applies all: {r}"
+            );
+        }
+    }
+}
