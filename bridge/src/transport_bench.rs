@@ -412,7 +412,6 @@ fn consume_perf(
         })
         .collect();
     let timeout = drain_timeout(config);
-    let mut joined = Vec::with_capacity(256);
     while !stop.load(Ordering::Relaxed) {
         if wait_readable(&mut pollfds, timeout).is_err() {
             return;
@@ -424,14 +423,7 @@ fn consume_perf(
                 PerfEvent::Sample { head, tail } => {
                     taken += 1;
                     if let Some(p) = pipeline.as_mut() {
-                        if tail.is_empty() {
-                            p.push_bytes(head, true);
-                        } else {
-                            joined.clear();
-                            joined.extend_from_slice(head);
-                            joined.extend_from_slice(tail);
-                            p.push_bytes(&joined, true);
-                        }
+                        p.push_perf_sample(head, tail);
                     }
                 }
                 PerfEvent::Lost { count } => lost += count,

@@ -8,7 +8,7 @@ use std::{
 
 use bridge::{
     mode::{ModeKind, ModeMessage},
-    session::Session,
+    session::{Session, SessionConfig},
     stats::monotonic_ns,
     store::TableStore,
 };
@@ -22,16 +22,10 @@ use crate::{
 pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     let modes = args.modes();
     let config = args.bridge.session_config(modes.clone());
-    let session = match Session::start(config) {
+    let session = match start_session(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("bpftop-ordered: {e}");
-            return Ok(e.exit_code());
-        }
+        Err(code) => return Ok(code),
     };
-    for note in session.probes().notes() {
-        eprintln!("bpftop-ordered: note: {note}");
-    }
     let mut store = session.new_store();
     collect(&session, &mut store, args.duration);
     session.stop();
@@ -68,6 +62,23 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     }
     let failed = modes.iter().any(|m| store.mode(*m).failure.is_some());
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Starts a session for a headless command, printing the probes' notes to stderr. On failure
+/// the error is printed and the contract's exit code returned (3: privileges / kernel support).
+pub(crate) fn start_session(config: SessionConfig) -> Result<Session, i32> {
+    match Session::start(config) {
+        Ok(session) => {
+            for note in session.probes().notes() {
+                eprintln!("bpftop-ordered: note: {note}");
+            }
+            Ok(session)
+        }
+        Err(e) => {
+            eprintln!("bpftop-ordered: {e}");
+            Err(e.exit_code())
+        }
+    }
 }
 
 /// Applies the session's messages to `store` for `duration`, then drains what is in flight.

@@ -37,6 +37,8 @@ pub struct IncrementalConsumer {
     kernel_drops_seen: u64,
     kernel_drops_read_ns: u64,
     scratch: MapDump,
+    /// Reassembly buffer for perf samples that wrap the buffer end.
+    joined: Vec<u8>,
 }
 
 impl IncrementalConsumer {
@@ -60,6 +62,7 @@ impl IncrementalConsumer {
             kernel_drops_seen: 0,
             kernel_drops_read_ns: 0,
             scratch: MapDump::new(),
+            joined: Vec::new(),
         }
     }
 
@@ -79,6 +82,21 @@ impl IncrementalConsumer {
                     log::warn!("{} mode: skipping a malformed record: {error}", self.mode);
                 }
             }
+        }
+    }
+
+    /// Decodes one perf sample, which arrives in two pieces when it wraps the buffer's end
+    /// (`tail` empty otherwise); perf pads samples to 8 bytes.
+    pub fn push_perf_sample(&mut self, head: &[u8], tail: &[u8]) {
+        if tail.is_empty() {
+            self.push_bytes(head, true);
+        } else {
+            let mut joined = std::mem::take(&mut self.joined);
+            joined.clear();
+            joined.extend_from_slice(head);
+            joined.extend_from_slice(tail);
+            self.push_bytes(&joined, true);
+            self.joined = joined;
         }
     }
 

@@ -61,24 +61,13 @@ pub fn run(
             revents: 0,
         })
         .collect();
-    // A sample that wraps the ring end arrives in two pieces; it is joined here.
-    let mut joined: Vec<u8> = Vec::with_capacity(256);
     while !stop.load(Ordering::Relaxed) {
         wait_readable(&mut pollfds, Duration::from_millis(100))
             .context("waiting on perf buffers")?;
         let mut lost = 0u64;
         for buffer in buffers.iter_mut() {
             buffer.for_each(|event| match event {
-                PerfEvent::Sample { head, tail } => {
-                    if tail.is_empty() {
-                        consumer.push_bytes(head, true);
-                    } else {
-                        joined.clear();
-                        joined.extend_from_slice(head);
-                        joined.extend_from_slice(tail);
-                        consumer.push_bytes(&joined, true);
-                    }
-                }
+                PerfEvent::Sample { head, tail } => consumer.push_perf_sample(head, tail),
                 PerfEvent::Lost { count } => lost += count,
             });
         }

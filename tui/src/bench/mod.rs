@@ -55,16 +55,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     config.retention.max_finished = usize::MAX;
     config.retention.max_age_ns = u64::MAX;
     let interval = config.poll_interval;
-    let session = match Session::start(config) {
+    let session = match crate::dump::start_session(config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("bpftop-ordered: {e}");
-            return Ok(e.exit_code());
-        }
+        Err(code) => return Ok(code),
     };
-    for note in session.probes().notes() {
-        eprintln!("bpftop-ordered: note: {note}");
-    }
     let mut store = session.new_store();
 
     // Generate only once every mode has delivered a batch (its probes and consumer are live).
