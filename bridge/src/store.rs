@@ -4,7 +4,7 @@
 use crate::{
     mode::{ModeBatch, ModeKind, Resync},
     record::RowChange,
-    row::{ConnectionRow, ProcessRow, RowOrigin, TableRow},
+    row::{ConnectionRow, ProcessRow, RowOrigin},
     stats::{monotonic_ns, ApplyStats, ModeCounters, ModeStats},
     table::{OrderedTable, ProcessTable, Retention, UpsertOutcome},
 };
@@ -38,16 +38,9 @@ impl ModeTables {
         }
     }
 
-    /// Allocated bytes of this mode's tables (capacity × element size, plus the hash index).
+    /// Allocated bytes of this mode's tables (see [`OrderedTable::allocated_bytes`]).
     pub fn table_bytes(&self) -> u64 {
-        fn bytes<R: TableRow>(len: usize) -> u64 {
-            // indexmap stores (hash, key, value) entries in a Vec and a usize per slot in its
-            // index; rows are counted at their in-memory size.
-            let entry = std::mem::size_of::<(u64, R::Key, R)>() + std::mem::size_of::<usize>() + 1;
-            (len.next_power_of_two() * entry) as u64
-        }
-        bytes::<ProcessRow>(self.processes.rows().len())
-            + bytes::<ConnectionRow>(self.connections.len())
+        self.processes.rows().allocated_bytes() + self.connections.allocated_bytes()
     }
 }
 

@@ -74,6 +74,18 @@ impl<R: TableRow> OrderedTable<R> {
         self.rows.is_empty()
     }
 
+    /// Rows the table can hold without reallocating (its allocated capacity).
+    pub fn capacity(&self) -> usize {
+        self.rows.capacity()
+    }
+
+    /// Allocated bytes: capacity × (hash, key, row) entry, plus one `usize` index slot and one
+    /// control byte per slot of the hash index.
+    pub fn allocated_bytes(&self) -> u64 {
+        let entry = std::mem::size_of::<(u64, R::Key, R)>() + std::mem::size_of::<usize>() + 1;
+        (self.rows.capacity() * entry) as u64
+    }
+
     /// Number of finished rows awaiting reaping.
     pub fn finished_len(&self) -> usize {
         self.finished

@@ -85,6 +85,12 @@ impl<K: Copy + Eq + Hash> TableDiff<K> {
         vanished_live
     }
 
+    /// Allocated bytes of both snapshots' maps: capacity × (key, Seen) plus a control byte.
+    fn allocated_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(K, Seen)>() + 1;
+        (self.previous.capacity() + self.current.capacity()) * slot
+    }
+
     fn unobserved(&self) -> u64 {
         (self.highest_seq - self.start_seq).saturating_sub(self.observed)
     }
@@ -172,9 +178,8 @@ pub fn run(
         counters.kernel_drops = probes.failure_count(failure::PROC_MAP_FULL).unwrap_or(0)
             + probes.failure_count(failure::CONN_MAP_FULL).unwrap_or(0);
         counters.kernel_bytes = probes.state_maps_kernel_bytes();
-        counters.buffer_bytes = (scratch.allocated_bytes()
-            + (procs.previous.capacity() + conns.previous.capacity()) * 48)
-            as u64;
+        counters.buffer_bytes =
+            (scratch.allocated_bytes() + procs.allocated_bytes() + conns.allocated_bytes()) as u64;
         counters.cpu_ns = thread_cpu_ns();
         let batch = ModeBatch {
             mode: ModeKind::Poll,
