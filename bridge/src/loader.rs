@@ -158,6 +158,46 @@ fn classify(what: &str, capability: &'static str, error: &(dyn StdError + 'stati
     }
 }
 
+/// Loads `program` from `ebpf` and attaches it to the raw tracepoint `tracepoint`. EPERM/EACCES
+/// are missing privileges; any other attach failure means this kernel lacks the tracepoint.
+pub(crate) fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+) -> Result<(), LoadError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
+        .try_into()
+        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
+    prog.load()
+        .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    prog.attach(tracepoint)
+        .map_err(|e| match errno_in_chain(&e) {
+            Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
+                what: format!("attaching to tracepoint `{tracepoint}`"),
+                capability: "CAP_PERFMON",
+                detail: describe(&e),
+            },
+            _ => LoadError::MissingTracepoint {
+                tracepoint,
+                detail: describe(&e),
+            },
+        })?;
+    Ok(())
+}
+
+/// Loads the embedded object (probes inert: no offsets) and attaches `program` to
+/// `tracepoint` alone, then detaches everything. Answers "would this attach here?" with the
+/// same typed error a session would get.
+pub fn check_tracepoint(program: &str, tracepoint: &'static str) -> Result<(), LoadError> {
+    check_capabilities()?;
+    let mut ebpf = EbpfLoader::new()
+        .load(PROBE_OBJECT)
+        .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))?;
+    attach_raw_tracepoint(&mut ebpf, program, tracepoint)
+}
+
 /// Effective capability bits of this process (from /proc/self/status `CapEff`).
 fn effective_capabilities() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -257,30 +297,7 @@ impl Probes {
 
         let mut notes = Vec::new();
         for (program, tracepoint, required) in PROGRAMS {
-            let mut attach = || -> Result<(), LoadError> {
-                let prog: &mut RawTracePoint = ebpf
-                    .program_mut(program)
-                    .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
-                    .try_into()
-                    .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
-                prog.load().map_err(|e| {
-                    classify(&format!("loading program `{program}`"), "CAP_BPF", &e)
-                })?;
-                prog.attach(tracepoint)
-                    .map_err(|e| match errno_in_chain(&e) {
-                        Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
-                            what: format!("attaching to tracepoint `{tracepoint}`"),
-                            capability: "CAP_PERFMON",
-                            detail: describe(&e),
-                        },
-                        _ => LoadError::MissingTracepoint {
-                            tracepoint,
-                            detail: describe(&e),
-                        },
-                    })?;
-                Ok(())
-            };
-            match attach() {
+            match attach_raw_tracepoint(&mut ebpf, program, tracepoint) {
                 Ok(()) => {}
                 Err(LoadError::MissingTracepoint { tracepoint, detail }) if !required => {
                     notes.push(format!(

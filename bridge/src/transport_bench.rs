@@ -22,14 +22,13 @@ use std::{
 
 use aya::{
     maps::{perf::PerfEvent, perf::PerfEventArray, Array, PerCpuArray, RingBuf},
-    programs::RawTracePoint,
     Ebpf, EbpfLoader,
 };
 use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
 use serde::Serialize;
 
 use crate::{
-    loader::{check_capabilities, LoadError, PROBE_OBJECT},
+    loader::{attach_raw_tracepoint, check_capabilities, LoadError, PROBE_OBJECT},
     map_batch::{DumpPath, MapDump, MapDumpError},
     mode::{
         incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
@@ -155,20 +154,7 @@ fn load_bench_object(config: &TransportBenchConfig) -> Result<Ebpf, LoadError> {
         .map_max_entries("BENCH_RING", config.ring_bytes)
         .load(PROBE_OBJECT)
         .map_err(|e| LoadError::Refused(format!("loading the eBPF object: {e}")))?;
-    let program: &mut RawTracePoint = ebpf
-        .program_mut("bench_sys_enter")
-        .ok_or_else(|| LoadError::Refused("program `bench_sys_enter` missing".into()))?
-        .try_into()
-        .map_err(|e| LoadError::Refused(format!("bench_sys_enter: {e}")))?;
-    program
-        .load()
-        .map_err(|e| LoadError::Refused(format!("loading bench_sys_enter: {e}")))?;
-    program
-        .attach("sys_enter")
-        .map_err(|e| LoadError::MissingTracepoint {
-            tracepoint: "sys_enter",
-            detail: e.to_string(),
-        })?;
+    attach_raw_tracepoint(&mut ebpf, "bench_sys_enter", "sys_enter")?;
     Ok(ebpf)
 }
 

@@ -48,3 +48,31 @@ fn probes_load_attach_and_take_config() {
     assert!(!procs.is_empty());
     assert!(probes.ring_kernel_bytes() >= 1 << 20);
 }
+
+#[test]
+fn a_tracepoint_the_kernel_lacks_is_named_in_the_error() {
+    if !common::privileged_or_skip("a_tracepoint_the_kernel_lacks_is_named_in_the_error") {
+        return;
+    }
+    bridge::loader::check_tracepoint("sched_switch", "sched_switch")
+        .expect("a real tracepoint attaches");
+    let error = bridge::loader::check_tracepoint("sched_switch", "no_such_tracepoint_xyz")
+        .expect_err("a missing tracepoint cannot attach");
+    assert!(
+        matches!(
+            error,
+            bridge::loader::LoadError::MissingTracepoint {
+                tracepoint: "no_such_tracepoint_xyz",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_privilege_or_support(), "maps to exit code 3");
+    let message = error.to_string();
+    assert!(
+        message.contains("tracepoint `no_such_tracepoint_xyz`") && message.contains("Linux"),
+        "{message}"
+    );
+    eprintln!("message: {message}");
+}
