@@ -82,6 +82,11 @@ pub struct ModeCounters {
     pub read_path: Option<&'static str>,
     /// Poll only: duration of the last full map read, ns.
     pub last_read_ns: u64,
+    /// Lag from the record's `ktime_ns` to the moment the mode thread took it out of the
+    /// transport (poll: to the snapshot that first showed it), ns: (p50, p99, max). Compared
+    /// with the apply lag, it tells how much of the lag is the transport and how much the
+    /// channel and the store.
+    pub consumer_lag_ns: (u64, u64, u64),
 }
 
 /// Apply-side statistics of one mode, kept by the store owner.
@@ -137,6 +142,31 @@ impl ApplyStats {
     }
 }
 
+/// A lag histogram for one thread: 1 ns .. 1 h, 3 significant digits.
+#[derive(Debug)]
+pub struct LagHistogram(Histogram<u64>);
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        LagHistogram(new_lag_histogram())
+    }
+}
+
+impl LagHistogram {
+    /// Records the lag of a change made at `changed_ns` and observed at `now_ns` (nothing for a
+    /// change without a kernel time or from the future).
+    pub fn record(&mut self, changed_ns: u64, now_ns: u64) {
+        if changed_ns != 0 && now_ns >= changed_ns {
+            self.0.saturating_record((now_ns - changed_ns).max(1));
+        }
+    }
+
+    /// (p50, p99, max) in ns; zeros when empty.
+    pub fn percentiles(&self) -> (u64, u64, u64) {
+        percentiles(&self.0)
+    }
+}
+
 fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64) {
     if h.is_empty() {
         return (0, 0, 0);
@@ -188,6 +218,12 @@ pub struct ModeStats {
     /// Poll: "batch" or "key_iteration".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_path: Option<&'static str>,
+    /// Median lag from kernel change to the mode thread taking the record, ns.
+    pub consumer_lag_p50_ns: u64,
+    /// 99th percentile of that lag, ns.
+    pub consumer_lag_p99_ns: u64,
+    /// Largest such lag, ns.
+    pub consumer_lag_max_ns: u64,
     /// Rows in this mode's processes table.
     pub process_rows: usize,
     /// Rows in this mode's connections table.
@@ -228,6 +264,9 @@ impl ModeStats {
             unobserved_changes: counters.unobserved_changes,
             evictions: counters.evictions,
             read_path: counters.read_path,
+            consumer_lag_p50_ns: counters.consumer_lag_ns.0,
+            consumer_lag_p99_ns: counters.consumer_lag_ns.1,
+            consumer_lag_max_ns: counters.consumer_lag_ns.2,
             process_rows: rows.0,
             connection_rows: rows.1,
             elapsed_ns,

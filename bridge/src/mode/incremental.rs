@@ -13,7 +13,7 @@ use crate::{
     record::{self, Record, RowChange},
     row::{ConnectionRow, ProcessRow, RowOrigin},
     seq_gap::SeqTracker,
-    stats::{monotonic_ns, thread_cpu_ns, ModeCounters},
+    stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
 };
 
 /// Records per batch before it is handed to the store even mid-drain.
@@ -39,6 +39,8 @@ pub struct IncrementalConsumer {
     scratch: MapDump,
     /// Reassembly buffer for perf samples that wrap the buffer end.
     joined: Vec<u8>,
+    /// Kernel change → taken out of the transport (end of the drain that read it).
+    consumer_lag: LagHistogram,
 }
 
 impl IncrementalConsumer {
@@ -63,6 +65,7 @@ impl IncrementalConsumer {
             kernel_drops_read_ns: 0,
             scratch: MapDump::new(),
             joined: Vec::new(),
+            consumer_lag: LagHistogram::default(),
         }
     }
 
@@ -124,6 +127,7 @@ impl IncrementalConsumer {
         for record in self.pending.drain(..) {
             let table = record.table() as usize;
             if self.trackers[table].observe(record.header().seq, now) {
+                self.consumer_lag.record(record.header().ktime_ns, now);
                 self.changes.push(RowChange::from(record));
             }
         }
@@ -176,6 +180,7 @@ impl IncrementalConsumer {
         self.counters.batches += (!idle) as u64;
         self.counters.max_batch = self.counters.max_batch.max(self.changes.len() as u64);
         self.counters.cpu_ns = thread_cpu_ns();
+        self.counters.consumer_lag_ns = self.consumer_lag.percentiles();
         self.counters.buffer_bytes = (self.changes.capacity() * std::mem::size_of::<RowChange>()
             + self.pending.capacity() * std::mem::size_of::<Record>()
             + self.scratch.allocated_bytes()) as u64;

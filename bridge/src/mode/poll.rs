@@ -26,7 +26,7 @@ use crate::{
     record::RowChange,
     row::{ConnectionRow, ProcessRow, RowOrigin},
     session::{sleep_unless_stopped, SessionConfig},
-    stats::{monotonic_ns, thread_cpu_ns, ModeCounters},
+    stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
 };
 
 /// What the previous snapshot held for one entry.
@@ -108,6 +108,7 @@ pub fn run(
         ..Default::default()
     };
     let mut scratch = MapDump::new();
+    let mut snapshot_lag = LagHistogram::default();
     let mut procs = TableDiff::new(
         probes
             .sequence(ModeKind::Poll, table::PROCESSES)
@@ -141,6 +142,7 @@ pub fn run(
                 origin: RowOrigin::Kernel,
             };
             if procs.observe(key, state.poll_seq, state.flags & proc_flags::EXITED != 0) {
+                snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Process(row.clone()));
             }
             all_procs.push(row);
@@ -155,6 +157,7 @@ pub fn run(
                 origin: RowOrigin::Kernel,
             };
             if conns.observe(key, state.poll_seq, state.flags & conn_flags::CLOSED != 0) {
+                snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Connection(row.clone()));
             }
             all_conns.push(row);
@@ -181,6 +184,7 @@ pub fn run(
         counters.buffer_bytes =
             (scratch.allocated_bytes() + procs.allocated_bytes() + conns.allocated_bytes()) as u64;
         counters.cpu_ns = thread_cpu_ns();
+        counters.consumer_lag_ns = snapshot_lag.percentiles();
         let batch = ModeBatch {
             mode: ModeKind::Poll,
             changes,
