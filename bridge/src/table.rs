@@ -47,6 +47,9 @@ impl Default for Retention {
 pub struct OrderedTable<R: TableRow> {
     rows: IndexMap<R::Key, R>,
     finished: usize,
+    /// A lower bound of the finish times of the finished rows (`u64::MAX` when none), so a
+    /// reap with nothing due returns without visiting the rows.
+    oldest_finished_ns: u64,
 }
 
 impl<R: TableRow> Default for OrderedTable<R> {
@@ -54,6 +57,7 @@ impl<R: TableRow> Default for OrderedTable<R> {
         OrderedTable {
             rows: IndexMap::new(),
             finished: 0,
+            oldest_finished_ns: u64::MAX,
         }
     }
 }
@@ -114,7 +118,11 @@ impl<R: TableRow> OrderedTable<R> {
     /// Applies a change: inserts a new row or replaces an older one (higher `seq` wins; a row
     /// whose `seq` is 0, i.e. from /proc, is replaced by any kernel change).
     pub fn upsert(&mut self, row: R) -> UpsertOutcome {
-        let finished = row.finished_ns().is_some();
+        let finished_ns = row.finished_ns();
+        let finished = finished_ns.is_some();
+        if let Some(t) = finished_ns {
+            self.oldest_finished_ns = self.oldest_finished_ns.min(t);
+        }
         match self.rows.get_mut(&row.key()) {
             Some(existing) => {
                 if row.seq() <= existing.seq() && existing.seq() != 0 {
@@ -144,10 +152,10 @@ impl<R: TableRow> OrderedTable<R> {
     /// oldest-finished ones beyond `retention.max_finished`. One pass over the table (plus a
     /// selection when the count bound bites). Returns the number of rows removed.
     pub fn reap(&mut self, now_ns: u64, retention: Retention) -> usize {
-        if self.finished == 0 {
-            return 0;
-        }
         let mut cutoff_ns = now_ns.saturating_sub(retention.max_age_ns);
+        if self.finished <= retention.max_finished && self.oldest_finished_ns >= cutoff_ns {
+            return 0; // nothing old enough, and within the count bound
+        }
         let mut young: Vec<u64> = self
             .rows
             .values()
@@ -161,8 +169,16 @@ impl<R: TableRow> OrderedTable<R> {
             cutoff_ns = cutoff_ns.max(young[drop]);
         }
         let before = self.rows.len();
-        self.rows
-            .retain(|_, r| r.finished_ns().is_none_or(|t| t >= cutoff_ns));
+        let mut oldest_kept = u64::MAX;
+        self.rows.retain(|_, r| match r.finished_ns() {
+            None => true,
+            Some(t) if t >= cutoff_ns => {
+                oldest_kept = oldest_kept.min(t);
+                true
+            }
+            Some(_) => false,
+        });
+        self.oldest_finished_ns = oldest_kept;
         let removed = before - self.rows.len();
         self.finished -= removed;
         removed
@@ -171,11 +187,12 @@ impl<R: TableRow> OrderedTable<R> {
     /// Removes every row for which `keep` returns false (one `retain` pass).
     pub fn retain(&mut self, mut keep: impl FnMut(&R) -> bool) {
         self.rows.retain(|_, r| keep(r));
-        self.finished = self
-            .rows
-            .values()
-            .filter(|r| r.finished_ns().is_some())
-            .count();
+        self.finished = 0;
+        self.oldest_finished_ns = u64::MAX;
+        for t in self.rows.values().filter_map(|r| r.finished_ns()) {
+            self.finished += 1;
+            self.oldest_finished_ns = self.oldest_finished_ns.min(t);
+        }
     }
 
     /// Keys of the rows accepted by `filter`, ordered by `cmp` (stable: ties keep first-seen
@@ -336,6 +353,28 @@ mod tests {
         let left: Vec<u32> = t.iter().map(|r| r.key.tgid).collect();
         assert_eq!(left, vec![8, 9, 100]);
         assert_eq!(t.finished_len(), 2);
+    }
+
+    #[test]
+    fn reap_with_nothing_due_keeps_everything_and_later_reaps_exactly() {
+        let mut t = OrderedTable::new();
+        let retention = Retention {
+            max_age_ns: 100,
+            max_finished: 10,
+        };
+        t.upsert(exited(row(1, 1, 1), 500));
+        t.upsert(row(2, 2, 2));
+        t.upsert(exited(row(3, 3, 3), 550));
+        assert_eq!(t.reap(599, retention), 0, "nothing finished before 499");
+        assert_eq!(t.reap(620, retention), 1, "row 1 (finished at 500) is due");
+        assert_eq!(t.finished_len(), 1);
+        // A row that finishes earlier than the remembered oldest lowers the bound.
+        t.upsert(exited(row(4, 4, 4), 10));
+        assert_eq!(t.reap(620, retention), 1);
+        let left: Vec<u32> = t.iter().map(|r| r.key.tgid).collect();
+        assert_eq!(left, vec![2, 3]);
+        assert_eq!(t.reap(700, retention), 1);
+        assert_eq!(t.finished_len(), 0);
     }
 
     #[test]
