@@ -85,8 +85,10 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         return Ok(());
     }
     run(Command::new("apt-get").args(["update", "-q"]))?;
+    // With recommends (rust-web-llvm, lld, clang): the configuration bpf-linker was built and
+    // tested with on this kind of machine.
     run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(["install", "-y", "-q"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
