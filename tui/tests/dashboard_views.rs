@@ -364,3 +364,19 @@ fn every_built_in_theme_draws() {
     assert!(h.screen().contains("theme: default"));
     assert_eq!(PROCESS_COLUMNS.len(), 9);
 }
+
+#[test]
+fn probe_notes_stay_visible_in_the_footer() {
+    let mut h = Harness::new();
+    h.app.set_notes(vec![
+        "optional tracepoint `sock_send_length` unavailable: byte counts will stay 0".into(),
+    ]);
+    let screen = h.screen();
+    assert!(
+        screen.contains("⚠ optional tracepoint `sock_send_length` unavailable"),
+        "{screen}"
+    );
+    // A key press (and its transient status) does not hide the note.
+    h.press(KeyCode::Char('t'));
+    assert!(screen_text(&h.draw()).contains("⚠ optional tracepoint"));
+}

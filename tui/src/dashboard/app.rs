@@ -198,6 +198,8 @@ pub struct App {
     running_modes: Vec<ModeKind>,
     interval: Duration,
     status: Option<StatusMessage>,
+    /// Lasting notes from the probes (e.g. an optional tracepoint this kernel lacks).
+    notes: Vec<String>,
     pub(super) layout: Option<ScreenLayout>,
 }
 
@@ -261,6 +263,7 @@ impl App {
             running_modes: settings.running_modes,
             interval: settings.interval,
             status: None,
+            notes: Vec::new(),
             layout: None,
         };
         app.metrics.sample_modes(&mut app.store, now_ns);
@@ -381,6 +384,16 @@ impl App {
     /// Whether the display is frozen.
     pub fn paused(&self) -> bool {
         self.frozen.is_some()
+    }
+
+    /// Lasting notes about degraded collection, shown in the footer until the program ends.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Sets the lasting notes (from `Probes::notes`).
+    pub fn set_notes(&mut self, notes: Vec<String>) {
+        self.notes = notes;
     }
 
     /// The footer's transient message.

@@ -22,6 +22,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let mut spans: Vec<Span> = Vec::new();
+    for note in app.notes() {
+        spans.push(Span::styled(format!(" ⚠ {note} "), theme.warning));
+        spans.push(Span::raw(" "));
+    }
     if let Some(status) = app.status() {
         spans.push(Span::styled(format!(" {status} "), theme.prompt));
         spans.push(Span::raw(" "));
