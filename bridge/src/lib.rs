@@ -8,6 +8,7 @@ pub mod kernel_offsets;
 pub mod loader;
 pub mod map_batch;
 pub mod mode;
+pub mod perf_reader;
 pub mod procfs_seed;
 pub mod record;
 pub mod row;

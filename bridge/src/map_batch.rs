@@ -798,15 +798,7 @@ pub mod test_support {
         let info = map_info(fd)?;
         assert_eq!(key.len(), info.key_size as usize, "key size");
         assert_eq!(value.len(), info.value_size as usize, "value size");
-        let mut attr = MapElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            key: key.as_ptr() as u64,
-            value: value.as_ptr() as u64,
-            ..Default::default()
-        };
-        // SAFETY: key and value are readable for the map's sizes (asserted above).
-        unsafe { sys_bpf(BpfCmd::MapUpdateElem, &mut attr)? };
-        Ok(())
+        super::update_elem(fd, key, value)
     }
 
     /// `BPF_MAP_DELETE_ELEM`; see [`super::delete_elem`].
@@ -816,6 +808,34 @@ pub mod test_support {
     pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<(), MapDumpError> {
         super::delete_elem(fd, key).map(|_| ())
     }
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`: sets `key` to `value` in any map type. Both lengths
+/// are checked against the map's sizes first (one extra `BPF_OBJ_GET_INFO_BY_FD`), so a wrong
+/// length is an error, never an out-of-bounds read.
+pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
+    let info = map_info(fd)?;
+    if key.len() != info.key_size as usize {
+        return Err(MapDumpError::KeySizeMismatch {
+            expected: info.key_size as usize,
+            actual: key.len(),
+        });
+    }
+    if value.len() != info.value_size as usize {
+        return Err(MapDumpError::ValueSizeMismatch {
+            expected: info.value_size as usize,
+            actual: value.len(),
+        });
+    }
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: key and value are readable for the map's sizes (checked above).
+    unsafe { sys_bpf(BpfCmd::MapUpdateElem, &mut attr)? };
+    Ok(())
 }
 
 /// `BPF_MAP_DELETE_ELEM`: removes `key` from a hash map. Returns `Ok(false)` when the key was

@@ -12,7 +12,7 @@
 //! out, drops = the probe's failure counter.
 
 use std::{
-    os::fd::AsRawFd,
+    os::fd::{AsFd, AsRawFd},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -21,7 +21,7 @@ use std::{
 };
 
 use aya::{
-    maps::{perf::PerfEvent, perf::PerfEventArray, Array, PerCpuArray, RingBuf},
+    maps::{perf::PerfEvent, perf::PerfEventArray, Array, Map, PerCpuArray, RingBuf},
     Ebpf, EbpfLoader,
 };
 use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
@@ -29,11 +29,12 @@ use serde::Serialize;
 
 use crate::{
     loader::{attach_raw_tracepoint, check_capabilities, LoadError, PROBE_OBJECT},
-    map_batch::{DumpPath, MapDump, MapDumpError},
+    map_batch::{self, DumpPath, MapDump, MapDumpError},
     mode::{
         incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
         ModeKind, ModeMessage,
     },
+    perf_reader::SampledPerfBuffer,
     stats::{rate_per_s, thread_cpu_ns},
     store::TableStore,
     table::Retention,
@@ -66,9 +67,10 @@ pub struct TransportBenchConfig {
     pub transport: Transport,
     /// Null or full consumer.
     pub consumer: Consumer,
-    /// Ring only: wake the consumer every Nth record (1 = every record); the consumer then also
-    /// drains on a 1 ms timer. For perf, aya 0.14 opens buffers with one wake-up per record
-    /// (`wakeup_events = 1`), so N > 1 only changes the consumer's timer draining.
+    /// Wake the consumer every Nth record (1 = every record); with N > 1 the consumer also
+    /// drains on a 1 ms timer. Ring: `BPF_RB_NO_WAKEUP` except every Nth record. Perf: the
+    /// buffers are opened with `wakeup_events = N` ([`SampledPerfBuffer`]; aya's own buffers
+    /// always wake per sample, so N = 1 uses aya's, as the perf mode does).
     pub wakeup_every: u32,
     /// Producer threads calling `getpgid()`.
     pub producers: usize,
@@ -95,7 +97,8 @@ pub struct TransportBenchResult {
     pub consumed: u64,
     /// Transport failures counted by the probe (ring full / perf output failed).
     pub kernel_drops: u64,
-    /// `PERF_RECORD_LOST` counts (perf only).
+    /// `PERF_RECORD_LOST` counts (perf only): the same records as `kernel_drops`, reported
+    /// by the buffer instead of by the BPF program, so `consumed + kernel_drops == produced`.
     pub perf_lost: u64,
     /// Records consumed per second of producer run time.
     pub consumed_per_s: f64,
@@ -207,6 +210,37 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
                     consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
                 })
             }
+            Transport::Perf if config.wakeup_every > 1 => {
+                // aya opens perf buffers with one wake-up per sample; sampled wake-ups need
+                // our own buffers, stored into the array by hand.
+                let map = ebpf
+                    .take_map("BENCH_PERF")
+                    .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
+                let Map::PerfEventArray(data) = &map else {
+                    return Err(map_error("BENCH_PERF", "not a perf event array"));
+                };
+                let cpus = aya::util::online_cpus()
+                    .map_err(|(path, e)| map_error("BENCH_PERF", format!("{path}: {e}")))?;
+                let mut buffers = Vec::new();
+                for cpu in cpus {
+                    let buffer =
+                        SampledPerfBuffer::open(cpu, config.perf_pages, config.wakeup_every)
+                            .map_err(|e| map_error("BENCH_PERF", format!("CPU {cpu}: {e}")))?;
+                    let fd = buffer.as_fd().as_raw_fd() as u32;
+                    map_batch::update_elem(
+                        data.fd().as_fd(),
+                        &cpu.to_ne_bytes(),
+                        &fd.to_ne_bytes(),
+                    )
+                    .map_err(|e| map_error("BENCH_PERF", e))?;
+                    buffers.push(buffer);
+                }
+                std::thread::spawn(move || {
+                    consume_sampled_perf(buffers, sender, &stop, &consumed, &perf_lost);
+                    drop(map);
+                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+                })
+            }
             Transport::Perf => {
                 let map = ebpf
                     .take_map("BENCH_PERF")
@@ -295,8 +329,7 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
         .sum();
     // Let the consumer take what is still in the buffer, then stop it.
     let drain_deadline = Instant::now() + Duration::from_secs(2);
-    while consumed.load(Ordering::Relaxed) + kernel_drops + perf_lost.load(Ordering::Relaxed)
-        < produced
+    while consumed.load(Ordering::Relaxed) + kernel_drops < produced
         && Instant::now() < drain_deadline
     {
         std::thread::sleep(Duration::from_millis(5));
@@ -375,6 +408,48 @@ fn consume_ring(
             }
         }
         consumed.fetch_add(taken, Ordering::Relaxed);
+    }
+}
+
+fn consume_sampled_perf(
+    mut buffers: Vec<SampledPerfBuffer>,
+    sender: Option<crossbeam_channel::Sender<ModeMessage>>,
+    stop: &AtomicBool,
+    consumed: &AtomicU64,
+    perf_lost: &AtomicU64,
+) {
+    let mut pipeline = sender
+        .as_ref()
+        .map(|_| IncrementalConsumer::new(ModeKind::Perf, 0));
+    let mut pollfds: Vec<libc::pollfd> = buffers
+        .iter()
+        .map(|b| libc::pollfd {
+            fd: b.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        if wait_readable(&mut pollfds, Duration::from_millis(1)).is_err() {
+            return;
+        }
+        let (mut taken, mut lost) = (0u64, 0u64);
+        for buffer in buffers.iter_mut() {
+            let pass = buffer.read(|sample| {
+                if let Some(p) = pipeline.as_mut() {
+                    p.push_bytes(sample, true);
+                }
+            });
+            taken += pass.samples;
+            lost += pass.lost;
+        }
+        if let (Some(p), Some(s)) = (pipeline.as_mut(), sender.as_ref()) {
+            if p.end_drain(&NoStateMaps, s, || 0, lost).is_err() {
+                return;
+            }
+        }
+        consumed.fetch_add(taken, Ordering::Relaxed);
+        perf_lost.fetch_add(lost, Ordering::Relaxed);
     }
 }
 

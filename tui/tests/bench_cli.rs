@@ -95,7 +95,7 @@ fn connect_workload_reports_four_rows() {
 }
 
 /// `bench --transport`: eight measured rows (ring/perf × wake-up each/sampled × null/full), and
-/// every record the probe offered is accounted for: consumed, dropped or reported lost.
+/// every record the probe offered is accounted for: consumed or counted as a failed output.
 #[test]
 fn transport_bench_accounts_for_every_record() {
     let name = "transport_bench_accounts_for_every_record";
@@ -148,11 +148,10 @@ fn transport_bench_accounts_for_every_record() {
             r["transport"], r["wakeup_every"], r["consumer"]
         );
         assert!(produced > 1000, "the getpgid loop must fire the probe: {r}");
-        assert_eq!(
-            consumed + drops + lost,
-            produced,
-            "unaccounted records: {r}"
-        );
+        assert_eq!(consumed + drops, produced, "unaccounted records: {r}");
+        // Perf reports its losses twice (the program's failed output and PERF_RECORD_LOST);
+        // a LOST record may still be unread when the run ends.
+        assert!(lost <= drops, "lost records beyond the failed outputs: {r}");
         if r["consumer"] == "full" {
             assert_eq!(
                 r["applied"].as_u64().unwrap(),
