@@ -35,6 +35,8 @@ pub struct SessionConfig {
     pub ring_wakeup_every: u32,
     /// Pages per CPU for each perf buffer (a power of two).
     pub perf_pages: usize,
+    /// Perf wake-up sampling (1 = wake per record; N = every Nth record, plus a timer).
+    pub perf_wakeup_every: u32,
     /// Use the LRU variants of the state maps.
     pub use_lru_maps: bool,
     /// Kernel throttle: minimum interval between CPU / byte-count records of one entity.
@@ -61,6 +63,7 @@ impl Default for SessionConfig {
             ring_bytes: 4 << 20,
             ring_wakeup_every: 1,
             perf_pages: 64,
+            perf_wakeup_every: 1,
             use_lru_maps: false,
             update_interval: Duration::from_millis(100),
             filter_tgid: 0,

@@ -12,7 +12,7 @@
 //! out, drops = the probe's failure counter.
 
 use std::{
-    os::fd::{AsFd, AsRawFd},
+    os::fd::AsRawFd,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -21,7 +21,7 @@ use std::{
 };
 
 use aya::{
-    maps::{perf::PerfEvent, perf::PerfEventArray, Array, Map, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
     Ebpf, EbpfLoader,
 };
 use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
@@ -29,12 +29,12 @@ use serde::Serialize;
 
 use crate::{
     loader::{attach_raw_tracepoint, check_capabilities, LoadError, PROBE_OBJECT},
-    map_batch::{self, DumpPath, MapDump, MapDumpError},
+    map_batch::{DumpPath, MapDump, MapDumpError},
     mode::{
         incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
+        perf_buffers::PerfBuffers,
         ModeKind, ModeMessage,
     },
-    perf_reader::SampledPerfBuffer,
     stats::{rate_per_s, thread_cpu_ns},
     store::TableStore,
     table::Retention,
@@ -69,7 +69,7 @@ pub struct TransportBenchConfig {
     pub consumer: Consumer,
     /// Wake the consumer every Nth record (1 = every record); with N > 1 the consumer also
     /// drains on a 1 ms timer. Ring: `BPF_RB_NO_WAKEUP` except every Nth record. Perf: the
-    /// buffers are opened with `wakeup_events = N` ([`SampledPerfBuffer`]; aya's own buffers
+    /// buffers are opened with `wakeup_events = N` ([`crate::perf_reader::SampledPerfBuffer`]; aya's own buffers
     /// always wake per sample, so N = 1 uses aya's, as the perf mode does).
     pub wakeup_every: u32,
     /// Producer threads calling `getpgid()`.
@@ -210,55 +210,14 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
                     consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
                 })
             }
-            Transport::Perf if config.wakeup_every > 1 => {
-                // aya opens perf buffers with one wake-up per sample; sampled wake-ups need
-                // our own buffers, stored into the array by hand.
-                let map = ebpf
-                    .take_map("BENCH_PERF")
-                    .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
-                let Map::PerfEventArray(data) = &map else {
-                    return Err(map_error("BENCH_PERF", "not a perf event array"));
-                };
-                let cpus = aya::util::online_cpus()
-                    .map_err(|(path, e)| map_error("BENCH_PERF", format!("{path}: {e}")))?;
-                let mut buffers = Vec::new();
-                for cpu in cpus {
-                    let buffer =
-                        SampledPerfBuffer::open(cpu, config.perf_pages, config.wakeup_every)
-                            .map_err(|e| map_error("BENCH_PERF", format!("CPU {cpu}: {e}")))?;
-                    let fd = buffer.as_fd().as_raw_fd() as u32;
-                    map_batch::update_elem(
-                        data.fd().as_fd(),
-                        &cpu.to_ne_bytes(),
-                        &fd.to_ne_bytes(),
-                    )
-                    .map_err(|e| map_error("BENCH_PERF", e))?;
-                    buffers.push(buffer);
-                }
-                std::thread::spawn(move || {
-                    consume_sampled_perf(buffers, sender, &stop, &consumed, &perf_lost);
-                    drop(map);
-                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
-                })
-            }
             Transport::Perf => {
                 let map = ebpf
                     .take_map("BENCH_PERF")
                     .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
-                let mut perf =
-                    PerfEventArray::try_from(map).map_err(|e| map_error("BENCH_PERF", e))?;
-                let cpus = aya::util::online_cpus()
-                    .map_err(|(path, e)| map_error("BENCH_PERF", format!("{path}: {e}")))?;
-                let mut buffers = Vec::new();
-                for cpu in cpus {
-                    buffers.push(
-                        perf.open(cpu, Some(config.perf_pages))
-                            .map_err(|e| map_error("BENCH_PERF", e))?,
-                    );
-                }
+                let buffers = PerfBuffers::open(map, config.perf_pages, config.wakeup_every)
+                    .map_err(|e| map_error("BENCH_PERF", format!("{e:#}")))?;
                 std::thread::spawn(move || {
                     consume_perf(buffers, &config, sender, &stop, &consumed, &perf_lost);
-                    drop(perf);
                     consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
                 })
             }
@@ -411,50 +370,8 @@ fn consume_ring(
     }
 }
 
-fn consume_sampled_perf(
-    mut buffers: Vec<SampledPerfBuffer>,
-    sender: Option<crossbeam_channel::Sender<ModeMessage>>,
-    stop: &AtomicBool,
-    consumed: &AtomicU64,
-    perf_lost: &AtomicU64,
-) {
-    let mut pipeline = sender
-        .as_ref()
-        .map(|_| IncrementalConsumer::new(ModeKind::Perf, 0));
-    let mut pollfds: Vec<libc::pollfd> = buffers
-        .iter()
-        .map(|b| libc::pollfd {
-            fd: b.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    while !stop.load(Ordering::Relaxed) {
-        if wait_readable(&mut pollfds, Duration::from_millis(1)).is_err() {
-            return;
-        }
-        let (mut taken, mut lost) = (0u64, 0u64);
-        for buffer in buffers.iter_mut() {
-            let pass = buffer.read(|sample| {
-                if let Some(p) = pipeline.as_mut() {
-                    p.push_bytes(sample, true);
-                }
-            });
-            taken += pass.samples;
-            lost += pass.lost;
-        }
-        if let (Some(p), Some(s)) = (pipeline.as_mut(), sender.as_ref()) {
-            if p.end_drain(&NoStateMaps, s, || 0, lost).is_err() {
-                return;
-            }
-        }
-        consumed.fetch_add(taken, Ordering::Relaxed);
-        perf_lost.fetch_add(lost, Ordering::Relaxed);
-    }
-}
-
 fn consume_perf(
-    mut buffers: Vec<aya::maps::perf::PerfEventArrayBuffer<aya::maps::MapData>>,
+    mut buffers: PerfBuffers,
     config: &TransportBenchConfig,
     sender: Option<crossbeam_channel::Sender<ModeMessage>>,
     stop: &AtomicBool,
@@ -464,32 +381,17 @@ fn consume_perf(
     let mut pipeline = sender
         .as_ref()
         .map(|_| IncrementalConsumer::new(ModeKind::Perf, 0));
-    let mut pollfds: Vec<libc::pollfd> = buffers
-        .iter()
-        .map(|b| libc::pollfd {
-            fd: b.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let mut pollfds = buffers.pollfds();
     let timeout = drain_timeout(config);
     while !stop.load(Ordering::Relaxed) {
         if wait_readable(&mut pollfds, timeout).is_err() {
             return;
         }
-        let mut taken = 0u64;
-        let mut lost = 0u64;
-        for buffer in buffers.iter_mut() {
-            buffer.for_each(|event| match event {
-                PerfEvent::Sample { head, tail } => {
-                    taken += 1;
-                    if let Some(p) = pipeline.as_mut() {
-                        p.push_perf_sample(head, tail);
-                    }
-                }
-                PerfEvent::Lost { count } => lost += count,
-            });
-        }
+        let (taken, lost) = buffers.drain(|head, tail| {
+            if let Some(p) = pipeline.as_mut() {
+                p.push_perf_sample(head, tail);
+            }
+        });
         if let (Some(p), Some(s)) = (pipeline.as_mut(), sender.as_ref()) {
             if p.end_drain(&NoStateMaps, s, || 0, lost).is_err() {
                 return;

@@ -51,6 +51,9 @@ pub struct BridgeArgs {
     /// Ring wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub ring_wakeup_every: u32,
+    /// Perf wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub perf_wakeup_every: u32,
     /// Pages per CPU of each perf buffer (power of two).
     #[arg(long, default_value_t = 64, value_parser = parse_perf_pages)]
     pub perf_pages: usize,
@@ -114,6 +117,7 @@ impl BridgeArgs {
             ring_bytes: self.ring_bytes,
             ring_wakeup_every: self.ring_wakeup_every,
             perf_pages: self.perf_pages,
+            perf_wakeup_every: self.perf_wakeup_every,
             use_lru_maps: self.poll_map == PollMap::Lru,
             update_interval: self.update_interval,
             filter_tgid: self.filter_pid,

@@ -392,3 +392,53 @@ fn provoked_ring_loss_is_counted_resynced_and_recovered() {
     let missing = missing_true + missing_killed;
     assert_eq!(missing, 0, "the resync must restore every exited process");
 }
+
+/// Sampled wake-ups (`--ring-wakeup-every`, `--perf-wakeup-every`) change when the consumers
+/// are woken, never what they see: a 300-exec burst is complete in both incremental modes.
+#[test]
+fn sampled_wakeups_lose_nothing_in_ring_and_perf() {
+    let test = "sampled_wakeups_lose_nothing_in_ring_and_perf";
+    if !privileged_or_skip(test) {
+        return;
+    }
+    let spec = DumpSpec::new(&[
+        "dump",
+        "--modes",
+        "ring,perf",
+        "--ring-wakeup-every",
+        "64",
+        "--perf-wakeup-every",
+        "64",
+        "--table",
+        "processes",
+        "--format",
+        "json",
+    ]);
+    let (outputs, burst) = run_dumps(
+        &[spec],
+        Duration::from_secs(6),
+        Duration::from_millis(1500),
+        || kernel_support::exec_burst("/bin/true", 300, 2),
+    );
+    let out = &outputs[0];
+    let burst_pids: BTreeSet<u64> = burst.iter().map(|(p, _)| *p as u64).collect();
+    for mode in ["ring", "perf"] {
+        let seen: BTreeSet<u64> = out
+            .rows_of(mode)
+            .filter(|r| text(r, "state") == "exited" && text(r, "comm") == "true")
+            .map(|r| num(r, "pid"))
+            .filter(|pid| burst_pids.contains(pid))
+            .collect();
+        let stats = out.stats_of(mode);
+        println!(
+            "{test}: {mode}: {} of {} seen, drops {}, lag p50/p99 {}/{} ns",
+            seen.len(),
+            burst_pids.len(),
+            num(stats, "drops"),
+            num(stats, "lag_p50_ns"),
+            num(stats, "lag_p99_ns")
+        );
+        assert_eq!(seen, burst_pids, "{mode} missed burst processes");
+        assert_eq!(num(stats, "drops"), 0, "{mode}: {stats}");
+    }
+}

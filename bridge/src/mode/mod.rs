@@ -4,6 +4,7 @@
 
 pub mod incremental;
 pub mod perf;
+pub mod perf_buffers;
 pub mod poll;
 pub mod ring;
 

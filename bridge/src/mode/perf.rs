@@ -4,21 +4,22 @@
 //! number before they are applied (a record from CPU 1 does not overtake an earlier one from
 //! CPU 0). Across passes the store's "highest seq wins" rule keeps late arrivals from rolling a
 //! row back. `PERF_RECORD_LOST` counts are added to the mode's `perf_lost` and trigger a resync.
+//! Wake-ups: one per sample (`perf_wakeup_every == 1`, aya's buffers), or one per N samples
+//! plus a 10 ms drain timer.
 
 use std::{
-    os::fd::AsRawFd,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
 use anyhow::{Context, Result};
-use aya::maps::perf::{PerfEvent, PerfEventArray};
 use crossbeam_channel::Sender;
 
 use crate::{
     loader::Probes,
     mode::{
         incremental::{wait_readable, IncrementalConsumer},
+        perf_buffers::PerfBuffers,
         ModeKind, ModeMessage,
     },
     session::SessionConfig,
@@ -34,53 +35,32 @@ pub fn run(
     let map = probes
         .take_perf()
         .context("the perf event array is already consumed by another thread")?;
-    let mut perf = PerfEventArray::try_from(map).context("opening the perf event array")?;
-    let cpus =
-        aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("reading {path}: {e}"))?;
-    let mut buffers = Vec::with_capacity(cpus.len());
-    for cpu in &cpus {
-        buffers.push(
-            perf.open(*cpu, Some(config.perf_pages))
-                .with_context(|| format!("opening the perf buffer of CPU {cpu}"))?,
-        );
-    }
+    let mut buffers = PerfBuffers::open(map, config.perf_pages, config.perf_wakeup_every)?;
     probes
         .set_mode_enabled(ModeKind::Perf, true)
         .context("enabling perf emission")?;
+    let mut pollfds = buffers.pollfds();
     let page_size = 4096u64;
-    let buffer_bytes = cpus.len() as u64 * (config.perf_pages as u64 + 1) * page_size;
+    let buffer_bytes = pollfds.len() as u64 * (config.perf_pages as u64 + 1) * page_size;
     let mut consumer = IncrementalConsumer::new(
         ModeKind::Perf,
         probes.perf_map_kernel_bytes() + buffer_bytes,
     );
-    let mut pollfds: Vec<libc::pollfd> = buffers
-        .iter()
-        .map(|b| libc::pollfd {
-            fd: b.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let timeout = if config.perf_wakeup_every > 1 {
+        Duration::from_millis(10)
+    } else {
+        Duration::from_millis(100)
+    };
     while !stop.load(Ordering::Relaxed) {
-        wait_readable(&mut pollfds, Duration::from_millis(100))
-            .context("waiting on perf buffers")?;
-        let mut lost = 0u64;
-        for buffer in buffers.iter_mut() {
-            buffer.for_each(|event| match event {
-                PerfEvent::Sample { head, tail } => consumer.push_perf_sample(head, tail),
-                PerfEvent::Lost { count } => lost += count,
-            });
-        }
+        wait_readable(&mut pollfds, timeout).context("waiting on perf buffers")?;
+        let (_, lost) = buffers.drain(|head, tail| consumer.push_perf_sample(head, tail));
         if consumer
             .end_drain(probes, sender, || probes.perf_output_failures(), lost)
             .is_err()
         {
-            return Ok(());
+            break;
         }
     }
     let _ = probes.set_mode_enabled(ModeKind::Perf, false);
-    // Keep the array alive until the buffers are gone: closing its last fd clears the entries.
-    drop(buffers);
-    drop(perf);
     Ok(())
 }
