@@ -442,3 +442,73 @@ fn sampled_wakeups_lose_nothing_in_ring_and_perf() {
         assert_eq!(num(stats, "drops"), 0, "{mode}: {stats}");
     }
 }
+
+/// `--poll-map lru` with a map far smaller than the burst: the kernel's LRU evicts cold (exited)
+/// entries, so poll misses some short-lived processes and says so (`unobserved_changes`), while
+/// ring still sees every one (its records do not depend on the map) and a process that was
+/// running before the dump (seeded from /proc) stays in every table.
+#[test]
+fn lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed() {
+    let test = "lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed";
+    if !privileged_or_skip(test) {
+        return;
+    }
+    let spec = DumpSpec::new(&[
+        "dump",
+        "--modes",
+        "ring,poll",
+        "--poll-map",
+        "lru",
+        "--state-map-entries",
+        "256",
+        "--interval",
+        "1s",
+        "--table",
+        "processes",
+        "--format",
+        "json",
+    ]);
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let sleeper_pid = sleeper.id() as u64;
+    let (outputs, burst) = run_dumps(
+        &[spec],
+        Duration::from_secs(6),
+        Duration::from_millis(1500),
+        || kernel_support::exec_burst("/bin/true", 600, 2),
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let out = &outputs[0];
+    let burst_pids: BTreeSet<u64> = burst.iter().map(|(p, _)| *p as u64).collect();
+    let seen = |mode: &str| -> usize {
+        out.rows_of(mode)
+            .filter(|r| text(r, "comm") == "true" && burst_pids.contains(&num(r, "pid")))
+            .count()
+    };
+    let (ring_seen, poll_seen) = (seen("ring"), seen("poll"));
+    let poll = out.stats_of("poll");
+    println!(
+        "{test}: ring saw {ring_seen}/600, poll saw {poll_seen}/600, poll unobserved_changes {}, \
+         evictions {}, kernel_bytes {}",
+        num(poll, "unobserved_changes"),
+        num(poll, "evictions"),
+        num(poll, "kernel_bytes")
+    );
+    assert_eq!(ring_seen, burst_pids.len(), "ring must see every process");
+    assert!(
+        poll_seen < burst_pids.len(),
+        "a 256-entry LRU map cannot hold a 600-exec burst"
+    );
+    assert!(num(poll, "unobserved_changes") > 0, "{poll}");
+    // Bounded kernel memory: the two LRU state maps of 256 entries, far below the default.
+    assert!(num(poll, "kernel_bytes") < 1 << 20, "{poll}");
+    for mode in ["ring", "poll"] {
+        assert!(
+            out.rows_of(mode).any(|r| num(r, "pid") == sleeper_pid),
+            "{mode} lost the live sleeper"
+        );
+    }
+}

@@ -5,8 +5,10 @@
 //!
 //! What poll cannot see is counted, not guessed: `unobserved_changes` are poll sequence numbers
 //! at or below the highest one seen that no snapshot ever showed (overwritten before a read);
-//! `evictions` are live entries that vanished from an LRU map; `kernel_drops` are inserts that
-//! failed because a state map was full.
+//! `evictions` are entries that vanished from an LRU map — live ones, and finished ones that
+//! vanished before the kernel reaper could have deleted them (it deletes only entries finished
+//! more than `kernel_retention` ago); `kernel_drops` are inserts that failed because a state map
+//! was full.
 
 use std::{
     collections::HashMap,
@@ -33,7 +35,8 @@ use crate::{
 #[derive(Clone, Copy)]
 struct Seen {
     poll_seq: u64,
-    finished: bool,
+    /// When the entity finished (CLOCK_MONOTONIC ns), `None` while live.
+    finished_ns: Option<u64>,
 }
 
 /// Diff state of one table.
@@ -60,8 +63,14 @@ impl<K: Copy + Eq + Hash> TableDiff<K> {
     }
 
     /// Notes one entry of the new snapshot; true when it changed since the previous one.
-    fn observe(&mut self, key: K, poll_seq: u64, finished: bool) -> bool {
-        self.current.insert(key, Seen { poll_seq, finished });
+    fn observe(&mut self, key: K, poll_seq: u64, finished_ns: Option<u64>) -> bool {
+        self.current.insert(
+            key,
+            Seen {
+                poll_seq,
+                finished_ns,
+            },
+        );
         let changed = self
             .previous
             .get(&key)
@@ -73,16 +82,22 @@ impl<K: Copy + Eq + Hash> TableDiff<K> {
         changed
     }
 
-    /// Ends a snapshot; returns how many live entries of the previous one are gone.
-    fn finish_snapshot(&mut self) -> u64 {
-        let vanished_live = self
+    /// Ends a snapshot taken at `now_ns`; returns how many entries of the previous one vanished
+    /// without the kernel reaper having deleted them: live ones, and finished ones that finished
+    /// less than `reaper_retention_ns` ago (the reaper keeps those).
+    fn finish_snapshot(&mut self, now_ns: u64, reaper_retention_ns: u64) -> u64 {
+        let evicted = self
             .previous
             .iter()
-            .filter(|(k, s)| !s.finished && !self.current.contains_key(k))
+            .filter(|(k, s)| {
+                !self.current.contains_key(k)
+                    && s.finished_ns
+                        .is_none_or(|t| now_ns.saturating_sub(t) <= reaper_retention_ns)
+            })
             .count() as u64;
         std::mem::swap(&mut self.previous, &mut self.current);
         self.current.clear();
-        vanished_live
+        evicted
     }
 
     /// Allocated bytes of both snapshots' maps: capacity × (key, Seen) plus a control byte.
@@ -141,7 +156,8 @@ pub fn run(
                 changed_ns: state.last_emit_ns,
                 origin: RowOrigin::Kernel,
             };
-            if procs.observe(key, state.poll_seq, state.flags & proc_flags::EXITED != 0) {
+            let finished = (state.flags & proc_flags::EXITED != 0).then_some(state.exit_ns);
+            if procs.observe(key, state.poll_seq, finished) {
                 snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Process(row.clone()));
             }
@@ -156,17 +172,20 @@ pub fn run(
                 changed_ns: state.last_emit_ns,
                 origin: RowOrigin::Kernel,
             };
-            if conns.observe(key, state.poll_seq, state.flags & conn_flags::CLOSED != 0) {
+            let finished = (state.flags & conn_flags::CLOSED != 0).then_some(state.end_ns);
+            if conns.observe(key, state.poll_seq, finished) {
                 snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Connection(row.clone()));
             }
             all_conns.push(row);
         }
-        let vanished = procs.finish_snapshot() + conns.finish_snapshot();
-        // Live entries only vanish when an LRU map evicts them: rebuild from this snapshot so
-        // the table drops them too.
-        let resync = (vanished > 0).then(|| {
-            counters.evictions += vanished;
+        let reaper_retention_ns = config.kernel_retention.as_nanos() as u64;
+        let evicted = procs.finish_snapshot(read_done, reaper_retention_ns)
+            + conns.finish_snapshot(read_done, reaper_retention_ns);
+        // Only an LRU map evicts: rebuild from this snapshot so the table drops live entries the
+        // kernel no longer tracks (finished rows stay until retention, as in every mode).
+        let resync = (evicted > 0).then(|| {
+            counters.evictions += evicted;
             counters.resyncs += 1;
             Resync {
                 processes: all_procs,
@@ -205,20 +224,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn diff_reports_changes_unobserved_and_vanished() {
+    fn diff_reports_changes_unobserved_and_evictions() {
         let mut d = TableDiff::new(10);
-        assert!(d.observe(1u32, 11, false));
-        assert!(d.observe(2, 13, false));
-        assert_eq!(d.finish_snapshot(), 0);
+        assert!(d.observe(1u32, 11, None));
+        assert!(d.observe(2, 13, None));
+        assert_eq!(d.finish_snapshot(1_000, 100), 0);
         // 11..=13: 12 was never seen (overwritten before the read).
         assert_eq!(d.unobserved(), 1);
-        assert!(!d.observe(1, 11, false)); // unchanged
-        assert!(d.observe(3, 15, true)); // 14 unseen
-                                         // 2 vanished while live.
-        assert_eq!(d.finish_snapshot(), 1);
+        assert!(!d.observe(1, 11, None)); // unchanged
+        assert!(d.observe(3, 15, Some(990))); // 14 unseen
+                                              // 2 vanished while live: evicted.
+        assert_eq!(d.finish_snapshot(1_000, 100), 1);
         assert_eq!(d.unobserved(), 2);
-        // A finished entry that vanishes (reaped) is not an eviction.
-        d.observe(1, 11, false);
-        assert_eq!(d.finish_snapshot(), 0);
+        // 3 finished at 990 and vanished at 1,050: too early for the reaper, so evicted.
+        d.observe(1, 11, None);
+        assert_eq!(d.finish_snapshot(1_050, 100), 1);
+        // A finished entry that vanishes after the reaper's retention was reaped, not evicted.
+        d.observe(1, 11, None);
+        d.observe(4, 16, Some(1_060));
+        assert_eq!(d.finish_snapshot(1_070, 100), 0);
+        d.observe(1, 11, None);
+        assert_eq!(d.finish_snapshot(1_200, 100), 0);
     }
 }
