@@ -34,6 +34,15 @@ fn ago(now_ns: u64, at_ns: u64) -> String {
     format!("{} ago", format::age(now_ns.saturating_sub(at_ns)))
 }
 
+/// The sequence number of the last change applied, and how long ago it happened (when known).
+fn last_change(now_ns: u64, seq: u64, changed_ns: u64) -> String {
+    if changed_ns == 0 {
+        format!("seq {seq}")
+    } else {
+        format!("seq {seq}, {}", ago(now_ns, changed_ns))
+    }
+}
+
 fn origin_text(origin: RowOrigin) -> String {
     match origin {
         RowOrigin::Kernel => "kernel (probe record or state map)".into(),
@@ -99,11 +108,7 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
         field(
             theme,
             "last change",
-            if row.changed_ns == 0 {
-                format!("seq {}", row.seq)
-            } else {
-                format!("seq {}, {}", row.seq, ago(now, row.changed_ns))
-            },
+            last_change(now, row.seq, row.changed_ns),
         ),
         field(theme, "origin", origin_text(row.origin)),
     ]
@@ -180,11 +185,7 @@ pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec
         field(
             theme,
             "last change",
-            if row.changed_ns == 0 {
-                format!("seq {}", row.seq)
-            } else {
-                format!("seq {}, {}", row.seq, ago(now, row.changed_ns))
-            },
+            last_change(now, row.seq, row.changed_ns),
         ),
         field(theme, "origin", origin_text(row.origin)),
     ]
