@@ -48,6 +48,8 @@ pub struct SessionConfig {
     /// Capacity of each state map (entries).
     pub state_map_entries: u32,
     /// How long finished entries stay in the kernel state maps before user space deletes them.
+    /// The session keeps them at least three poll intervals, so poll sees every exit that the
+    /// map could hold.
     pub kernel_retention: Duration,
     /// How long / how many finished rows stay in the user-space tables.
     pub retention: Retention,
@@ -112,7 +114,8 @@ pub struct Session {
 
 impl Session {
     /// Loads and attaches the probes, reads the /proc seed, and starts one thread per mode.
-    pub fn start(config: SessionConfig) -> Result<Session, SessionError> {
+    pub fn start(mut config: SessionConfig) -> Result<Session, SessionError> {
+        config.kernel_retention = config.kernel_retention.max(config.poll_interval * 3);
         let settings = ProbeSettings {
             modes: config.modes.clone(),
             ring_bytes: config.ring_bytes,

@@ -42,8 +42,9 @@ pub enum Command {
 /// Settings of the bridge shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct BridgeArgs {
-    /// Poll mode's snapshot interval and the dashboard's refresh (humantime: 500ms, 2s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Poll mode's snapshot interval and the dashboard's refresh (humantime: 500ms, 2s; at
+    /// least 10ms).
+    #[arg(long, value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Ring buffer size in bytes (power-of-two multiple of 4096).
     #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_bytes)]
@@ -88,6 +89,16 @@ pub enum PollMap {
     Hash,
     /// BPF_MAP_TYPE_LRU_HASH: bounded memory, cold entries evicted (counted by poll).
     Lru,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if interval < Duration::from_millis(10) {
+        return Err(format!(
+            "{s} is too short: poll would read the maps back to back (at least 10ms, e.g. 500ms, 1s)"
+        ));
+    }
+    Ok(interval)
 }
 
 fn parse_ring_bytes(s: &str) -> Result<u32, String> {

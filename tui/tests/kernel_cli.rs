@@ -45,6 +45,13 @@ fn ring_size_that_is_not_a_page_multiple_is_a_usage_error() {
 }
 
 #[test]
+fn an_interval_too_short_to_poll_is_a_usage_error() {
+    let (code, stderr) = run(&["dump", "--table", "processes", "--interval", "0s"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("at least 10ms"), "{stderr}");
+}
+
+#[test]
 fn bad_duration_is_a_usage_error() {
     let (code, stderr) = run(&["dump", "--table", "processes", "--duration", "soon"]);
     assert_eq!(code, Some(2), "stderr: {stderr}");
