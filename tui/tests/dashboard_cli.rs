@@ -77,12 +77,17 @@ fn bad_theme_filter_and_interval_exit_2() {
         "{stderr}"
     );
 
-    let (code, _, stderr) = run(&["--interval", "5ms"]);
+    // 50ms is a valid poll interval but below the dashboard's refresh range.
+    let (code, _, stderr) = run(&["--interval", "50ms"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("--interval 5ms is out of range"),
+        stderr.contains("--interval 50ms is out of range"),
         "{stderr}"
     );
+    // Below 10ms the command line itself refuses it, for every command.
+    let (code, _, stderr) = run(&["--interval", "5ms"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("at least 10ms"), "{stderr}");
 }
 
 #[test]
