@@ -117,7 +117,7 @@ pub struct SeededConnection {
     /// addresses), addresses in network byte order (IPv4 in bytes 0..4, the rest zero), ports in
     /// host order.
     pub key: ConnKey,
-    /// `tcp_state` (kernel numbering, see [`tcp_state_name`]), `states_seen_mask` = `1 <<
+    /// `tcp_state` (kernel numbering, see [`crate::row::tcp_state_name`]), `states_seen_mask` = `1 <<
     /// tcp_state` (the only state known to have been seen). When an owner was found: `pid`
     /// (tgid), `comm` (the owner's thread-group leader, ≤ 15 bytes) and
     /// [`conn_flags::OWNER_KNOWN`] in `flags`; otherwise those are 0. `bytes_sent`,
@@ -162,29 +162,6 @@ pub struct ProcNetTcpEntry {
     pub uid: u32,
     /// The `inode` column (0 when the socket has no file).
     pub inode: u64,
-}
-
-/// Name of a kernel TCP state number, as `ss` spells it — except state 1, which is
-/// `ESTABLISHED` (as in the JSON contract of DESIGN.md) where `ss` prints `ESTAB`, and state 7,
-/// which is `CLOSE` where `ss` prints `UNCONN`. The other names use `ss`'s dashes: `SYN-SENT`,
-/// `SYN-RECV`, `FIN-WAIT-1`, `FIN-WAIT-2`, `TIME-WAIT`, `CLOSE-WAIT`, `LAST-ACK`, `LISTEN`,
-/// `CLOSING`, `NEW-SYN-RECV` (12). Any other number gives `UNKNOWN`.
-pub fn tcp_state_name(state: u32) -> &'static str {
-    match state {
-        1 => "ESTABLISHED",
-        2 => "SYN-SENT",
-        3 => "SYN-RECV",
-        4 => "FIN-WAIT-1",
-        5 => "FIN-WAIT-2",
-        6 => "TIME-WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE-WAIT",
-        9 => "LAST-ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW-SYN-RECV",
-        _ => "UNKNOWN",
-    }
 }
 
 /// Length of one clock tick (`USER_HZ`, `sysconf(_SC_CLK_TCK)`) in ns: 10,000,000 on every
@@ -928,32 +905,6 @@ mod tests {
         assert_eq!(parse_socket_link(OsStr::new("pipe:[12345]")), None);
         assert_eq!(parse_socket_link(OsStr::new("/dev/null")), None);
         assert_eq!(parse_socket_link(OsStr::new("anon_inode:[eventfd]")), None);
-    }
-
-    #[test]
-    fn state_names() {
-        let expected = [
-            (1, "ESTABLISHED"),
-            (2, "SYN-SENT"),
-            (3, "SYN-RECV"),
-            (4, "FIN-WAIT-1"),
-            (5, "FIN-WAIT-2"),
-            (6, "TIME-WAIT"),
-            (7, "CLOSE"),
-            (8, "CLOSE-WAIT"),
-            (9, "LAST-ACK"),
-            (10, "LISTEN"),
-            (11, "CLOSING"),
-            (12, "NEW-SYN-RECV"),
-            (0, "UNKNOWN"),
-            (13, "UNKNOWN"),
-            (u32::MAX, "UNKNOWN"),
-        ];
-        for (s, name) in expected {
-            assert_eq!(tcp_state_name(s), name, "state {s}");
-        }
-        assert_eq!(tcp_state_name(probe_common::TCP_CLOSE), "CLOSE");
-        assert_eq!(tcp_state_name(probe_common::TCP_SYN_SENT), "SYN-SENT");
     }
 
     #[test]

@@ -233,6 +233,32 @@ mod tests {
     }
 
     #[test]
+    fn state_names() {
+        let expected = [
+            (1, "ESTABLISHED"),
+            (2, "SYN-SENT"),
+            (3, "SYN-RECV"),
+            (4, "FIN-WAIT-1"),
+            (5, "FIN-WAIT-2"),
+            (6, "TIME-WAIT"),
+            (7, "CLOSE"),
+            (8, "CLOSE-WAIT"),
+            (9, "LAST-ACK"),
+            (10, "LISTEN"),
+            (11, "CLOSING"),
+            (12, "NEW-SYN-RECV"),
+            (0, "UNKNOWN"),
+            (13, "UNKNOWN"),
+            (u32::MAX, "UNKNOWN"),
+        ];
+        for (s, name) in expected {
+            assert_eq!(tcp_state_name(s), name, "state {s}");
+        }
+        assert_eq!(tcp_state_name(probe_common::TCP_CLOSE), "CLOSE");
+        assert_eq!(tcp_state_name(probe_common::TCP_SYN_SENT), "SYN-SENT");
+    }
+
+    #[test]
     fn state_names_follow_ss() {
         assert_eq!(tcp_state_name(1), "ESTABLISHED");
         assert_eq!(tcp_state_name(7), "CLOSE");
