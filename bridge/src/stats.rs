@@ -90,30 +90,14 @@ pub struct ModeCounters {
 }
 
 /// Apply-side statistics of one mode, kept by the store owner.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ApplyStats {
     /// Records applied (including stale ones that did not change a row).
     pub applied: u64,
     /// Changes ignored because the row already had a newer one.
     pub stale: u64,
-    lag_total: Histogram<u64>,
-    lag_window: Histogram<u64>,
-}
-
-impl Default for ApplyStats {
-    fn default() -> Self {
-        ApplyStats {
-            applied: 0,
-            stale: 0,
-            lag_total: new_lag_histogram(),
-            lag_window: new_lag_histogram(),
-        }
-    }
-}
-
-fn new_lag_histogram() -> Histogram<u64> {
-    // 1 ns .. 1 h with 3 significant digits; values beyond are clamped by `saturating_record`.
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+    lag_total: LagHistogram,
+    lag_window: LagHistogram,
 }
 
 impl ApplyStats {
@@ -122,22 +106,19 @@ impl ApplyStats {
     pub fn record_apply(&mut self, changed_ns: u64, now_ns: u64, stale: bool) {
         self.applied += 1;
         self.stale += stale as u64;
-        if changed_ns != 0 && now_ns >= changed_ns {
-            let lag = (now_ns - changed_ns).max(1);
-            self.lag_total.saturating_record(lag);
-            self.lag_window.saturating_record(lag);
-        }
+        self.lag_total.record(changed_ns, now_ns);
+        self.lag_window.record(changed_ns, now_ns);
     }
 
     /// Lag percentiles over everything applied so far: (p50, p99, max), ns.
     pub fn lag_total(&self) -> (u64, u64, u64) {
-        percentiles(&self.lag_total)
+        self.lag_total.percentiles()
     }
 
     /// Lag percentiles since the last call, then starts a new window: (p50, p99, max), ns.
     pub fn take_lag_window(&mut self) -> (u64, u64, u64) {
-        let result = percentiles(&self.lag_window);
-        self.lag_window.reset();
+        let result = self.lag_window.percentiles();
+        self.lag_window.0.reset();
         result
     }
 }
@@ -148,7 +129,12 @@ pub struct LagHistogram(Histogram<u64>);
 
 impl Default for LagHistogram {
     fn default() -> Self {
-        LagHistogram(new_lag_histogram())
+        // 1 ns .. 1 h with 3 significant digits; larger values are clamped by
+        // `saturating_record`.
+        LagHistogram(
+            Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("static histogram bounds are valid"),
+        )
     }
 }
 
