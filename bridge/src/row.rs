@@ -53,6 +53,18 @@ pub struct ProcessRow {
 }
 
 impl ProcessRow {
+    /// A row from a state-map entry: kernel data, versioned by `seq`, changed when the entry was
+    /// last written (`last_emit_ns`).
+    pub fn from_state_map(key: ProcKey, state: ProcState, seq: u64) -> Self {
+        ProcessRow {
+            key,
+            state,
+            seq,
+            changed_ns: state.last_emit_ns,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
     /// The pid (tgid) as user space knows it.
     pub fn pid(&self) -> u32 {
         self.key.tgid
@@ -116,6 +128,18 @@ pub struct ConnectionRow {
 }
 
 impl ConnectionRow {
+    /// A row from a state-map entry: kernel data, versioned by `seq`, changed when the entry was
+    /// last written (`last_emit_ns`).
+    pub fn from_state_map(key: ConnKey, state: ConnState, seq: u64) -> Self {
+        ConnectionRow {
+            key,
+            state,
+            seq,
+            changed_ns: state.last_emit_ns,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
     /// True once the socket reached `TCP_CLOSE`.
     pub fn is_closed(&self) -> bool {
         self.state.flags & conn_flags::CLOSED != 0

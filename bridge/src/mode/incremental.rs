@@ -11,7 +11,7 @@ use crate::{
     map_batch::{DumpPath, MapDump, MapDumpError},
     mode::{ModeBatch, ModeKind, ModeMessage, Resync},
     record::{self, Record, RowChange},
-    row::{ConnectionRow, ProcessRow, RowOrigin},
+    row::{ConnectionRow, ProcessRow},
     seq_gap::SeqTracker,
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
 };
@@ -203,13 +203,7 @@ impl IncrementalConsumer {
         let processes = match probes.read_processes(&mut self.scratch) {
             Ok((entries, _)) => entries
                 .into_iter()
-                .map(|(key, state)| ProcessRow {
-                    key,
-                    state,
-                    seq: proc_seq,
-                    changed_ns: state.last_emit_ns,
-                    origin: RowOrigin::Kernel,
-                })
+                .map(|(key, state)| ProcessRow::from_state_map(key, state, proc_seq))
                 .collect(),
             Err(e) => {
                 log::warn!("{} mode: resync could not read processes: {e}", self.mode);
@@ -219,13 +213,7 @@ impl IncrementalConsumer {
         let connections = match probes.read_connections(&mut self.scratch) {
             Ok((entries, _)) => entries
                 .into_iter()
-                .map(|(key, state)| ConnectionRow {
-                    key,
-                    state,
-                    seq: conn_seq,
-                    changed_ns: state.last_emit_ns,
-                    origin: RowOrigin::Kernel,
-                })
+                .map(|(key, state)| ConnectionRow::from_state_map(key, state, conn_seq))
                 .collect(),
             Err(e) => {
                 log::warn!("{} mode: resync could not read connections: {e}", self.mode);

@@ -26,7 +26,7 @@ use crate::{
     map_batch::MapDump,
     mode::{ModeBatch, ModeKind, ModeMessage, Resync},
     record::RowChange,
-    row::{ConnectionRow, ProcessRow, RowOrigin},
+    row::{ConnectionRow, ProcessRow},
     session::{sleep_unless_stopped, SessionConfig},
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
 };
@@ -149,13 +149,7 @@ pub fn run(
         let mut changes = Vec::new();
         let mut all_procs = Vec::with_capacity(proc_entries.len());
         for (key, state) in proc_entries {
-            let row = ProcessRow {
-                key,
-                state,
-                seq: state.poll_seq,
-                changed_ns: state.last_emit_ns,
-                origin: RowOrigin::Kernel,
-            };
+            let row = ProcessRow::from_state_map(key, state, state.poll_seq);
             let finished = (state.flags & proc_flags::EXITED != 0).then_some(state.exit_ns);
             if procs.observe(key, state.poll_seq, finished) {
                 snapshot_lag.record(state.last_emit_ns, read_done);
@@ -165,13 +159,7 @@ pub fn run(
         }
         let mut all_conns = Vec::with_capacity(conn_entries.len());
         for (key, state) in conn_entries {
-            let row = ConnectionRow {
-                key,
-                state,
-                seq: state.poll_seq,
-                changed_ns: state.last_emit_ns,
-                origin: RowOrigin::Kernel,
-            };
+            let row = ConnectionRow::from_state_map(key, state, state.poll_seq);
             let finished = (state.flags & conn_flags::CLOSED != 0).then_some(state.end_ns);
             if conns.observe(key, state.poll_seq, finished) {
                 snapshot_lag.record(state.last_emit_ns, read_done);
