@@ -286,6 +286,22 @@ impl Resolver<'_> {
         }
 
         let size = |n| Expect::Size(Some(n));
+        let sched_entity = self.lookup_struct("sched_entity")?;
+        let sched_entity = Composite::new("sched_entity", &sched_entity);
+        let inet_sock = self.lookup_struct("inet_sock")?;
+        let inet_sock = Composite::new("inet_sock", &inet_sock);
+        let tcp_sock = self.lookup_struct("tcp_sock")?;
+        let tcp_sock = Composite::new("tcp_sock", &tcp_sock);
+        // The probes cast a `struct sock *` to `struct inet_sock *` and `struct tcp_sock *`:
+        // each must begin with the one before (tcp_sock → inet_connection_sock → inet_sock →
+        // sock), which the first-member checks below establish.
+        self.expect_first_member(&inet_sock, "sk", "sock")?;
+        let icsk = self.lookup_struct("inet_connection_sock")?;
+        let icsk = Composite::new("inet_connection_sock", &icsk);
+        self.expect_first_member(&icsk, "icsk_inet", "inet_sock")?;
+        self.expect_first_member(&tcp_sock, "inet_conn", "inet_connection_sock")?;
+        let task_se = self.offset(&task, "se", Expect::Size(None))?;
+        let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
             task_tgid: self.offset(&task, "tgid", size(4))?,
@@ -307,8 +323,81 @@ impl Resolver<'_> {
             skc_v6_daddr: self.offset(&skc, "skc_v6_daddr", size(16))?,
             skc_v6_rcv_saddr: self.offset(&skc, "skc_v6_rcv_saddr", size(16))?,
             skc_state: self.offset(&skc, "skc_state", size(1))?,
+            task_sum_exec_runtime: task_se + sum_exec,
+            task_state: self.offset(&task, "__state", size(4))?,
+            task_exit_state: self.offset(&task, "exit_state", size(4))?,
+            task_flags: self.offset(&task, "flags", size(4))?,
+            task_thread_node: self.offset(&task, "thread_node", size(16))?,
+            task_children: self.offset(&task, "children", size(16))?,
+            task_sibling: self.offset(&task, "sibling", size(16))?,
+            signal_thread_head: self.offset(&signal, "thread_head", size(16))?,
+            signal_sum_sched_runtime: self.offset(&signal, "sum_sched_runtime", size(8))?,
+            inet_sport: self.offset(&inet_sock, "inet_sport", size(2))?,
+            tcp_bytes_sent: self.offset(&tcp_sock, "bytes_sent", size(8))?,
+            tcp_bytes_retrans: self.offset(&tcp_sock, "bytes_retrans", size(8))?,
+            tcp_bytes_received: self.offset(&tcp_sock, "bytes_received", size(8))?,
+            skc_flags: self.offset(&skc, "skc_flags", size(8))?,
+            sock_done_bit: self.enum_value("sock_flags", "SOCK_DONE")?,
+            tcp_snd_una: self.offset(&tcp_sock, "snd_una", size(4))?,
+            tcp_write_seq: self.offset(&tcp_sock, "write_seq", size(4))?,
             valid: 1,
         })
+    }
+
+    /// The value of `member` in `enum name` (a bit number the probes test), at most 63.
+    fn enum_value(&self, name: &'static str, member: &str) -> Result<u32, OffsetsError> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|e| self.malformed(format!("looking up `enum {name}`: {e}")))?;
+        for ty in types {
+            if let Type::Enum(e) = ty {
+                for m in &e.members {
+                    if self.name_of(m)? == member {
+                        let value = m.val();
+                        if value > 63 {
+                            return Err(self.malformed(format!(
+                                "`{name}::{member}` is {value}, not a bit of a u64"
+                            )));
+                        }
+                        return Ok(value);
+                    }
+                }
+                return Err(OffsetsError::MissingMember {
+                    path: self.path.to_path_buf(),
+                    strukt: name,
+                    member: member.to_string(),
+                });
+            }
+        }
+        Err(OffsetsError::MissingStruct {
+            path: self.path.to_path_buf(),
+            strukt: name,
+        })
+    }
+
+    /// Checks that `outer` begins with member `member` of type `struct inner` (at offset 0), so
+    /// a pointer to `inner` may be read as a pointer to `outer`.
+    fn expect_first_member(
+        &self,
+        outer: &Composite<'_>,
+        member: &'static str,
+        inner: &str,
+    ) -> Result<(), OffsetsError> {
+        let found = self.find(outer, member)?;
+        if found.bit_offset != 0 {
+            return Err(OffsetsError::OffsetMismatch {
+                path: self.path.to_path_buf(),
+                strukt: outer.name,
+                member: member.into(),
+                expected: 0,
+                found: u32::try_from(found.bit_offset / 8).unwrap_or(u32::MAX),
+            });
+        }
+        match self.peel(found.member.get_type_id().unwrap_or(0))? {
+            Type::Struct(s) if self.name_of(&s)? == inner => Ok(()),
+            other => Err(self.unexpected(outer, member, "the embedded base struct", &other)),
+        }
     }
 
     fn malformed(&self, detail: impl fmt::Display) -> OffsetsError {
@@ -626,11 +715,30 @@ mod tests {
             ("skc_v6_daddr", o.skc_v6_daddr),
             ("skc_v6_rcv_saddr", o.skc_v6_rcv_saddr),
             ("skc_state", o.skc_state),
+            ("task_sum_exec_runtime", o.task_sum_exec_runtime),
+            ("task_state", o.task_state),
+            ("task_exit_state", o.task_exit_state),
+            ("task_flags", o.task_flags),
+            ("task_thread_node", o.task_thread_node),
+            ("task_children", o.task_children),
+            ("task_sibling", o.task_sibling),
+            ("signal_thread_head", o.signal_thread_head),
+            ("signal_sum_sched_runtime", o.signal_sum_sched_runtime),
+            ("inet_sport", o.inet_sport),
+            ("tcp_bytes_sent", o.tcp_bytes_sent),
+            ("tcp_bytes_retrans", o.tcp_bytes_retrans),
+            ("tcp_bytes_received", o.tcp_bytes_received),
+            ("tcp_snd_una", o.tcp_snd_una),
+            ("tcp_write_seq", o.tcp_write_seq),
         ];
         for (name, value) in nonzero {
             assert_ne!(value, 0, "{name} resolved to 0");
             assert!(value < 16 * 1024, "{name} = {value} is implausibly large");
         }
+        // The children list is followed by the sibling link (both list_heads).
+        assert_eq!(o.task_sibling, o.task_children + 16);
+        // SOCK_DEAD is 0, SOCK_DONE 1 since the enum exists.
+        assert_eq!(o.sock_done_bit, 1);
         // Layout facts of 6.x kernels (daddr/rcv_saddr pair, dport/num pair, adjacent pid/tgid).
         assert_eq!(o.skc_rcv_saddr, o.skc_daddr + 4);
         assert_eq!(o.skc_num, o.skc_dport + 2);

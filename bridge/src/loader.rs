@@ -44,10 +44,41 @@ const PROGRAMS: &[(&str, &str, bool)] = &[
     ("sched_process_exec", "sched_process_exec", true),
     ("sched_process_exit", "sched_process_exit", true),
     ("sched_switch", "sched_switch", true),
+    ("task_rename", "task_rename", true),
     ("inet_sock_set_state", "inet_sock_set_state", true),
+    ("tcp_destroy_sock", "tcp_destroy_sock", true),
     ("sock_send_length", "sock_send_length", false),
     ("sock_recv_length", "sock_recv_length", false),
 ];
+
+/// The flush program: loaded, never attached; run with `BPF_PROG_TEST_RUN`.
+const FLUSH_PROGRAM: &str = "flush_dirty";
+
+/// Capacity of the dirty queues: at most this many entities of one table waiting for one flush
+/// (beyond it, refreshes are sent at once, counted as `dirty_queue_full`).
+const MAX_DIRTY_QUEUE: u32 = 65_536;
+
+/// Capacity of the socket-address caches (an LRU: eviction only costs a few kernel reads).
+const SOCK_CACHE_ENTRIES: u32 = 16_384;
+
+/// Capacity of the connect() owner memo (sockets between SYN_SENT and their next transition).
+const CONNECTING_ENTRIES: u32 = 8_192;
+
+/// Default capacity of the processes state map: the machine's `kernel.pid_max` (every live
+/// process fits) plus 65,536 exited ones awaiting the reaper, at most 2^20. The map is not
+/// preallocated, so capacity costs nothing until used.
+pub fn default_proc_map_entries() -> u32 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(32_768);
+    pid_max.saturating_add(65_536).min(1 << 20)
+}
+
+/// Default capacity of the connections state map: 262,144, twice the kernel's default
+/// `tcp_max_tw_buckets` / `tcp_max_orphans` (131,072), i.e. room for every socket a busy server
+/// holds plus recently closed ones awaiting the reaper. Not preallocated.
+pub const DEFAULT_CONN_MAP_ENTRIES: u32 = 262_144;
 
 /// Settings applied at load time (map sizes) and written into the config map.
 #[derive(Clone, Debug)]
@@ -61,14 +92,14 @@ pub struct ProbeSettings {
     pub ring_wakeup_every: u32,
     /// Write to the LRU variants of the state maps.
     pub use_lru_maps: bool,
-    /// Throttle of CPU / byte-count records per entity, ns.
-    pub update_interval_ns: u64,
     /// In-kernel tgid filter (0 = all).
     pub filter_tgid: u32,
     /// In-kernel port filter (0 = all).
     pub filter_port: u16,
-    /// Capacity of each state map.
-    pub state_map_entries: u32,
+    /// Capacity of the processes state map (entries).
+    pub proc_map_entries: u32,
+    /// Capacity of the connections state map (entries).
+    pub conn_map_entries: u32,
 }
 
 /// Why the probes could not be loaded or used.
@@ -187,6 +218,22 @@ pub(crate) fn attach_raw_tracepoint(
     Ok(())
 }
 
+/// Loads `program` without attaching it and returns its fd (for `BPF_PROG_TEST_RUN`).
+fn load_unattached(ebpf: &mut Ebpf, program: &str) -> Result<aya::programs::ProgramFd, LoadError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
+        .try_into()
+        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
+    prog.load()
+        .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| classify(&format!("program `{program}`"), "CAP_BPF", &e))?;
+    fd.try_clone()
+        .map_err(|e| LoadError::Refused(format!("duplicating the fd of `{program}`: {e}")))
+}
+
 /// Loads the embedded object (probes inert: no offsets) and attaches `program` to
 /// `tracepoint` alone, then detaches everything. Answers "would this attach here?" with the
 /// same typed error a session would get.
@@ -240,6 +287,7 @@ pub struct Probes {
     failures: PerCpuArray<MapData, u64>,
     proc_state: MapData,
     conn_state: MapData,
+    flush: aya::programs::ProgramFd,
     ring: Mutex<Option<Map>>,
     perf: Mutex<Option<Map>>,
     ring_bytes: u64,
@@ -285,13 +333,30 @@ impl Probes {
         } else {
             ("PROC_STATE", "CONN_STATE")
         };
+        // Only the variant in use gets its capacity; the other (preallocated LRU, or unused
+        // hash) stays minimal so it costs no kernel memory.
+        let (proc_lru, proc_hash, conn_lru, conn_hash) = if settings.use_lru_maps {
+            (settings.proc_map_entries, 1, settings.conn_map_entries, 1)
+        } else {
+            (1, settings.proc_map_entries, 1, settings.conn_map_entries)
+        };
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
             .map_max_entries("RING", settings.ring_bytes)
-            .map_max_entries("PROC_STATE", settings.state_map_entries)
-            .map_max_entries("PROC_STATE_LRU", settings.state_map_entries)
-            .map_max_entries("CONN_STATE", settings.state_map_entries)
-            .map_max_entries("CONN_STATE_LRU", settings.state_map_entries)
+            .map_max_entries("PROC_STATE", proc_hash)
+            .map_max_entries("PROC_STATE_LRU", proc_lru)
+            .map_max_entries("CONN_STATE", conn_hash)
+            .map_max_entries("CONN_STATE_LRU", conn_lru)
+            .map_max_entries(
+                "PROC_DIRTY",
+                settings.proc_map_entries.clamp(1, MAX_DIRTY_QUEUE),
+            )
+            .map_max_entries(
+                "CONN_DIRTY",
+                settings.conn_map_entries.clamp(1, MAX_DIRTY_QUEUE),
+            )
+            .map_max_entries("SOCK_KEYS", SOCK_CACHE_ENTRIES)
+            .map_max_entries("CONNECTING_OWNER", CONNECTING_ENTRIES)
             .load(PROBE_OBJECT)
             .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))?;
 
@@ -309,6 +374,7 @@ impl Probes {
             }
         }
 
+        let flush = load_unattached(&mut ebpf, FLUSH_PROGRAM)?;
         let config_map = Array::try_from(take_map(&mut ebpf, "CONFIG")?)
             .map_err(|e| classify("opening CONFIG", "CAP_BPF", &e))?;
         let seq = Array::try_from(take_map(&mut ebpf, "SEQ")?)
@@ -329,6 +395,7 @@ impl Probes {
             failures,
             proc_state,
             conn_state,
+            flush,
             ring: Mutex::new(Some(ring)),
             perf: Mutex::new(Some(perf)),
             ring_bytes: settings.ring_bytes as u64,
@@ -346,12 +413,10 @@ impl Probes {
         probes.write_config(ProbeConfig {
             modes_enabled,
             ring_wakeup_every: settings.ring_wakeup_every,
-            update_interval_ns: settings.update_interval_ns,
             filter_tgid: settings.filter_tgid,
             filter_port: settings.filter_port,
             pad: 0,
             use_lru_maps: settings.use_lru_maps as u32,
-            pad2: 0,
         })?;
         Ok(probes)
     }
@@ -444,6 +509,12 @@ impl Probes {
         Ok(values.iter().sum())
     }
 
+    /// Failed state-map inserts so far (both tables): entities the maps could not hold.
+    pub fn map_full_count(&self) -> u64 {
+        self.failure_count(failure::PROC_MAP_FULL).unwrap_or(0)
+            + self.failure_count(failure::CONN_MAP_FULL).unwrap_or(0)
+    }
+
     /// File descriptor of the processes state map in use.
     pub fn proc_state_fd(&self) -> BorrowedFd<'_> {
         self.proc_state.fd().as_fd()
@@ -497,6 +568,35 @@ impl Probes {
         Ok(deleted)
     }
 
+    /// Runs one flush cycle (see `probe_common::flush_op`): with `sample_cpus`, the program
+    /// first runs pinned to every online CPU so the task running there is marked dirty; then it
+    /// drains both dirty queues, sending one refresh per changed entity. `cycle` must differ
+    /// from the previous call's. Returns the number of queue keys handled.
+    pub fn flush(&self, cycle: u32, sample_cpus: bool) -> Result<u64, MapDumpError> {
+        use probe_common::flush_op;
+        let fd = self.flush.as_fd();
+        if sample_cpus {
+            for cpu in online_cpus() {
+                map_batch::run_raw_tracepoint(
+                    fd,
+                    &[flush_op::SAMPLE_CURRENT, cycle as u64],
+                    Some(cpu),
+                )?;
+            }
+        }
+        let mut handled = 0u64;
+        // Each run handles at most MAX_PER_RUN keys per table; a full queue (65,536) takes
+        // 512 runs, so this bound is never the limit of a healthy cycle.
+        for _ in 0..1024 {
+            let ret = map_batch::run_raw_tracepoint(fd, &[flush_op::DRAIN, cycle as u64], None)?;
+            handled += (ret & !flush_op::DRAINED) as u64;
+            if ret & flush_op::DRAINED != 0 {
+                break;
+            }
+        }
+        Ok(handled)
+    }
+
     /// Ring transport failures so far.
     pub fn ring_reserve_failures(&self) -> u64 {
         self.failure_count(failure::RING_RESERVE).unwrap_or(0)
@@ -506,6 +606,11 @@ impl Probes {
     pub fn perf_output_failures(&self) -> u64 {
         self.failure_count(failure::PERF_OUTPUT).unwrap_or(0)
     }
+}
+
+/// The online CPUs (from sysfs), or CPU 0 alone when the list cannot be read.
+fn online_cpus() -> Vec<u32> {
+    aya::util::online_cpus().unwrap_or_else(|_| vec![0])
 }
 
 fn delete_entry<K: Copy>(fd: BorrowedFd<'_>, key: &K) -> bool {

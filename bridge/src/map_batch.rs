@@ -45,6 +45,8 @@ pub enum BpfCmd {
     ObjGetInfoByFd,
     /// `BPF_MAP_LOOKUP_BATCH` (24).
     MapLookupBatch,
+    /// `BPF_PROG_TEST_RUN` (10): runs the flush program on demand.
+    ProgTestRun,
 }
 
 impl BpfCmd {
@@ -58,6 +60,7 @@ impl BpfCmd {
             BpfCmd::MapGetNextKey => 4,
             BpfCmd::ObjGetInfoByFd => 15,
             BpfCmd::MapLookupBatch => 24,
+            BpfCmd::ProgTestRun => 10,
         }
     }
 
@@ -71,6 +74,7 @@ impl BpfCmd {
             BpfCmd::MapGetNextKey => "BPF_MAP_GET_NEXT_KEY",
             BpfCmd::ObjGetInfoByFd => "BPF_OBJ_GET_INFO_BY_FD",
             BpfCmd::MapLookupBatch => "BPF_MAP_LOOKUP_BATCH",
+            BpfCmd::ProgTestRun => "BPF_PROG_TEST_RUN",
         }
     }
 }
@@ -604,6 +608,57 @@ unsafe fn sys_bpf<A>(cmd: BpfCmd, attr: &mut A) -> Result<libc::c_long, MapDumpE
             return Err(MapDumpError::Syscall { cmd, errno });
         }
     }
+}
+
+/// The `test` member of `union bpf_attr` (`BPF_PROG_TEST_RUN`).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    pad: u32,
+}
+
+/// `BPF_F_TEST_RUN_ON_CPU`: run on `cpu` (through an IPI when it is another CPU).
+const BPF_F_TEST_RUN_ON_CPU: u32 = 1;
+
+/// Runs the raw tracepoint program `prog` once with `args` as its arguments
+/// (`BPF_PROG_TEST_RUN`), on `cpu` when given (the program then sees that CPU's current task),
+/// else on the calling CPU. Returns the program's return value.
+pub fn run_raw_tracepoint(
+    prog: BorrowedFd<'_>,
+    args: &[u64],
+    cpu: Option<u32>,
+) -> Result<u32, MapDumpError> {
+    let mut ctx: Vec<u64> = args.to_vec();
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ctx_size_in: std::mem::size_of_val(args) as u32,
+        ctx_in: ctx.as_mut_ptr() as u64,
+        flags: if cpu.is_some() {
+            BPF_F_TEST_RUN_ON_CPU
+        } else {
+            0
+        },
+        cpu: cpu.unwrap_or(0),
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `ctx` is readable for `ctx_size_in` bytes and outlives the call; no output buffers.
+    unsafe { sys_bpf(BpfCmd::ProgTestRun, &mut attr)? };
+    Ok(attr.retval)
 }
 
 fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, MapDumpError> {

@@ -132,10 +132,10 @@ fn decode_inner(bytes: &[u8], allow_padding: bool) -> Result<Record, DecodeError
             kind::PROC_FORK
                 | kind::PROC_EXEC
                 | kind::PROC_EXIT
-                | kind::PROC_CPU
+                | kind::PROC_REFRESH
                 | kind::PROC_FIRST_SEEN
         ),
-        _ => matches!(header.kind, kind::CONN_STATE | kind::CONN_BYTES),
+        _ => matches!(header.kind, kind::CONN_STATE | kind::CONN_REFRESH),
     };
     if !kind_ok {
         return Err(DecodeError::UnknownKind {
@@ -149,7 +149,7 @@ fn decode_inner(bytes: &[u8], allow_padding: bool) -> Result<Record, DecodeError
             Record::Process {
                 header,
                 key: r.key,
-                state: r.state,
+                state: sanitize_proc(r.state),
             }
         }
         _ => {
@@ -157,10 +157,30 @@ fn decode_inner(bytes: &[u8], allow_padding: bool) -> Result<Record, DecodeError
             Record::Connection {
                 header,
                 key: r.key,
-                state: r.state,
+                state: sanitize_conn(r.state),
             }
         }
     })
+}
+
+/// Clears the kernel-internal fields of a process state (kernel addresses, flush bookkeeping):
+/// nothing user space keeps, shows or forwards carries a kernel pointer. Every path that turns
+/// kernel data into a row (records, state-map reads) goes through this.
+pub fn sanitize_proc(mut state: ProcState) -> ProcState {
+    use probe_common::proc_flags;
+    state.task_addr = 0;
+    state.retry_cycle = 0;
+    state.exit_tid = 0;
+    state.flags &= !(proc_flags::DIRTY | proc_flags::REPARENT_PENDING);
+    state
+}
+
+/// Clears the kernel-internal fields of a connection state (see [`sanitize_proc`]).
+pub fn sanitize_conn(mut state: ConnState) -> ConnState {
+    state.sock_addr = 0;
+    state.retry_cycle = 0;
+    state.flags &= !probe_common::conn_flags::DIRTY;
+    state
 }
 
 /// A table change as the store applies it.

@@ -29,6 +29,10 @@ pub trait TableRow: Clone {
     fn changed_ns(&self) -> u64;
     /// CLOCK_MONOTONIC ns when the entity finished (exited/closed), `None` while live.
     fn finished_ns(&self) -> Option<u64>;
+    /// Called when this row replaces `previous`, an older row of the same entity: fills in
+    /// what this row does not know but `previous` did (e.g. the owner of a connection that
+    /// predates the probes, found in /proc at start-up). Default: nothing.
+    fn inherit_unknowns(&mut self, _previous: &Self) {}
 }
 
 /// Converts a NUL-padded kernel `comm` to text (lossy for non-UTF-8 bytes).
@@ -58,7 +62,7 @@ impl ProcessRow {
     pub fn from_state_map(key: ProcKey, state: ProcState, seq: u64) -> Self {
         ProcessRow {
             key,
-            state,
+            state: crate::record::sanitize_proc(state),
             seq,
             changed_ns: state.last_emit_ns,
             origin: RowOrigin::Kernel,
@@ -78,6 +82,27 @@ impl ProcessRow {
     /// True once the last thread exited.
     pub fn is_exited(&self) -> bool {
         self.state.flags & proc_flags::EXITED != 0
+    }
+
+    /// The task state letter as `ps` shows it (see [`crate::task_state::letter`]).
+    pub fn task_state(&self) -> char {
+        crate::task_state::letter(self.state.task_state, self.state.exit_state)
+    }
+
+    /// The signal that killed the process; `None` while running or when it called exit().
+    pub fn exit_signal(&self) -> Option<u32> {
+        let signal = self.state.exit_code & 0x7f;
+        (self.is_exited() && signal != 0).then_some(signal)
+    }
+
+    /// True when the process dumped core (`WCOREDUMP`).
+    pub fn core_dumped(&self) -> bool {
+        self.is_exited() && self.state.exit_code & 0x80 != 0
+    }
+
+    /// True for a kernel thread.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.state.flags & proc_flags::KERNEL_THREAD != 0
     }
 
     /// Exit status as a shell reports it: the `exit()` status, or `128 + signal` when a signal
@@ -133,7 +158,7 @@ impl ConnectionRow {
     pub fn from_state_map(key: ConnKey, state: ConnState, seq: u64) -> Self {
         ConnectionRow {
             key,
-            state,
+            state: crate::record::sanitize_conn(state),
             seq,
             changed_ns: state.last_emit_ns,
             origin: RowOrigin::Kernel,
@@ -148,6 +173,18 @@ impl ConnectionRow {
     /// `comm` of the owner as text (empty when unknown).
     pub fn comm(&self) -> String {
         comm_to_string(&self.state.comm)
+    }
+
+    /// The owning process, when known.
+    pub fn owner_pid(&self) -> Option<u32> {
+        (self.state.flags & conn_flags::OWNER_KNOWN != 0 && self.state.pid != 0)
+            .then_some(self.state.pid)
+    }
+
+    /// (bytes acknowledged by the peer, bytes received), lifetime; `None` when unknown.
+    pub fn bytes(&self) -> Option<(u64, u64)> {
+        (self.state.flags & conn_flags::BYTES_UNKNOWN == 0)
+            .then_some((self.state.bytes_sent, self.state.bytes_received))
     }
 
     /// 4 or 6.
@@ -221,6 +258,38 @@ impl TableRow for ConnectionRow {
     fn finished_ns(&self) -> Option<u64> {
         self.is_closed().then_some(self.state.end_ns)
     }
+    /// A connection the probes first saw mid-life (start unknown) has no owner when its first
+    /// event ran in softirq context; the owner found for the same connection before (from
+    /// /proc at start-up, or an earlier row) stays.
+    fn inherit_unknowns(&mut self, previous: &Self) {
+        // A closed previous row is an earlier connection that used the same 4-tuple.
+        let same_lifetime =
+            self.state.flags & conn_flags::START_UNKNOWN != 0 && !previous.is_closed();
+        if same_lifetime
+            && self.state.flags & conn_flags::OWNER_KNOWN == 0
+            && previous.state.flags & conn_flags::OWNER_KNOWN != 0
+        {
+            self.state.pid = previous.state.pid;
+            self.state.comm = previous.state.comm;
+            self.state.flags |= conn_flags::OWNER_KNOWN;
+        }
+    }
+}
+
+impl ConnectionRow {
+    /// Start of the connection, CLOCK_MONOTONIC ns; `None` when it predates the probes (only
+    /// when they first saw it is known).
+    pub fn start_ns(&self) -> Option<u64> {
+        (self.state.flags & conn_flags::START_UNKNOWN == 0 && self.state.start_ns != 0)
+            .then_some(self.state.start_ns)
+    }
+
+    /// When the connection closed, CLOCK_MONOTONIC ns; `None` while open or when the close
+    /// time is unknown (a TIME-WAIT remnant found at start-up).
+    pub fn end_ns(&self) -> Option<u64> {
+        (self.is_closed() && self.state.flags & conn_flags::END_UNKNOWN == 0)
+            .then_some(self.state.end_ns)
+    }
 }
 
 #[cfg(test)]
@@ -244,8 +313,19 @@ mod tests {
     #[test]
     fn exit_status_decodes_wait_status() {
         assert_eq!(exited(7 << 8).exit_status(), Some(7));
+        assert_eq!(exited(7 << 8).exit_signal(), None);
         assert_eq!(exited(9).exit_status(), Some(137));
+        assert_eq!(exited(9).exit_signal(), Some(9));
+        // `exit 137` and SIGKILL read the same as a status, and differ in exit_signal.
+        assert_eq!(exited(137 << 8).exit_status(), Some(137));
+        assert_eq!(exited(137 << 8).exit_signal(), None);
         assert_eq!(exited(0).exit_status(), Some(0));
+        // SIGSEGV with a core dump.
+        let core = exited(11 | 0x80);
+        assert_eq!(core.exit_signal(), Some(11));
+        assert!(core.core_dumped());
+        assert_eq!(core.exit_status(), Some(139));
+        assert!(!exited(11).core_dumped());
     }
 
     #[test]

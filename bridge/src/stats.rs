@@ -58,6 +58,10 @@ pub struct ModeCounters {
     pub kernel_drops: u64,
     /// `PERF_RECORD_LOST` counts (perf mode only).
     pub perf_lost: u64,
+    /// Failed state-map inserts since the session started (shared by every mode): entities the
+    /// kernel could not track. Poll never sees them; ring and perf keep their rows from
+    /// records, but their resyncs cannot confirm them.
+    pub map_full: u64,
     /// Resyncs from the state maps after detected loss.
     pub resyncs: u64,
     /// Batches handed to the store.
@@ -176,8 +180,9 @@ pub struct ModeStats {
     pub lag_p99_ns: u64,
     /// Largest lag, ns.
     pub lag_max_ns: u64,
-    /// Records lost: settled sequence gaps (these include the kernel transport failures and
-    /// perf-lost records, which are also shown on their own below).
+    /// Loss events: settled sequence gaps (these include the kernel transport failures and
+    /// perf-lost records, which are also shown on their own below) plus failed state-map
+    /// inserts (`map_full`).
     pub drops: u64,
     /// Resyncs from the state maps.
     pub resyncs: u64,
@@ -191,6 +196,8 @@ pub struct ModeStats {
     pub kernel_drops: u64,
     /// `PERF_RECORD_LOST` counts.
     pub perf_lost: u64,
+    /// Failed state-map inserts (map full), shared by every mode.
+    pub map_full: u64,
     /// Records rejected by the decoder.
     pub decode_errors: u64,
     /// Changes ignored as older than the row.
@@ -237,13 +244,14 @@ impl ModeStats {
             lag_p50_ns,
             lag_p99_ns,
             lag_max_ns,
-            drops: counters.seq_gaps,
+            drops: counters.seq_gaps + counters.map_full,
             resyncs: counters.resyncs,
             kernel_bytes: counters.kernel_bytes,
             user_bytes: table_bytes + counters.buffer_bytes,
             cpu_ns: counters.cpu_ns,
             kernel_drops: counters.kernel_drops,
             perf_lost: counters.perf_lost,
+            map_full: counters.map_full,
             decode_errors: counters.decode_errors,
             stale: apply.stale,
             batches: counters.batches,

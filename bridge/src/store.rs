@@ -38,6 +38,19 @@ impl ModeTables {
         }
     }
 
+    /// The owner's process name as it is now (as `ss -p` shows it): the `comm` of the owner's
+    /// process row in this mode's table when that row is the same process (it started before
+    /// the connection), else the name recorded with the connection. `None` when the owner is
+    /// unknown.
+    pub fn owner_comm(&self, row: &ConnectionRow) -> Option<String> {
+        let pid = row.owner_pid()?;
+        let same_process = self.processes.latest_for_tgid(pid).filter(|p| {
+            row.start_ns()
+                .is_none_or(|started| p.key.start_ns <= started)
+        });
+        Some(same_process.map_or_else(|| row.comm(), |p| p.comm()))
+    }
+
     /// Allocated bytes of this mode's tables (see [`OrderedTable::allocated_bytes`]).
     pub fn table_bytes(&self) -> u64 {
         self.processes.rows().allocated_bytes() + self.connections.allocated_bytes()
@@ -121,6 +134,14 @@ impl TableStore {
         }
     }
 
+    /// Applies one message from a mode: a batch, or the news that the mode failed.
+    pub fn handle(&mut self, message: crate::mode::ModeMessage) {
+        match message {
+            crate::mode::ModeMessage::Batch(batch) => self.apply(batch),
+            crate::mode::ModeMessage::Failed { mode, error } => self.mark_failed(mode, error),
+        }
+    }
+
     /// Records that a mode failed; its tables keep what they had.
     pub fn mark_failed(&mut self, mode: ModeKind, error: String) {
         let tables = &mut self.modes[mode.index()];
@@ -151,20 +172,24 @@ impl TableStore {
     }
 }
 
-/// Replaces a mode's kernel-origin rows by the state maps' content: every entry is upserted
-/// (with the resync's seq, so only newer records override it); live kernel rows that are no
-/// longer in the maps are removed (their exit was lost and the entry already reaped, or an LRU
-/// map evicted them). Finished rows and /proc rows stay until retention or a kernel change.
+/// Applies a picture of the state maps to a mode's tables. Every entry is upserted with the
+/// resync's seq, so only newer records override it. A reseed after loss also removes live
+/// kernel rows that are no longer in the maps (their exit was lost and the entry already
+/// reaped, or an LRU map evicted them) — but only when the maps are complete: after a failed
+/// insert (map full) absence proves nothing, and a live row is kept. The first listing removes
+/// nothing. Finished rows and /proc rows stay until retention or a kernel change.
 fn apply_resync(tables: &mut ModeTables, resync: Resync) {
     use std::collections::HashSet;
-    let live_procs: HashSet<_> = resync.processes.iter().map(|r| r.key).collect();
-    let live_conns: HashSet<_> = resync.connections.iter().map(|r| r.key).collect();
-    tables
-        .processes
-        .retain(|r| r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key));
-    tables
-        .connections
-        .retain(|r| r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key));
+    if resync.complete && !resync.initial {
+        let live_procs: HashSet<_> = resync.processes.iter().map(|r| r.key).collect();
+        let live_conns: HashSet<_> = resync.connections.iter().map(|r| r.key).collect();
+        tables.processes.retain(|r| {
+            r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key)
+        });
+        tables.connections.retain(|r| {
+            r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key)
+        });
+    }
     // The resync's seq is the highest the mode had seen when it read the map: a row already
     // holding that seq is current; older rows are replaced.
     for row in resync.processes {
@@ -239,6 +264,8 @@ mod tests {
         let resync = Resync {
             processes: vec![proc_row(2, 10, true), proc_row(4, 10, false)],
             connections: vec![],
+            complete: true,
+            initial: false,
         };
         store.apply(batch(ModeKind::Ring, vec![], Some(resync)));
         let tgids: Vec<(u32, bool)> = store
@@ -264,5 +291,39 @@ mod tests {
             .unwrap()
             .is_exited());
         assert_eq!(store.stats(ModeKind::Ring).stale, 1);
+    }
+
+    #[test]
+    fn resync_of_an_incomplete_map_keeps_live_rows() {
+        let mut store = TableStore::new(0, Retention::default());
+        let live: Vec<RowChange> = (1..=5)
+            .map(|i| RowChange::Process(proc_row(i, i as u64, false)))
+            .collect();
+        store.apply(batch(ModeKind::Perf, live, None));
+        // The map was full: it holds only process 1 (and a new process 6).
+        let resync = Resync {
+            processes: vec![proc_row(1, 20, false), proc_row(6, 20, false)],
+            connections: vec![],
+            complete: false,
+            initial: false,
+        };
+        store.apply(batch(ModeKind::Perf, vec![], Some(resync)));
+        let tgids: Vec<u32> = store
+            .mode(ModeKind::Perf)
+            .processes
+            .rows()
+            .iter()
+            .map(|r| r.key.tgid)
+            .collect();
+        assert_eq!(tgids, vec![1, 2, 3, 4, 5, 6], "no live row may be dropped");
+        // The first listing never removes anything either, even from a complete map.
+        let list = Resync {
+            processes: vec![proc_row(7, 30, false)],
+            connections: vec![],
+            complete: true,
+            initial: true,
+        };
+        store.apply(batch(ModeKind::Perf, vec![], Some(list)));
+        assert_eq!(store.mode(ModeKind::Perf).processes.rows().len(), 7);
     }
 }

@@ -129,6 +129,8 @@ impl<R: TableRow> OrderedTable<R> {
                     return UpsertOutcome::Stale;
                 }
                 let was_finished = existing.finished_ns().is_some();
+                let mut row = row;
+                row.inherit_unknowns(existing);
                 *existing = row;
                 self.finished = self.finished + finished as usize - was_finished as usize;
                 UpsertOutcome::Updated
@@ -217,6 +219,8 @@ impl<R: TableRow> OrderedTable<R> {
 pub struct ProcessTable {
     table: OrderedTable<ProcessRow>,
     seeded_by_tgid: std::collections::HashMap<u32, probe_common::ProcKey>,
+    /// tgid → key of the latest-started row with that tgid (pid reuse keeps older rows).
+    latest_by_tgid: std::collections::HashMap<u32, probe_common::ProcKey>,
     start_tolerance_ns: u64,
 }
 
@@ -235,8 +239,31 @@ impl ProcessTable {
         &self.table
     }
 
+    /// The row of the process that now has (or last had) pid `tgid`: of the rows with that
+    /// tgid, the one that started last.
+    pub fn latest_for_tgid(&self, tgid: u32) -> Option<&ProcessRow> {
+        self.latest_by_tgid
+            .get(&tgid)
+            .and_then(|key| self.table.get(key))
+    }
+
     /// Applies a process change (kernel or /proc origin).
     pub fn upsert(&mut self, row: ProcessRow) -> UpsertOutcome {
+        let key = row.key;
+        let outcome = self.upsert_row(row);
+        if outcome == UpsertOutcome::Inserted {
+            let newer = self
+                .latest_by_tgid
+                .get(&key.tgid)
+                .is_none_or(|k| k.start_ns <= key.start_ns || self.table.get(k).is_none());
+            if newer {
+                self.latest_by_tgid.insert(key.tgid, key);
+            }
+        }
+        outcome
+    }
+
+    fn upsert_row(&mut self, row: ProcessRow) -> UpsertOutcome {
         if row.origin == RowOrigin::Procfs {
             if self.table.get(&row.key).is_none() {
                 self.seeded_by_tgid.insert(row.key.tgid, row.key);
@@ -248,19 +275,29 @@ impl ProcessTable {
                 let close = seed_key.start_ns.abs_diff(row.key.start_ns) <= self.start_tolerance_ns;
                 if let (true, Some(index)) = (close, self.table.position(&seed_key)) {
                     self.table.rekey(index, row.key);
+                    if self.latest_by_tgid.get(&row.key.tgid) == Some(&seed_key) {
+                        self.latest_by_tgid.insert(row.key.tgid, row.key);
+                    }
                 }
             }
         }
         self.table.upsert(row)
     }
 
+    /// Drops index entries whose rows are gone.
+    fn prune_indexes(&mut self) {
+        let table = &self.table;
+        self.seeded_by_tgid
+            .retain(|_, key| table.get(key).is_some());
+        self.latest_by_tgid
+            .retain(|_, key| table.get(key).is_some());
+    }
+
     /// See [`OrderedTable::reap`].
     pub fn reap(&mut self, now_ns: u64, retention: Retention) -> usize {
         let removed = self.table.reap(now_ns, retention);
         if removed > 0 {
-            let table = &self.table;
-            self.seeded_by_tgid
-                .retain(|_, key| table.get(key).is_some());
+            self.prune_indexes();
         }
         removed
     }
@@ -268,9 +305,7 @@ impl ProcessTable {
     /// See [`OrderedTable::retain`].
     pub fn retain(&mut self, keep: impl FnMut(&ProcessRow) -> bool) {
         self.table.retain(keep);
-        let table = &self.table;
-        self.seeded_by_tgid
-            .retain(|_, key| table.get(key).is_some());
+        self.prune_indexes();
     }
 }
 
@@ -406,8 +441,11 @@ mod tests {
         assert_eq!(t.upsert(exact.clone()), UpsertOutcome::Updated);
         assert_eq!(t.rows().len(), 2);
         assert_eq!(t.rows().get_index(0).unwrap(), &exact);
-        // A later process reusing pid 7 is a new row.
+        assert_eq!(t.latest_for_tgid(7).unwrap().key, exact.key);
+        // A later process reusing pid 7 is a new row, and the one pid 7 now names.
         assert_eq!(t.upsert(row(7, 9_000_000_000, 5)), UpsertOutcome::Inserted);
         assert_eq!(t.rows().len(), 3);
+        assert_eq!(t.latest_for_tgid(7).unwrap().key.start_ns, 9_000_000_000);
+        assert!(t.latest_for_tgid(99).is_none());
     }
 }

@@ -118,6 +118,12 @@ pub struct TransportBenchResult {
 struct NoStateMaps;
 
 impl ResyncSource for NoStateMaps {
+    fn sequence(&self, _: ModeKind, _: u8) -> u64 {
+        0
+    }
+    fn map_full_count(&self) -> u64 {
+        0
+    }
     fn read_processes(
         &self,
         _: &mut MapDump,

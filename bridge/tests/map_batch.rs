@@ -16,7 +16,7 @@ use bridge::map_batch::{
 use probe_common::{ProcKey, ProcState};
 
 const KEY_SIZE: usize = 16;
-const VALUE_SIZE: usize = 72;
+const VALUE_SIZE: usize = std::mem::size_of::<ProcState>();
 const MAX_ENTRIES: u32 = 16384;
 
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -63,8 +63,14 @@ fn entry(i: u32) -> (ProcKey, ProcState) {
         start_ns: key.start_ns,
         exit_ns: u64::from(i) << 20,
         cpu_ns: u64::from(i) * 12_345,
+        sampled_ns: u64::from(i) * 7,
         last_emit_ns: !u64::from(i),
         poll_seq: u64::from(i) + 1,
+        task_addr: u64::from(i) << 12,
+        task_state: i % 3,
+        exit_state: i % 2,
+        exit_tid: i,
+        retry_cycle: i / 5,
         comm,
     };
     (key, state)
@@ -251,7 +257,14 @@ fn wrong_sizes_and_types_are_typed_errors() {
         ),
         "{e:?}"
     );
-    let e = dump_map(fd.as_fd(), KEY_SIZE, 80, DumpStrategy::Auto, &mut out).unwrap_err();
+    let e = dump_map(
+        fd.as_fd(),
+        KEY_SIZE,
+        VALUE_SIZE + 8,
+        DumpStrategy::Auto,
+        &mut out,
+    )
+    .unwrap_err();
     assert!(matches!(e, MapDumpError::ValueSizeMismatch { .. }), "{e:?}");
     assert!(out.is_empty());
     let e = dump_map_typed::<u64, ProcState>(fd.as_fd(), DumpStrategy::Auto, &mut out).unwrap_err();
@@ -302,13 +315,15 @@ fn memlock_of_real_map_fd() {
         return;
     };
     let bytes = map_fd_memlock_bytes(fd.as_fd()).expect("memlock from fdinfo");
-    eprintln!("{test}: hash map 16 B key / 72 B value / 16384 entries: memlock {bytes} bytes");
+    eprintln!(
+        "{test}: hash map 16 B key / {VALUE_SIZE} B value / 16384 entries: memlock {bytes} bytes"
+    );
     // Preallocated: at least key + value for every possible entry.
     assert!(
         bytes >= u64::from(MAX_ENTRIES) * (KEY_SIZE + VALUE_SIZE) as u64,
         "{bytes}"
     );
-    let small = create_hash_map_for_tests(16, 72, 16).unwrap();
+    let small = create_hash_map_for_tests(16, VALUE_SIZE as u32, 16).unwrap();
     assert!(map_fd_memlock_bytes(small.as_fd()).unwrap() < bytes);
     // Not a BPF fd: an error, no panic.
     let file = std::fs::File::open("/proc/self/status").unwrap();
@@ -347,7 +362,7 @@ fn timing_batch_vs_iteration_10k() {
     let iter = time(DumpStrategy::IterateOnly, 1);
     let big = time(DumpStrategy::BatchOnly, 16_384);
     eprintln!(
-        "{test}: 10,000 entries (16 B key, 72 B value), median of 7: batch {:?} ({:.0} ns/entry), \
+        "{test}: 10,000 entries (16 B key, {VALUE_SIZE} B value), median of 7: batch {:?} ({:.0} ns/entry), \
          key iteration {:?} ({:.0} ns/entry), ratio {:.1}x; batch with 16384-entry chunks {:?}",
         batch,
         batch.as_nanos() as f64 / 10_000.0,

@@ -13,10 +13,10 @@ fn probes_load_attach_and_take_config() {
         ring_bytes: 1 << 20,
         ring_wakeup_every: 1,
         use_lru_maps: false,
-        update_interval_ns: 10_000_000,
         filter_tgid: 0,
         filter_port: 0,
-        state_map_entries: 4096,
+        proc_map_entries: 4096,
+        conn_map_entries: 4096,
     };
     let probes = Probes::load_and_attach(&settings).expect("probes load");
     let config = probes.read_config().unwrap();

@@ -61,8 +61,10 @@ pub struct BridgeArgs {
     /// Which state map variant the kernel writes and poll reads.
     #[arg(long, value_enum, default_value_t = PollMap::Hash)]
     pub poll_map: PollMap,
-    /// Minimum interval between two CPU-time / byte-count records of one entity.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    /// Flush period: what changes without an event of its own (CPU time, task state, byte
+    /// counters, renames) is sent at most once per entity per period, and at the latest one
+    /// period after it changed (10ms..10s).
+    #[arg(long, default_value = "100ms", value_parser = parse_update_interval)]
     pub update_interval: Duration,
     /// In-kernel filter: only this pid (tgid).
     #[arg(long, default_value_t = 0)]
@@ -77,9 +79,10 @@ pub struct BridgeArgs {
     /// At most this many exited/closed rows stay in each table (oldest-finished go first).
     #[arg(long, default_value_t = 10_000)]
     pub retention_rows: usize,
-    /// Capacity of each kernel state map (entries).
-    #[arg(long, default_value_t = 16384)]
-    pub state_map_entries: u32,
+    /// Capacity of each kernel state map (entries) [default: processes kernel.pid_max + 65536
+    /// (at most 1048576), connections 262144; the maps are not preallocated].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
+    pub state_map_entries: Option<u32>,
 }
 
 /// State map variant.
@@ -96,6 +99,16 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     if interval < Duration::from_millis(10) {
         return Err(format!(
             "{s} is too short: poll would read the maps back to back (at least 10ms, e.g. 500ms, 1s)"
+        ));
+    }
+    Ok(interval)
+}
+
+fn parse_update_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if interval < Duration::from_millis(10) || interval > Duration::from_secs(10) {
+        return Err(format!(
+            "{s} is out of range: the flush period must be between 10ms and 10s (e.g. 100ms)"
         ));
     }
     Ok(interval)
@@ -133,7 +146,12 @@ impl BridgeArgs {
             update_interval: self.update_interval,
             filter_tgid: self.filter_pid,
             filter_port: self.filter_port,
-            state_map_entries: self.state_map_entries,
+            proc_map_entries: self
+                .state_map_entries
+                .unwrap_or_else(bridge::loader::default_proc_map_entries),
+            conn_map_entries: self
+                .state_map_entries
+                .unwrap_or(bridge::loader::DEFAULT_CONN_MAP_ENTRIES),
             retention: Retention {
                 max_age_ns: self.retention.unwrap_or(Duration::from_secs(60)).as_nanos() as u64,
                 max_finished: self.retention_rows,

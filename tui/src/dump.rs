@@ -7,7 +7,7 @@ use std::{
 };
 
 use bridge::{
-    mode::{ModeKind, ModeMessage},
+    mode::ModeKind,
     session::{Session, SessionConfig},
     stats::monotonic_ns,
     store::TableStore,
@@ -26,8 +26,10 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let mut session = session;
     let mut store = session.new_store();
     collect(&session, &mut store, args.duration);
+    finish(&mut session, &mut store);
     session.stop();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -81,7 +83,7 @@ pub(crate) fn start_session(config: SessionConfig) -> Result<Session, i32> {
     }
 }
 
-/// Applies the session's messages to `store` for `duration`, then drains what is in flight.
+/// Applies the session's messages to `store` for `duration`.
 pub fn collect(session: &Session, store: &mut TableStore, duration: Duration) {
     let deadline = Instant::now() + duration;
     let mut next_reap = Instant::now() + Duration::from_secs(1);
@@ -91,7 +93,7 @@ pub fn collect(session: &Session, store: &mut TableStore, duration: Duration) {
             break;
         }
         match session.messages().recv_timeout(deadline - now) {
-            Ok(message) => apply(store, message),
+            Ok(message) => store.handle(message),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
@@ -100,20 +102,20 @@ pub fn collect(session: &Session, store: &mut TableStore, duration: Duration) {
             next_reap += Duration::from_secs(1);
         }
     }
-    // Records emitted just before the deadline: give the modes one more drain.
-    let settle = Instant::now() + Duration::from_millis(150);
-    while let Ok(message) = session
-        .messages()
-        .recv_timeout(settle.saturating_duration_since(Instant::now()))
-    {
-        apply(store, message);
-    }
 }
 
-fn apply(store: &mut TableStore, message: ModeMessage) {
-    match message {
-        ModeMessage::Batch(batch) => store.apply(batch),
-        ModeMessage::Failed { mode, error } => store.mark_failed(mode, error),
+/// Ends collection with converged tables: the session's final kernel flush, then every mode's
+/// last batch (ring/perf drain once more, poll takes one more snapshot) is applied.
+pub fn finish(session: &mut Session, store: &mut TableStore) {
+    session.finish();
+    // Bounded: a mode thread stuck in the kernel must not hang the command.
+    let limit = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = limit.saturating_duration_since(Instant::now());
+        match session.messages().recv_timeout(left) {
+            Ok(message) => store.handle(message),
+            Err(_) => break,
+        }
     }
 }
 
@@ -142,30 +144,29 @@ fn print_tables(
                     writeln!(
                         out,
                         "{}",
-                        serde_json::to_string(&ConnectionJson::new(*mode, row))?
+                        serde_json::to_string(&ConnectionJson::new(*mode, row, tables))?
                     )?;
                 }
             }
             (TableName::Processes, Format::Table) => {
                 writeln!(
                     out,
-                    "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>8} {:>14} {:>8}",
-                    "MODE", "PID", "PPID", "COMM", "UID", "STATE", "EXIT", "CPU_NS", "SEQ"
+                    "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
+                    "MODE", "PID", "PPID", "COMM", "UID", "STATE", "S", "EXIT", "CPU_NS", "SEQ"
                 )?;
                 for row in tables.processes.rows().iter().filter(|r| keep(r.origin)) {
                     let j = ProcessJson::new(*mode, row);
                     writeln!(
                         out,
-                        "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>8} {:>14} {:>8}",
+                        "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
                         mode.name(),
                         j.pid,
                         j.ppid,
                         j.comm,
                         j.uid,
                         j.state,
-                        j.exit_code
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "-".into()),
+                        j.task_state,
+                        or_dash(j.exit_code),
                         j.cpu_ns,
                         j.seq
                     )?;
@@ -178,7 +179,7 @@ fn print_tables(
                     "MODE", "IP", "LOCAL", "REMOTE", "STATE", "PID", "COMM", "SENT", "RECV"
                 )?;
                 for row in tables.connections.iter().filter(|r| keep(r.origin)) {
-                    let j = ConnectionJson::new(*mode, row);
+                    let j = ConnectionJson::new(*mode, row, tables);
                     writeln!(
                         out,
                         "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
@@ -187,14 +188,19 @@ fn print_tables(
                         format!("{}:{}", j.saddr, j.sport),
                         format!("{}:{}", j.daddr, j.dport),
                         j.state,
-                        j.pid,
-                        j.comm,
-                        j.bytes_sent,
-                        j.bytes_received
+                        or_dash(j.pid),
+                        j.comm.as_deref().unwrap_or("-"),
+                        or_dash(j.bytes_sent),
+                        or_dash(j.bytes_received)
                     )?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A value, or `-` when it is unknown.
+fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }

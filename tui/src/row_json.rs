@@ -4,6 +4,7 @@
 use bridge::{
     mode::ModeKind,
     row::{tcp_state_name, tcp_states_in_mask, ConnectionRow, ProcessRow, RowOrigin},
+    store::ModeTables,
 };
 use serde::Serialize;
 
@@ -22,14 +23,27 @@ pub struct ProcessJson {
     pub uid: u32,
     /// `running` or `exited`.
     pub state: &'static str,
+    /// The task state as `ps` shows it: R S D T t Z I X (P parked), as of `sampled_ns`.
+    pub task_state: String,
     /// Start, CLOCK_MONOTONIC ns.
     pub start_ns: u64,
     /// Exit, CLOCK_MONOTONIC ns; null while running.
     pub exit_ns: Option<u64>,
-    /// Exit status (128 + signal when killed); null while running.
+    /// Exit status as a shell reports it: the `exit()` status, or 128 + signal when a signal
+    /// killed it; null while running.
     pub exit_code: Option<i32>,
-    /// On-CPU time of all threads, ns.
+    /// The signal that killed the process; null while running or when it called exit().
+    pub exit_signal: Option<u32>,
+    /// Whether it dumped core; null while running.
+    pub core_dumped: Option<bool>,
+    /// Lifetime on-CPU time of all threads (dead ones included), ns, as of `sampled_ns`.
     pub cpu_ns: u64,
+    /// True when `cpu_ns` is a lower bound (more threads than the probes sum up).
+    pub cpu_partial: bool,
+    /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
+    pub sampled_ns: u64,
+    /// A kernel thread (`PF_KTHREAD`).
+    pub kernel_thread: bool,
     /// Sequence number of the last change applied (per mode; 0 for /proc rows).
     pub seq: u64,
     /// `kernel` or `procfs` (seeded at start-up, not yet seen by the probes).
@@ -46,10 +60,16 @@ impl ProcessJson {
             comm: row.comm(),
             uid: row.state.uid,
             state: if row.is_exited() { "exited" } else { "running" },
+            task_state: row.task_state().to_string(),
             start_ns: row.key.start_ns,
             exit_ns: row.is_exited().then_some(row.state.exit_ns),
             exit_code: row.exit_status(),
+            exit_signal: row.exit_signal(),
+            core_dumped: row.is_exited().then(|| row.core_dumped()),
             cpu_ns: row.state.cpu_ns,
+            cpu_partial: row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0,
+            sampled_ns: row.state.sampled_ns,
+            kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
             origin: row.origin,
         }
@@ -73,17 +93,18 @@ pub struct ConnectionJson {
     pub dport: u16,
     /// TCP state as `ss` names it (`ESTABLISHED`, `CLOSE`, …).
     pub state: &'static str,
-    /// Owning process (0 = unknown).
-    pub pid: u32,
-    /// Owner's `comm` ("" = unknown).
-    pub comm: String,
-    /// Payload bytes sent since the probes attached.
-    pub bytes_sent: u64,
-    /// Payload bytes received since the probes attached.
-    pub bytes_received: u64,
-    /// First seen, CLOCK_MONOTONIC ns (0 for /proc rows).
-    pub start_ns: u64,
-    /// Reached CLOSE, CLOCK_MONOTONIC ns; null while open.
+    /// Owning process (as `ss -p` shows it); null when unknown.
+    pub pid: Option<u32>,
+    /// Owner's process name as it is now (`ss -p`); null when unknown.
+    pub comm: Option<String>,
+    /// Bytes the peer acknowledged (`ss -ti` bytes_acked), lifetime; null when unknown.
+    pub bytes_sent: Option<u64>,
+    /// Bytes received (`ss -ti` bytes_received), lifetime; null when unknown.
+    pub bytes_received: Option<u64>,
+    /// Start (connect, accept handshake, listen), CLOCK_MONOTONIC ns; null when the connection
+    /// predates the probes.
+    pub start_ns: Option<u64>,
+    /// Reached CLOSE, CLOCK_MONOTONIC ns; null while open, or closed at an unknown time.
     pub end_ns: Option<u64>,
     /// Sequence number of the last change applied.
     pub seq: u64,
@@ -94,8 +115,8 @@ pub struct ConnectionJson {
 }
 
 impl ConnectionJson {
-    /// Converts a row of `mode`'s table.
-    pub fn new(mode: ModeKind, row: &ConnectionRow) -> Self {
+    /// Converts a row of `mode`'s table (`tables`: that mode's tables, for the owner's name).
+    pub fn new(mode: ModeKind, row: &ConnectionRow, tables: &ModeTables) -> Self {
         ConnectionJson {
             mode,
             family: row.family_number(),
@@ -104,12 +125,12 @@ impl ConnectionJson {
             daddr: row.daddr().to_string(),
             dport: row.key.dport,
             state: tcp_state_name(row.state.tcp_state),
-            pid: row.state.pid,
-            comm: row.comm(),
-            bytes_sent: row.state.bytes_sent,
-            bytes_received: row.state.bytes_received,
-            start_ns: row.state.start_ns,
-            end_ns: row.is_closed().then_some(row.state.end_ns),
+            pid: row.owner_pid(),
+            comm: tables.owner_comm(row),
+            bytes_sent: row.bytes().map(|(sent, _)| sent),
+            bytes_received: row.bytes().map(|(_, received)| received),
+            start_ns: row.start_ns(),
+            end_ns: row.end_ns(),
             seq: row.seq,
             states_seen: tcp_states_in_mask(row.state.states_seen_mask),
             origin: row.origin,

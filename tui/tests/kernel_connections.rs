@@ -108,12 +108,15 @@ fn check_transfer(test: &str, ip: IpAddr) {
     assert_eq!(client.len(), 1, "client rows: {client:?}");
     assert_eq!(server.len(), 1, "server rows: {server:?}");
     let me = std::process::id() as u64;
-    for (row, comm, sent, received) in [
-        (client[0], "bto-client", CLIENT_TO_SERVER, SERVER_TO_CLIENT),
-        (server[0], "bto-server", SERVER_TO_CLIENT, CLIENT_TO_SERVER),
+    // The owner is the process, named as `ss -p` names it: its leader's comm (not the name of
+    // the thread that connected or accepted).
+    let process_comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    for (row, sent, received) in [
+        (client[0], CLIENT_TO_SERVER, SERVER_TO_CLIENT),
+        (server[0], SERVER_TO_CLIENT, CLIENT_TO_SERVER),
     ] {
         assert_eq!(num(row, "pid"), me, "{row}");
-        assert_eq!(text(row, "comm"), comm, "{row}");
+        assert_eq!(text(row, "comm"), process_comm.trim(), "{row}");
         assert_eq!(text(row, "state"), "CLOSE", "{row}");
         let seen: Vec<&str> = row["states_seen"]
             .as_array()

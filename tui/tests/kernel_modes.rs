@@ -149,6 +149,9 @@ fn same_long_lived_workload_gives_the_same_rows_in_every_mode() {
             established.len()
         );
         assert_eq!(established.len(), 10, "{mode}: {rows:#?}");
+        // Owners are named as `ss -p` names them: the process's comm, not a thread's.
+        let process_comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let process_comm = process_comm.trim();
         for (client, server) in &held.streams {
             let c = (
                 client.local_addr().unwrap().to_string(),
@@ -160,12 +163,12 @@ fn same_long_lived_workload_gives_the_same_rows_in_every_mode() {
             );
             assert_eq!(
                 rows.get(&c),
-                Some(&("ESTABLISHED".into(), me(), "bto-hold-c".into())),
+                Some(&("ESTABLISHED".into(), me(), process_comm.into())),
                 "{mode} client {c:?}"
             );
             assert_eq!(
                 rows.get(&s),
-                Some(&("ESTABLISHED".into(), me(), "bto-hold-s".into())),
+                Some(&("ESTABLISHED".into(), me(), process_comm.into())),
                 "{mode} server {s:?}"
             );
         }

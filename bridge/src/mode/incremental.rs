@@ -36,6 +36,7 @@ pub struct IncrementalConsumer {
     last_sent_ns: u64,
     kernel_drops_seen: u64,
     kernel_drops_read_ns: u64,
+    map_full_read_ns: u64,
     scratch: MapDump,
     /// Reassembly buffer for perf samples that wrap the buffer end.
     joined: Vec<u8>,
@@ -63,6 +64,7 @@ impl IncrementalConsumer {
             last_sent_ns: now,
             kernel_drops_seen: 0,
             kernel_drops_read_ns: 0,
+            map_full_read_ns: 0,
             scratch: MapDump::new(),
             joined: Vec::new(),
             consumer_lag: LagHistogram::default(),
@@ -149,10 +151,17 @@ impl IncrementalConsumer {
         };
         self.counters.seq_gaps += newly_lost;
         self.counters.perf_lost += perf_lost;
+        if newly_lost > 0
+            || now.saturating_sub(self.map_full_read_ns) >= KERNEL_COUNTER_EVERY.as_nanos() as u64
+        {
+            self.map_full_read_ns = now;
+            self.counters.map_full = probes.map_full_count();
+        }
         let kernel_drops_moved = kernel_drops > self.kernel_drops_seen;
         self.kernel_drops_seen = kernel_drops;
         self.counters.kernel_drops = kernel_drops;
         let resync = if newly_lost > 0 || kernel_drops_moved || perf_lost > 0 {
+            // A loss-driven reseed (the first listing is `initial_list`).
             self.counters.resyncs += 1;
             Some(self.read_resync(probes))
         } else {
@@ -196,10 +205,37 @@ impl IncrementalConsumer {
             .map_err(|_| SendClosed)
     }
 
+    /// The list half of list + watch: once the mode's transport is live, reads both state maps
+    /// and sends them as the first batch, so whatever the maps held before the mode's records
+    /// began (perf enables its emission only once its buffers are open) is in the table too.
+    /// Rows carry the kernel's sequence counter as of just before the read: records numbered
+    /// up to it are older than the read and lose; later ones win.
+    pub fn initial_list(
+        &mut self,
+        probes: &dyn ResyncSource,
+        sender: &Sender<ModeMessage>,
+    ) -> Result<(), SendClosed> {
+        let proc_seq = probes.sequence(self.mode, table::PROCESSES);
+        let conn_seq = probes.sequence(self.mode, table::CONNECTIONS);
+        let mut list = self.read_state_maps(probes, proc_seq, conn_seq);
+        list.initial = true;
+        self.flush(sender, Some(list), monotonic_ns(), true)
+    }
+
     /// Reads both state maps as a [`Resync`]; rows carry the highest seq seen per table.
     fn read_resync(&mut self, probes: &dyn ResyncSource) -> Resync {
         let proc_seq = self.trackers[table::PROCESSES as usize].highest_seen();
         let conn_seq = self.trackers[table::CONNECTIONS as usize].highest_seen();
+        self.read_state_maps(probes, proc_seq, conn_seq)
+    }
+
+    fn read_state_maps(
+        &mut self,
+        probes: &dyn ResyncSource,
+        proc_seq: u64,
+        conn_seq: u64,
+    ) -> Resync {
+        let map_full_before = probes.map_full_count();
         let processes = match probes.read_processes(&mut self.scratch) {
             Ok((entries, _)) => entries
                 .into_iter()
@@ -220,15 +256,24 @@ impl IncrementalConsumer {
                 Vec::new()
             }
         };
+        // Entries the maps could not hold are absent without having exited: the store must
+        // not read absence as an exit when any insert ever failed.
+        let complete = map_full_before == 0 && probes.map_full_count() == 0;
         Resync {
             processes,
             connections,
+            complete,
+            initial: false,
         }
     }
 }
 
 /// Where a resync reads the kernel's current state from (the state maps, for the real probes).
 pub trait ResyncSource {
+    /// Records offered so far to `mode` for `table` (the kernel's sequence counter).
+    fn sequence(&self, mode: ModeKind, table: u8) -> u64;
+    /// Failed state-map inserts so far, both tables (0: the maps hold every entity).
+    fn map_full_count(&self) -> u64;
     /// Every process entry of the state map, in hash order.
     fn read_processes(
         &self,
@@ -242,6 +287,12 @@ pub trait ResyncSource {
 }
 
 impl ResyncSource for Probes {
+    fn sequence(&self, mode: ModeKind, table: u8) -> u64 {
+        Probes::sequence(self, mode, table).unwrap_or(0)
+    }
+    fn map_full_count(&self) -> u64 {
+        Probes::map_full_count(self)
+    }
     fn read_processes(
         &self,
         scratch: &mut MapDump,
@@ -260,6 +311,17 @@ impl ResyncSource for Probes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the table store stopped receiving")]
 pub struct SendClosed;
+
+/// A `pollfd` for the stop token's eventfd, to add to a transport's poll set so a stop wakes
+/// the thread at once.
+pub fn stop_pollfd(stop: &crate::stop::StopToken) -> libc::pollfd {
+    use std::os::fd::AsRawFd;
+    libc::pollfd {
+        fd: stop.fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
 
 /// Waits until `fds` are readable or `timeout` passes. EINTR counts as a timeout.
 pub fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<bool> {

@@ -68,7 +68,8 @@ impl std::fmt::Display for ModeKind {
     }
 }
 
-/// A full picture of the kernel state maps, used to reseed a mode's tables after loss.
+/// A full picture of the kernel state maps: a mode's first batch (the list of list + watch),
+/// or a reseed of its tables after loss.
 #[derive(Clone, Debug, Default)]
 pub struct Resync {
     /// Every process entry of the state map. `seq` of each row is the highest seq the mode had
@@ -76,6 +77,11 @@ pub struct Resync {
     pub processes: Vec<ProcessRow>,
     /// Every connection entry of the state map (same `seq` rule).
     pub connections: Vec<ConnectionRow>,
+    /// True when no state-map insert ever failed: an entity absent from the maps is gone.
+    /// False after a full map: absence proves nothing, and the store keeps live rows.
+    pub complete: bool,
+    /// The mode's first listing rather than a reseed after loss (not counted as a resync).
+    pub initial: bool,
 }
 
 /// What a mode sends to the store owner.

@@ -6,11 +6,11 @@
 //! row back. `PERF_RECORD_LOST` counts are added to the mode's `perf_lost` and trigger a resync.
 //! Wake-ups: one per sample (`perf_wakeup_every == 1`, aya's buffers), or one per N samples
 //! plus a 10 ms drain timer.
+//!
+//! Emission is enabled once the buffers are open (output to a CPU without a buffer fails), and
+//! then the state maps are listed, so nothing that happened before is missing from the table.
 
-use std::{
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
@@ -18,19 +18,22 @@ use crossbeam_channel::Sender;
 use crate::{
     loader::Probes,
     mode::{
-        incremental::{wait_readable, IncrementalConsumer},
+        incremental::{stop_pollfd, wait_readable, IncrementalConsumer},
         perf_buffers::PerfBuffers,
         ModeKind, ModeMessage,
     },
     session::SessionConfig,
+    stats::monotonic_ns,
+    stop::StopToken,
 };
 
-/// Runs the perf consumer until `stop` is set or the store hangs up.
+/// Runs the perf consumer until `stop` is signalled (then drains once more) or the store hangs
+/// up.
 pub fn run(
     probes: &Probes,
     config: &SessionConfig,
     sender: &Sender<ModeMessage>,
-    stop: &AtomicBool,
+    stop: &StopToken,
 ) -> Result<()> {
     let map = probes
         .take_perf()
@@ -42,6 +45,7 @@ pub fn run(
     let mut pollfds = buffers.pollfds();
     let page_size = 4096u64;
     let buffer_bytes = pollfds.len() as u64 * (config.perf_pages as u64 + 1) * page_size;
+    pollfds.push(stop_pollfd(stop));
     let mut consumer = IncrementalConsumer::new(
         ModeKind::Perf,
         probes.perf_map_kernel_bytes() + buffer_bytes,
@@ -51,14 +55,23 @@ pub fn run(
     } else {
         Duration::from_millis(100)
     };
-    while !stop.load(Ordering::Relaxed) {
-        wait_readable(&mut pollfds, timeout).context("waiting on perf buffers")?;
-        let (_, lost) = buffers.drain(|head, tail| consumer.push_perf_sample(head, tail));
-        if consumer
-            .end_drain(probes, sender, || probes.perf_output_failures(), lost)
-            .is_err()
-        {
-            break;
+    if consumer.initial_list(probes, sender).is_ok() {
+        loop {
+            let stopping = stop.is_stopped();
+            if !stopping {
+                wait_readable(&mut pollfds, timeout).context("waiting on perf buffers")?;
+            }
+            let (_, lost) = buffers.drain(|head, tail| consumer.push_perf_sample(head, tail));
+            if consumer
+                .end_drain(probes, sender, || probes.perf_output_failures(), lost)
+                .is_err()
+            {
+                break;
+            }
+            if stopping {
+                let _ = consumer.flush(sender, None, monotonic_ns(), true);
+                break;
+            }
         }
     }
     let _ = probes.set_mode_enabled(ModeKind::Perf, false);

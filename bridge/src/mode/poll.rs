@@ -7,19 +7,14 @@
 //! at or below the highest one seen that no snapshot ever showed (overwritten before a read);
 //! `evictions` are entries that vanished from an LRU map — live ones, and finished ones that
 //! vanished before the kernel reaper could have deleted them (it deletes only entries finished
-//! more than `kernel_retention` ago); `kernel_drops` are inserts that failed because a state map
-//! was full.
+//! more than `kernel_retention` ago); `map_full` counts inserts that failed because a state map
+//! was full (entities poll can never see).
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::{collections::HashMap, hash::Hash, time::Duration};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
-use probe_common::{conn_flags, failure, proc_flags, table};
+use probe_common::{conn_flags, proc_flags, table};
 
 use crate::{
     loader::Probes,
@@ -27,8 +22,9 @@ use crate::{
     mode::{ModeBatch, ModeKind, ModeMessage, Resync},
     record::RowChange,
     row::{ConnectionRow, ProcessRow},
-    session::{sleep_unless_stopped, SessionConfig},
+    session::SessionConfig,
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
+    stop::StopToken,
 };
 
 /// What the previous snapshot held for one entry.
@@ -111,48 +107,61 @@ impl<K: Copy + Eq + Hash> TableDiff<K> {
     }
 }
 
-/// Runs the poll loop until `stop` is set or the store hangs up.
-pub fn run(
-    probes: &Probes,
-    config: &SessionConfig,
-    sender: &Sender<ModeMessage>,
-    stop: &AtomicBool,
-) -> Result<()> {
-    let mut counters = ModeCounters {
-        started_ns: monotonic_ns(),
-        ..Default::default()
-    };
-    let mut scratch = MapDump::new();
-    let mut snapshot_lag = LagHistogram::default();
-    let mut procs = TableDiff::new(
-        probes
-            .sequence(ModeKind::Poll, table::PROCESSES)
-            .context("reading the poll sequence counter")?,
-    );
-    let mut conns = TableDiff::new(
-        probes
-            .sequence(ModeKind::Poll, table::CONNECTIONS)
-            .context("reading the poll sequence counter")?,
-    );
-    while !stop.load(Ordering::Relaxed) {
+/// The poll mode's own state between snapshots.
+struct PollMode<'a> {
+    probes: &'a Probes,
+    reaper_retention_ns: u64,
+    counters: ModeCounters,
+    scratch: MapDump,
+    snapshot_lag: LagHistogram,
+    procs: TableDiff<probe_common::ProcKey>,
+    conns: TableDiff<probe_common::ConnKey>,
+}
+
+impl<'a> PollMode<'a> {
+    fn new(probes: &'a Probes, config: &SessionConfig) -> Result<Self> {
+        let start_seq = |table| {
+            probes
+                .sequence(ModeKind::Poll, table)
+                .context("reading the poll sequence counter")
+        };
+        Ok(PollMode {
+            probes,
+            reaper_retention_ns: config.kernel_retention.as_nanos() as u64,
+            counters: ModeCounters {
+                started_ns: monotonic_ns(),
+                ..Default::default()
+            },
+            scratch: MapDump::new(),
+            snapshot_lag: LagHistogram::default(),
+            procs: TableDiff::new(start_seq(table::PROCESSES)?),
+            conns: TableDiff::new(start_seq(table::CONNECTIONS)?),
+        })
+    }
+
+    /// Reads both maps, diffs them against the previous snapshot, and returns the batch.
+    fn snapshot(&mut self) -> Result<ModeBatch> {
         let started = monotonic_ns();
-        let (proc_entries, path) = probes
-            .read_processes(&mut scratch)
+        let map_full_before = self.probes.map_full_count();
+        let (proc_entries, path) = self
+            .probes
+            .read_processes(&mut self.scratch)
             .context("reading the processes state map")?;
-        let (conn_entries, _) = probes
-            .read_connections(&mut scratch)
+        let (conn_entries, _) = self
+            .probes
+            .read_connections(&mut self.scratch)
             .context("reading the connections state map")?;
         let read_done = monotonic_ns();
-        counters.last_read_ns = read_done - started;
-        counters.read_path = Some(path.as_str());
+        self.counters.last_read_ns = read_done - started;
+        self.counters.read_path = Some(path.as_str());
 
         let mut changes = Vec::new();
         let mut all_procs = Vec::with_capacity(proc_entries.len());
         for (key, state) in proc_entries {
             let row = ProcessRow::from_state_map(key, state, state.poll_seq);
             let finished = (state.flags & proc_flags::EXITED != 0).then_some(state.exit_ns);
-            if procs.observe(key, state.poll_seq, finished) {
-                snapshot_lag.record(state.last_emit_ns, read_done);
+            if self.procs.observe(key, state.poll_seq, finished) {
+                self.snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Process(row.clone()));
             }
             all_procs.push(row);
@@ -161,50 +170,71 @@ pub fn run(
         for (key, state) in conn_entries {
             let row = ConnectionRow::from_state_map(key, state, state.poll_seq);
             let finished = (state.flags & conn_flags::CLOSED != 0).then_some(state.end_ns);
-            if conns.observe(key, state.poll_seq, finished) {
-                snapshot_lag.record(state.last_emit_ns, read_done);
+            if self.conns.observe(key, state.poll_seq, finished) {
+                self.snapshot_lag.record(state.last_emit_ns, read_done);
                 changes.push(RowChange::Connection(row.clone()));
             }
             all_conns.push(row);
         }
-        let reaper_retention_ns = config.kernel_retention.as_nanos() as u64;
-        let evicted = procs.finish_snapshot(read_done, reaper_retention_ns)
-            + conns.finish_snapshot(read_done, reaper_retention_ns);
+        let evicted = self
+            .procs
+            .finish_snapshot(read_done, self.reaper_retention_ns)
+            + self
+                .conns
+                .finish_snapshot(read_done, self.reaper_retention_ns);
+        let map_full = self.probes.map_full_count();
         // Only an LRU map evicts: rebuild from this snapshot so the table drops live entries the
         // kernel no longer tracks (finished rows stay until retention, as in every mode).
         let resync = (evicted > 0).then(|| {
-            counters.evictions += evicted;
-            counters.resyncs += 1;
+            self.counters.evictions += evicted;
+            self.counters.resyncs += 1;
             Resync {
                 processes: all_procs,
                 connections: all_conns,
+                complete: map_full_before == 0 && map_full == 0,
+                initial: false,
             }
         });
-
-        counters.received += changes.len() as u64;
-        counters.batches += 1;
-        counters.max_batch = counters.max_batch.max(changes.len() as u64);
-        counters.unobserved_changes = procs.unobserved() + conns.unobserved();
-        counters.kernel_drops = probes.failure_count(failure::PROC_MAP_FULL).unwrap_or(0)
-            + probes.failure_count(failure::CONN_MAP_FULL).unwrap_or(0);
-        counters.kernel_bytes = probes.state_maps_kernel_bytes();
-        counters.buffer_bytes =
-            (scratch.allocated_bytes() + procs.allocated_bytes() + conns.allocated_bytes()) as u64;
-        counters.cpu_ns = thread_cpu_ns();
-        counters.consumer_lag_ns = snapshot_lag.percentiles();
-        let batch = ModeBatch {
+        let c = &mut self.counters;
+        c.received += changes.len() as u64;
+        c.batches += 1;
+        c.max_batch = c.max_batch.max(changes.len() as u64);
+        c.unobserved_changes = self.procs.unobserved() + self.conns.unobserved();
+        c.map_full = map_full;
+        c.kernel_bytes = self.probes.state_maps_kernel_bytes();
+        c.buffer_bytes = (self.scratch.allocated_bytes()
+            + self.procs.allocated_bytes()
+            + self.conns.allocated_bytes()) as u64;
+        c.cpu_ns = thread_cpu_ns();
+        c.consumer_lag_ns = self.snapshot_lag.percentiles();
+        Ok(ModeBatch {
             mode: ModeKind::Poll,
             changes,
             resync,
-            counters: counters.clone(),
-        };
-        if sender.send(ModeMessage::Batch(batch)).is_err() {
+            counters: c.clone(),
+        })
+    }
+}
+
+/// Runs the poll loop until `stop` is signalled or the store hangs up. The last snapshot is
+/// taken after the stop, so it shows the final kernel flush.
+pub fn run(
+    probes: &Probes,
+    config: &SessionConfig,
+    sender: &Sender<ModeMessage>,
+    stop: &StopToken,
+) -> Result<()> {
+    let mut mode = PollMode::new(probes, config)?;
+    loop {
+        let started = monotonic_ns();
+        let final_snapshot = stop.is_stopped();
+        let batch = mode.snapshot()?;
+        if sender.send(ModeMessage::Batch(batch)).is_err() || final_snapshot {
             return Ok(());
         }
         let spent = Duration::from_nanos(monotonic_ns() - started);
-        sleep_unless_stopped(stop, config.poll_interval.saturating_sub(spent));
+        stop.sleep(config.poll_interval.saturating_sub(spent));
     }
-    Ok(())
 }
 
 #[cfg(test)]

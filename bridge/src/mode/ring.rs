@@ -2,13 +2,10 @@
 //!
 //! Wake-ups: with `ring_wakeup_every == 1` the kernel wakes the consumer for every record and the
 //! thread sleeps in `poll(2)`; with sampled wake-ups (N > 1) it also drains on a short timer so
-//! records submitted without a wake-up are not left waiting.
+//! records submitted without a wake-up are not left waiting. On stop it drains once more, so
+//! what the final kernel flush sent is in its last batch.
 
-use std::{
-    os::fd::AsRawFd,
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::{os::fd::AsRawFd, time::Duration};
 
 use anyhow::{Context, Result};
 use aya::maps::RingBuf;
@@ -17,36 +14,48 @@ use crossbeam_channel::Sender;
 use crate::{
     loader::Probes,
     mode::{
-        incremental::{wait_readable, IncrementalConsumer, MAX_BATCH},
+        incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
         ModeKind, ModeMessage,
     },
     session::SessionConfig,
+    stats::monotonic_ns,
+    stop::StopToken,
 };
 
-/// Runs the ring consumer until `stop` is set or the store hangs up.
+/// Runs the ring consumer until `stop` is signalled (then drains once more) or the store hangs
+/// up.
 pub fn run(
     probes: &Probes,
     config: &SessionConfig,
     sender: &Sender<ModeMessage>,
-    stop: &AtomicBool,
+    stop: &StopToken,
 ) -> Result<()> {
     let map = probes
         .take_ring()
         .context("the ring buffer is already consumed by another thread")?;
     let mut ring = RingBuf::try_from(map).context("opening the ring buffer")?;
     let mut consumer = IncrementalConsumer::new(ModeKind::Ring, probes.ring_kernel_bytes());
+    if consumer.initial_list(probes, sender).is_err() {
+        return Ok(());
+    }
     let timeout = if config.ring_wakeup_every > 1 {
         Duration::from_millis(10)
     } else {
         Duration::from_millis(100)
     };
-    let mut pollfd = [libc::pollfd {
-        fd: ring.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    while !stop.load(Ordering::Relaxed) {
-        wait_readable(&mut pollfd, timeout).context("waiting on the ring buffer")?;
+    let mut pollfds = [
+        libc::pollfd {
+            fd: ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        stop_pollfd(stop),
+    ];
+    loop {
+        let stopping = stop.is_stopped();
+        if !stopping {
+            wait_readable(&mut pollfds, timeout).context("waiting on the ring buffer")?;
+        }
         loop {
             let mut drained_all = true;
             while let Some(item) = ring.next() {
@@ -66,6 +75,9 @@ pub fn run(
                 break;
             }
         }
+        if stopping {
+            let _ = consumer.flush(sender, None, monotonic_ns(), true);
+            return Ok(());
+        }
     }
-    Ok(())
 }

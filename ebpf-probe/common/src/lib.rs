@@ -51,31 +51,83 @@ pub mod kind {
     pub const PROC_EXEC: u16 = 2;
     /// The last thread of a process exited (`exit_ns`, `exit_code` set).
     pub const PROC_EXIT: u16 = 3;
-    /// On-CPU time advanced (coalesced: at most one per process per `cpu_update_interval_ns`).
-    pub const PROC_CPU: u16 = 4;
+    /// Trailing-edge refresh: fields that change without an event of their own (on-CPU time,
+    /// task state, uid, ppid, comm after a rename) changed since the process's last record. Sent
+    /// by the flush program, at most once per process per flush period (`--update-interval`).
+    pub const PROC_REFRESH: u16 = 4;
     /// A process that existed before the probes attached was first seen running.
     pub const PROC_FIRST_SEEN: u16 = 5;
     /// A TCP socket changed state (`inet_sock_set_state`).
     pub const CONN_STATE: u16 = 16;
-    /// Bytes were sent or received on a TCP socket.
-    pub const CONN_BYTES: u16 = 17;
+    /// Trailing-edge refresh: the socket's byte counters (or its owner) changed since its last
+    /// record. Sent by the flush program, at most once per connection per flush period.
+    pub const CONN_REFRESH: u16 = 17;
 }
 
 /// Flags in [`ProcState::flags`].
 pub mod proc_flags {
-    /// The process has exited; `exit_ns` and `exit_code` are valid.
+    /// The process has exited (its last thread was switched out for good); `exit_ns`,
+    /// `exit_code` and the final `cpu_ns` are valid.
     pub const EXITED: u32 = 1;
-    /// Created lazily by `sched_switch` for a process that predates the probes: `ppid`, `comm`
-    /// and `uid` were read at that moment, not at fork.
+    /// The process predates the probes (or its entry was lost): first seen running, not forked.
     pub const FIRST_SEEN_RUNNING: u32 = 2;
+    /// The last thread called exit (`exit_ns`, `exit_code` set); the exit record follows at that
+    /// thread's final context switch, when its on-CPU time is final. Kernel-internal.
+    pub const EXITING: u32 = 4;
+    /// Changes are waiting for the flush program (the key is in the dirty queue).
+    /// Kernel-internal: user space ignores it.
+    pub const DIRTY: u32 = 8;
+    /// The thread walk that sums `cpu_ns` stopped at [`super::MAX_THREADS_WALKED`] threads:
+    /// `cpu_ns` is a lower bound.
+    pub const CPU_PARTIAL: u32 = 16;
+    /// The process is a kernel thread (`PF_KTHREAD`).
+    pub const KERNEL_THREAD: u32 = 32;
+    /// The parent exited: `ppid` is re-read once the kernel has reparented the process.
+    /// Kernel-internal.
+    pub const REPARENT_PENDING: u32 = 64;
 }
 
 /// Flags in [`ConnState::flags`].
 pub mod conn_flags {
-    /// The socket reached `TCP_CLOSE`; `end_ns` is valid.
+    /// The socket reached `TCP_CLOSE`; `end_ns` is valid (unless [`END_UNKNOWN`]).
     pub const CLOSED: u32 = 1;
-    /// `pid`/`comm` were taken in process context (connect, send or receive).
+    /// `pid`/`comm` are known: taken in process context (connect, listen, send or receive), or
+    /// inherited from the listener ([`OWNER_FROM_LISTENER`]).
     pub const OWNER_KNOWN: u32 = 2;
+    /// The owner is the listener's owner (an accepted socket that did no I/O yet); the first
+    /// send/receive in process context replaces it with the process that uses the socket.
+    pub const OWNER_FROM_LISTENER: u32 = 4;
+    /// Changes are waiting for the flush program. Kernel-internal.
+    pub const DIRTY: u32 = 8;
+    /// First seen after it was established (it predates the probes): `start_ns` is when the
+    /// probes first saw it, not when it started.
+    pub const START_UNKNOWN: u32 = 16;
+    /// Closed at an unknown time (a TIME-WAIT remnant found at start-up): `end_ns` is when the
+    /// tool learned it, not when it closed. Set by user space only.
+    pub const END_UNKNOWN: u32 = 32;
+    /// The byte counters are unknown (a connection found at start-up whose counters could not
+    /// be read): they read 0 but mean "unknown". Set by user space only.
+    pub const BYTES_UNKNOWN: u32 = 64;
+}
+
+/// Threads summed per process by the on-CPU time walk (bounded for the verifier); a process
+/// with more threads gets [`proc_flags::CPU_PARTIAL`].
+pub const MAX_THREADS_WALKED: u32 = 256;
+
+/// Arguments of the flush program (`flush_dirty`), run by user space with `BPF_PROG_TEST_RUN`:
+/// `ctx[0]` is a set of these bits, `ctx[1]` the flush cycle number.
+pub mod flush_op {
+    /// Mark the process running on this CPU dirty (the run is pinned to each CPU in turn), so
+    /// a task that never leaves the CPU still gets its on-CPU time refreshed.
+    pub const SAMPLE_CURRENT: u64 = 1;
+    /// Pop up to [`MAX_PER_RUN`] keys of each dirty queue and send a refresh for each entity
+    /// whose fields changed.
+    pub const DRAIN: u64 = 2;
+    /// Keys handled per table per run.
+    pub const MAX_PER_RUN: u32 = 128;
+    /// Set in the program's return value when both queues were emptied (or only keys kept for
+    /// a later cycle remain); otherwise user space runs it again.
+    pub const DRAINED: u32 = 1 << 31;
 }
 
 /// Per-CPU failure counters, indices into the `FAILURES` per-CPU array.
@@ -92,6 +144,12 @@ pub mod failure {
     pub const KERNEL_READ: u32 = 4;
     /// The transport benchmark's ring reserve / perf output failed.
     pub const BENCH_DROP: u32 = 5;
+    /// A dirty queue was full: the entity's refresh was sent at once instead (no loss, one
+    /// record more than the throttle would allow).
+    pub const DIRTY_QUEUE_FULL: u32 = 6;
+    /// A TCP socket event whose 4-tuple could not be known (local port already released and
+    /// never seen bound): the event was skipped.
+    pub const CONN_UNKEYED: u32 = 7;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -116,7 +174,7 @@ pub struct RecordHeader {
 }
 
 /// Current layout version in [`RecordHeader::version`].
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 
 /// Identity of a process: thread-group id plus the group leader's start time, so that a reused
 /// pid makes a new key.
@@ -131,29 +189,49 @@ pub struct ProcKey {
     pub start_ns: u64,
 }
 
-/// Current state of a process, as held in the state map and carried in records. 72 bytes.
+/// Current state of a process, as held in the state map and carried in records. 104 bytes.
+///
+/// Every field but the kernel-internal ones is read from the kernel's task structures when the
+/// record (or the map write) is made, so it follows setuid, reparenting and renames.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcState {
-    /// Parent's tgid at fork (or when first seen).
+    /// Parent's tgid (`group_leader->real_parent->tgid`), as of `sampled_ns`.
     pub ppid: u32,
-    /// Real uid.
+    /// Real uid (`real_cred->uid`), as of `sampled_ns`.
     pub uid: u32,
-    /// Raw `task->exit_code` of the last exiting thread (wait status: `code >> 8` is the exit
-    /// status, `code & 0x7f` the terminating signal).
+    /// Raw `task->exit_code` of the last exiting thread (wait status: `(code >> 8) & 0xff` is
+    /// the exit status, `code & 0x7f` the terminating signal, `code & 0x80` core dumped).
     pub exit_code: u32,
     /// [`proc_flags`] bits.
     pub flags: u32,
     /// Start time, CLOCK_MONOTONIC ns (same as the key's `start_ns`).
     pub start_ns: u64,
-    /// Exit time, CLOCK_MONOTONIC ns; 0 while running.
+    /// Exit time (the last thread's `sched_process_exit`), CLOCK_MONOTONIC ns; 0 while running.
     pub exit_ns: u64,
-    /// On-CPU time of all threads in ns, accounted at `sched_switch` and at exit.
+    /// Lifetime on-CPU time of the whole thread group, ns: `signal->sum_sched_runtime` (threads
+    /// that are gone) plus `se.sum_exec_runtime` of every live thread, as of `sampled_ns`. A
+    /// running thread's share is as of its last scheduler tick.
     pub cpu_ns: u64,
-    /// Kernel-internal: last time a `PROC_CPU` record was emitted (throttling).
+    /// When the fields above were read from the kernel, CLOCK_MONOTONIC ns.
+    pub sampled_ns: u64,
+    /// Kernel-internal: last time a record of this process was emitted.
     pub last_emit_ns: u64,
     /// Poll-mode sequence number of the last change to this entry (0 = never while poll was on).
     pub poll_seq: u64,
+    /// Kernel-internal: address of the group leader's `task_struct` (validated against the key
+    /// before use). User space clears it on receipt; it never leaves the collector.
+    pub task_addr: u64,
+    /// The group leader's `__state` (scheduler state bits), as of `sampled_ns`.
+    pub task_state: u32,
+    /// The group leader's `exit_state` (`EXIT_ZOMBIE` 0x20, `EXIT_DEAD` 0x10), as of
+    /// `sampled_ns`.
+    pub exit_state: u32,
+    /// Kernel-internal: thread id of the thread that saw the group die (its final context
+    /// switch completes the exit).
+    pub exit_tid: u32,
+    /// Kernel-internal: flush cycle in which the entry was put back into the dirty queue.
+    pub retry_cycle: u32,
     /// `comm` of the group leader, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
@@ -176,36 +254,45 @@ pub struct ConnKey {
     pub daddr: [u8; 16],
 }
 
-/// Current state of a TCP connection. 80 bytes.
+/// Current state of a TCP connection. 96 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnState {
-    /// Owning process (tgid) when known, else 0. Only set in process context; see
-    /// [`conn_flags::OWNER_KNOWN`].
+    /// Owning process (tgid) when known ([`conn_flags::OWNER_KNOWN`]), else 0.
     pub pid: u32,
     /// Current TCP state, kernel numbering (`TCP_ESTABLISHED` = 1 … `TCP_NEW_SYN_RECV` = 12).
     pub tcp_state: u32,
-    /// Bit `1 << s` set for every TCP state `s` this connection has been in.
+    /// Bit `1 << s` set for every TCP state `s` this connection has been seen in.
     pub states_seen_mask: u32,
     /// [`conn_flags`] bits.
     pub flags: u32,
-    /// Payload bytes sent (successful `sendmsg` return values).
+    /// Payload bytes sent, each counted once: `tcp_sock.bytes_sent − bytes_retrans` (`ss -ti`
+    /// bytes_sent minus bytes_retrans), lifetime.
     pub bytes_sent: u64,
-    /// Payload bytes received (successful `recvmsg` return values).
+    /// Payload bytes received in order: `tcp_sock.bytes_received`, less the peer's FIN once it
+    /// arrived (`ss -ti` bytes_received), lifetime.
     pub bytes_received: u64,
-    /// First time seen, CLOCK_MONOTONIC ns.
+    /// Connection start (connect, accept handshake, listen), CLOCK_MONOTONIC ns; first seen
+    /// when [`conn_flags::START_UNKNOWN`].
     pub start_ns: u64,
     /// Time it reached `TCP_CLOSE`, CLOCK_MONOTONIC ns; 0 while open.
     pub end_ns: u64,
-    /// Kernel-internal: last time a `CONN_BYTES` record was emitted (throttling).
+    /// Kernel-internal: last time a record of this connection was emitted.
     pub last_emit_ns: u64,
     /// Poll-mode sequence number of the last change to this entry.
     pub poll_seq: u64,
-    /// `comm` of the owner, NUL-padded.
+    /// Kernel-internal: address of the `struct sock` (validated against the key before use).
+    /// User space clears it on receipt.
+    pub sock_addr: u64,
+    /// Kernel-internal: flush cycle in which the entry was put back into the dirty queue.
+    pub retry_cycle: u32,
+    /// Explicit padding, always zero.
+    pub pad: u32,
+    /// `comm` of the owning process (its group leader, as `ss -p` shows), NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
 
-/// A process change record: header, key, full state. 112 bytes.
+/// A process change record: header, key, full state. 144 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcRecord {
@@ -217,7 +304,7 @@ pub struct ProcRecord {
     pub state: ProcState,
 }
 
-/// A connection change record: header, key, full state. 144 bytes.
+/// A connection change record: header, key, full state. 160 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnRecord {
@@ -243,9 +330,6 @@ pub struct ProbeConfig {
     /// Ring wake-up sampling: 0 or 1 = wake the consumer for every record; N > 1 = submit with
     /// `BPF_RB_NO_WAKEUP` except every Nth record (the consumer then also polls on a timer).
     pub ring_wakeup_every: u32,
-    /// Minimum interval between two `PROC_CPU` / `CONN_BYTES` records of one entity, ns.
-    /// State transitions, forks, execs and exits are never throttled.
-    pub update_interval_ns: u64,
     /// In-kernel filter: only this tgid (0 = all).
     pub filter_tgid: u32,
     /// In-kernel filter: only connections with this local or remote port (0 = all).
@@ -254,8 +338,6 @@ pub struct ProbeConfig {
     pub pad: u16,
     /// Write state to the LRU variant of the state maps instead of the plain hash maps (non-zero).
     pub use_lru_maps: u32,
-    /// Explicit padding, always zero.
-    pub pad2: u32,
 }
 
 /// Byte offsets of kernel struct fields, resolved from the running kernel's BTF by user space
@@ -304,6 +386,40 @@ pub struct KernelOffsets {
     pub skc_v6_rcv_saddr: u32,
     /// `sock_common.skc_state` (u8, kernel TCP state numbering)
     pub skc_state: u32,
+    /// `task_struct.se.sum_exec_runtime` (u64, ns)
+    pub task_sum_exec_runtime: u32,
+    /// `task_struct.__state` (u32)
+    pub task_state: u32,
+    /// `task_struct.exit_state` (int)
+    pub task_exit_state: u32,
+    /// `task_struct.flags` (u32, `PF_*`)
+    pub task_flags: u32,
+    /// `task_struct.thread_node` (list_head in `signal_struct.thread_head`)
+    pub task_thread_node: u32,
+    /// `task_struct.children` (list_head of child processes)
+    pub task_children: u32,
+    /// `task_struct.sibling` (list_head in the parent's `children`)
+    pub task_sibling: u32,
+    /// `signal_struct.thread_head` (list_head of live threads)
+    pub signal_thread_head: u32,
+    /// `signal_struct.sum_sched_runtime` (u64, ns of threads that are gone)
+    pub signal_sum_sched_runtime: u32,
+    /// `inet_sock.inet_sport` (be16; kept when the bound port `skc_num` is released)
+    pub inet_sport: u32,
+    /// `tcp_sock.bytes_sent` (u64: payload transmitted, retransmissions included)
+    pub tcp_bytes_sent: u32,
+    /// `tcp_sock.bytes_retrans` (u64: payload retransmitted)
+    pub tcp_bytes_retrans: u32,
+    /// `tcp_sock.bytes_received` (u64: sequence space received, the FIN included)
+    pub tcp_bytes_received: u32,
+    /// `sock_common.skc_flags` (unsigned long, `SOCK_*` bits)
+    pub skc_flags: u32,
+    /// Bit number of `SOCK_DONE` in `skc_flags` (set when the peer's FIN arrived)
+    pub sock_done_bit: u32,
+    /// `tcp_sock.snd_una` (u32)
+    pub tcp_snd_una: u32,
+    /// `tcp_sock.write_seq` (u32)
+    pub tcp_write_seq: u32,
     /// Set to 1 by user space once the offsets are filled in; probes do nothing while 0.
     pub valid: u32,
 }
@@ -332,6 +448,23 @@ impl KernelOffsets {
             skc_v6_daddr: 0,
             skc_v6_rcv_saddr: 0,
             skc_state: 0,
+            task_sum_exec_runtime: 0,
+            task_state: 0,
+            task_exit_state: 0,
+            task_flags: 0,
+            task_thread_node: 0,
+            task_children: 0,
+            task_sibling: 0,
+            signal_thread_head: 0,
+            signal_sum_sched_runtime: 0,
+            inet_sport: 0,
+            tcp_bytes_sent: 0,
+            tcp_bytes_retrans: 0,
+            tcp_bytes_received: 0,
+            skc_flags: 0,
+            sock_done_bit: 0,
+            tcp_snd_una: 0,
+            tcp_write_seq: 0,
             valid: 0,
         }
     }
@@ -349,6 +482,18 @@ pub const TCP_CLOSE: u32 = 7;
 pub const TCP_LISTEN: u32 = 10;
 /// Kernel `TCP_SYN_SENT` state number.
 pub const TCP_SYN_SENT: u32 = 2;
+/// Kernel `TCP_SYN_RECV` state number.
+pub const TCP_SYN_RECV: u32 = 3;
+/// Kernel `TASK_DEAD` bit of `task_struct.__state` (the task's final context switch).
+pub const TASK_DEAD: u32 = 0x80;
+/// Kernel `EXIT_ZOMBIE` value of `task_struct.exit_state`.
+pub const EXIT_ZOMBIE: u32 = 0x20;
+/// Kernel `EXIT_DEAD` value of `task_struct.exit_state`.
+pub const EXIT_DEAD: u32 = 0x10;
+/// Kernel `PF_EXITING` bit of `task_struct.flags`.
+pub const PF_EXITING: u32 = 0x4;
+/// Kernel `PF_KTHREAD` bit of `task_struct.flags`.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// Configuration of the transport benchmark probe (`bench_sys_enter`), index 0 of
 /// `BENCH_CONFIG`. The probe is attached only by `bpftop-ordered bench --transport`.
@@ -397,20 +542,22 @@ mod tests {
         assert_eq!(offset_of!(RecordHeader, seq), 8);
         assert_eq!(offset_of!(RecordHeader, ktime_ns), 16);
         assert_eq!(size_of::<ProcKey>(), 16);
-        assert_eq!(size_of::<ProcState>(), 72);
-        assert_eq!(offset_of!(ProcState, comm), 56);
+        assert_eq!(size_of::<ProcState>(), 104);
+        assert_eq!(offset_of!(ProcState, task_addr), 64);
+        assert_eq!(offset_of!(ProcState, comm), 88);
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, saddr), 8);
         assert_eq!(offset_of!(ConnKey, daddr), 24);
-        assert_eq!(size_of::<ConnState>(), 80);
-        assert_eq!(offset_of!(ConnState, comm), 64);
-        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 72);
+        assert_eq!(size_of::<ConnState>(), 96);
+        assert_eq!(offset_of!(ConnState, sock_addr), 64);
+        assert_eq!(offset_of!(ConnState, comm), 80);
+        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 104);
         assert_eq!(offset_of!(ProcRecord, key), 24);
         assert_eq!(offset_of!(ProcRecord, state), 40);
-        assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 80);
+        assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 96);
         assert_eq!(offset_of!(ConnRecord, state), 64);
-        assert_eq!(size_of::<ProbeConfig>(), 32);
-        assert_eq!(size_of::<KernelOffsets>(), 84);
+        assert_eq!(size_of::<ProbeConfig>(), 20);
+        assert_eq!(size_of::<KernelOffsets>(), 152);
         // The ring buffer reserves at 8-byte granularity; records must not need more.
         assert!(align_of::<ProcRecord>() <= 8 && align_of::<ConnRecord>() <= 8);
     }

@@ -18,11 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bridge::{
-    mode::{ModeKind, ModeMessage},
-    session::Session,
-    store::TableStore,
-};
+use bridge::{mode::ModeKind, session::Session, store::TableStore};
 use serde_json::{json, Map, Value};
 
 use crate::cli::{BenchArgs, Format, Workload};
@@ -72,7 +68,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             break;
         }
         match session.messages().recv_timeout(ready_by - now) {
-            Ok(message) => apply(&mut store, message),
+            Ok(message) => store.handle(message),
             Err(_) => break,
         }
     }
@@ -139,14 +135,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         .zip(&applied_before)
         .map(|(m, before)| store.mode(*m).apply.applied - before)
         .collect();
-    // Settle: one more poll interval (and then some) so that poll and the /proc poller each get
-    // a scan after the last entity, and ring / perf drain what is in flight.
+    // Settle: one more poll interval (and then some) so that the /proc poller gets a scan after
+    // the last entity; then the session's final flush and every mode's last drain / snapshot.
     pump(
         &session,
         &mut store,
         Instant::now() + interval + Duration::from_millis(500),
     );
     let procfs_seen = poller.map(ProcfsPoller::finish);
+    let mut session = session;
+    crate::dump::finish(&mut session, &mut store);
 
     let common = Common {
         workload: match args.workload {
@@ -195,20 +193,13 @@ fn pump(session: &Session, store: &mut TableStore, until: Instant) {
             return;
         }
         match session.messages().recv_timeout(until - now) {
-            Ok(message) => apply(store, message),
+            Ok(message) => store.handle(message),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => return,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 return;
             }
         }
-    }
-}
-
-fn apply(store: &mut TableStore, message: ModeMessage) {
-    match message {
-        ModeMessage::Batch(batch) => store.apply(batch),
-        ModeMessage::Failed { mode, error } => store.mark_failed(mode, error),
     }
 }
 

@@ -282,10 +282,7 @@ impl App {
 
     /// Applies a message from a mode thread. Applying goes on while paused.
     pub fn apply(&mut self, message: ModeMessage) {
-        match message {
-            ModeMessage::Batch(batch) => self.store.apply(batch),
-            ModeMessage::Failed { mode, error } => self.store.mark_failed(mode, error),
-        }
+        self.store.handle(message);
         self.data_generation += 1;
     }
 

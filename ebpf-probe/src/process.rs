@@ -1,0 +1,618 @@
+//! The processes table: fork, exec, exit, context switches and renames keep `PROC_STATE`
+//! current.
+//!
+//! Every user-visible field is re-read from the kernel's task structures whenever a record is
+//! made ([`sample_into`]), so uid, ppid, comm and the task state follow setuid, reparenting,
+//! renames and sleeps. On-CPU time is the kernel's own lifetime figure (thread group sum of
+//! `se.sum_exec_runtime`), not an estimate. Context switches and renames only mark an entry
+//! dirty; the flush program sends one refresh per dirty process per flush period (the
+//! throttle's bound) — the trailing edge that makes an idle process's last values arrive.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_loop},
+    EbpfContext,
+};
+use probe_common::{
+    failure, kind, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
+    MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
+};
+
+use crate::{
+    emit::{atomic_clear_bits, atomic_set_bits, config, count_failure, emit_proc, poll_seq},
+    kread::{off, offsets_valid, read_at, read_maybe_stale},
+    maps::{PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
+};
+
+/// Children whose parent exits are marked for a ppid re-read, at most this many per exit (the
+/// rest are re-read when they next run).
+const MAX_CHILDREN_WALKED: u32 = 32;
+
+#[inline(always)]
+fn tgid_passes(cfg: &ProbeConfig, tgid: u32) -> bool {
+    cfg.filter_tgid == 0 || cfg.filter_tgid == tgid
+}
+
+/// The entry of `key` in the state map in use.
+#[inline(always)]
+pub fn proc_get(cfg: &ProbeConfig, key: &ProcKey) -> Option<*mut ProcState> {
+    if cfg.use_lru_maps != 0 {
+        PROC_STATE_LRU.get_ptr_mut(key)
+    } else {
+        PROC_STATE.get_ptr_mut(key)
+    }
+}
+
+/// Writes a whole entry (creation, or a new process replacing a stale one); counts a full map.
+#[inline(always)]
+fn proc_put(cfg: &ProbeConfig, key: &ProcKey, state: &ProcState) -> bool {
+    let result = if cfg.use_lru_maps != 0 {
+        PROC_STATE_LRU.insert(key, state, 0)
+    } else {
+        PROC_STATE.insert(key, state, 0)
+    };
+    if result.is_err() {
+        count_failure(failure::PROC_MAP_FULL);
+        return false;
+    }
+    true
+}
+
+/// Identity of the process `task` belongs to: (tgid, group leader's start time), and the
+/// leader's address.
+#[inline(always)]
+pub fn proc_key_of(task: u64) -> Option<(ProcKey, u64)> {
+    let tgid: u32 = read_at(task, off!(task_tgid))?;
+    let leader: u64 = read_at(task, off!(task_group_leader))?;
+    let start_ns: u64 = read_at(leader, off!(task_start_time))?;
+    Some((
+        ProcKey {
+            tgid,
+            pad: 0,
+            start_ns,
+        },
+        leader,
+    ))
+}
+
+/// The leader remembered in an entry, if it is still the task of `key` (a freed and reused
+/// `task_struct` has another tgid or start time).
+#[inline(always)]
+fn validated_leader(key: &ProcKey, task_addr: u64) -> Option<u64> {
+    let tgid: u32 = read_maybe_stale(task_addr, off!(task_tgid))?;
+    let start_ns: u64 = read_maybe_stale(task_addr, off!(task_start_time))?;
+    (tgid == key.tgid && start_ns == key.start_ns).then_some(task_addr)
+}
+
+/// State of one thread walk, shared with [`thread_step`] through `bpf_loop`.
+#[repr(C)]
+struct ThreadWalk {
+    head: u64,
+    node: u64,
+    node_offset: u64,
+    total: u64,
+    runtime_offset: u32,
+    /// 0 walking, 1 reached the head (complete), 2 stopped early (a read failed).
+    done: u32,
+}
+
+/// One step of the thread walk (a `bpf_loop` callback: verified once, not per thread).
+#[inline(never)]
+extern "C" fn thread_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `bpf_loop` passes the `ThreadWalk` given to it.
+    let walk = unsafe { &mut *(ctx as *mut ThreadWalk) };
+    if walk.node == walk.head {
+        walk.done = 1;
+        return 1;
+    }
+    if walk.node == 0 {
+        walk.done = 2;
+        return 1;
+    }
+    let thread = walk.node - walk.node_offset;
+    walk.total += read_at::<u64>(thread, walk.runtime_offset).unwrap_or(0);
+    walk.node = read_at(walk.node, 0).unwrap_or(0);
+    0
+}
+
+/// Lifetime on-CPU time of `leader`'s thread group, ns: `signal->sum_sched_runtime` (threads
+/// already released) plus `se.sum_exec_runtime` of each live thread. Second value: the figure
+/// is incomplete (the walk stopped at [`MAX_THREADS_WALKED`] threads, or a read failed), so it
+/// is a lower bound.
+///
+/// Returns a plain pair, not an `Option`: LLVM may leave the payload of a `None` undefined,
+/// and the verifier rejects reading such a register.
+#[inline(always)]
+fn thread_group_cpu_ns(leader: u64) -> (u64, bool) {
+    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
+    if signal == 0 {
+        return (0, true);
+    }
+    let total: u64 = match read_at::<u64>(signal, off!(signal_sum_sched_runtime)) {
+        Some(t) => t,
+        None => return (0, true),
+    };
+    let head = signal + off!(signal_thread_head) as u64;
+    let mut walk = ThreadWalk {
+        head,
+        node: read_at(head, 0).unwrap_or(0),
+        node_offset: off!(task_thread_node) as u64,
+        total,
+        runtime_offset: off!(task_sum_exec_runtime),
+        done: 0,
+    };
+    // SAFETY: the callback is a BPF function and `walk` outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_THREADS_WALKED + 1,
+            thread_step as *mut core::ffi::c_void,
+            core::ptr::addr_of_mut!(walk).cast(),
+            0,
+        )
+    };
+    (walk.total, walk.done != 1)
+}
+
+/// Reads every user-visible field of the process whose group leader is `leader` into `*e`
+/// (in place: other CPUs only ever set flag bits atomically). Returns true when a field other
+/// than the sample time changed.
+///
+/// # Safety
+/// `e` must point to a live state-map value.
+#[inline(always)]
+unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
+    let parent: u64 = read_at(leader, off!(task_real_parent)).unwrap_or(0);
+    let ppid: u32 = read_at(parent, off!(task_tgid)).unwrap_or(0);
+    let cred: u64 = read_at(leader, off!(task_real_cred)).unwrap_or(0);
+    let uid: u32 = read_at(cred, off!(cred_uid)).unwrap_or(0);
+    let comm: [u8; COMM_LEN] = read_at(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]);
+    let task_state: u32 = read_at(leader, off!(task_state)).unwrap_or(0);
+    let exit_state: u32 = read_at(leader, off!(task_exit_state)).unwrap_or(0);
+    let task_flags: u32 = read_at(leader, off!(task_flags)).unwrap_or(0);
+    let (cpu_ns, partial) = thread_group_cpu_ns(leader);
+    unsafe {
+        // A thread being released can be counted twice or not at all for an instant (the walk
+        // takes no lock); never let the lifetime figure go backwards because of it.
+        let cpu_ns = cpu_ns.max((*e).cpu_ns);
+        let changed = (*e).ppid != ppid
+            || (*e).uid != uid
+            || (*e).comm != comm
+            || (*e).task_state != task_state
+            || (*e).exit_state != exit_state
+            || (*e).cpu_ns != cpu_ns;
+        (*e).ppid = ppid;
+        (*e).uid = uid;
+        (*e).comm = comm;
+        (*e).task_state = task_state;
+        (*e).exit_state = exit_state;
+        (*e).cpu_ns = cpu_ns;
+        (*e).sampled_ns = now;
+        (*e).task_addr = leader;
+        let mut set = 0;
+        let mut clear = 0;
+        if partial {
+            set |= proc_flags::CPU_PARTIAL;
+        } else {
+            clear |= proc_flags::CPU_PARTIAL;
+        }
+        if task_flags & PF_KTHREAD != 0 {
+            set |= proc_flags::KERNEL_THREAD;
+        }
+        if set != 0 {
+            atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), set);
+        }
+        if clear != 0 {
+            atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), clear);
+        }
+        changed
+    }
+}
+
+/// Stamps the change for poll, records the emission time, and sends the entry to ring/perf.
+///
+/// # Safety
+/// `e` must point to a live state-map value.
+#[inline(always)]
+pub unsafe fn publish<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    kind: u16,
+    key: &ProcKey,
+    e: *mut ProcState,
+    now: u64,
+) {
+    unsafe {
+        if let Some(seq) = poll_seq(cfg, table::PROCESSES) {
+            (*e).poll_seq = seq;
+        }
+        (*e).last_emit_ns = now;
+        emit_proc(ctx, cfg, kind, key, &*e);
+    }
+}
+
+/// Marks the entry dirty; the first marking since the last record queues the key for the flush
+/// program. A full queue is counted (`dirty_queue_full`); the entity's next event retries.
+///
+/// # Safety
+/// `e` must point to a live state-map value.
+#[inline(always)]
+pub unsafe fn mark_dirty(key: &ProcKey, e: *mut ProcState, extra: u32) {
+    unsafe {
+        let flags_ptr = core::ptr::addr_of_mut!((*e).flags);
+        if extra == 0 && core::ptr::read_volatile(flags_ptr) & proc_flags::DIRTY != 0 {
+            return; // already queued: no atomic on the hot path
+        }
+        let old = atomic_set_bits(flags_ptr, proc_flags::DIRTY | extra);
+        if old & proc_flags::DIRTY != 0 {
+            return;
+        }
+        if PROC_DIRTY.push(key, 0).is_err() {
+            // Counted; the flag is cleared so the entity's next event queues it again.
+            count_failure(failure::DIRTY_QUEUE_FULL);
+            atomic_clear_bits(flags_ptr, proc_flags::DIRTY);
+        }
+    }
+}
+
+/// Creates the entry of a process the probes had not seen (it predates them, or its entry was
+/// evicted), reading everything from its leader, and sends it as `kind`.
+#[inline(always)]
+fn first_seen<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    key: &ProcKey,
+    leader: u64,
+    kind: u16,
+    now: u64,
+) -> Option<*mut ProcState> {
+    let fresh = ProcState {
+        start_ns: key.start_ns,
+        flags: proc_flags::FIRST_SEEN_RUNNING,
+        ..ProcState::default()
+    };
+    if !proc_put(cfg, key, &fresh) {
+        return None;
+    }
+    let e = proc_get(cfg, key)?;
+    // SAFETY: `e` points to the value just inserted.
+    unsafe {
+        sample_into(e, leader, now);
+        publish(ctx, cfg, kind, key, e, now);
+    }
+    Some(e)
+}
+
+/// `sched_process_fork(parent, child)`: a new thread group.
+pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
+    let cfg = config()?;
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let pid: u32 = read_at(child, off!(task_pid))?;
+    let tgid: u32 = read_at(child, off!(task_tgid))?;
+    if pid != tgid || !tgid_passes(&cfg, tgid) {
+        return None; // a new thread, not a new process
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let start_ns: u64 = read_at(child, off!(task_start_time))?;
+    let key = ProcKey {
+        tgid,
+        pad: 0,
+        start_ns,
+    };
+    let fresh = ProcState {
+        start_ns,
+        ..ProcState::default()
+    };
+    if !proc_put(&cfg, &key, &fresh) {
+        return None;
+    }
+    let e = proc_get(&cfg, &key)?;
+    // SAFETY: `e` points to the value just inserted.
+    unsafe {
+        sample_into(e, child, now);
+        publish(ctx, &cfg, kind::PROC_FORK, &key, e, now);
+    }
+    Some(())
+}
+
+/// `sched_process_exec(p, old_pid, bprm)`: after exec `p` is the group leader, with the new
+/// program's comm and credentials.
+pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
+    let cfg = config()?;
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let (key, leader) = proc_key_of(task)?;
+    if !tgid_passes(&cfg, key.tgid) {
+        return None;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    match proc_get(&cfg, &key) {
+        // SAFETY: pointer into a live map value.
+        Some(e) => unsafe {
+            atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), proc_flags::DIRTY);
+            sample_into(e, leader, now);
+            publish(ctx, &cfg, kind::PROC_EXEC, &key, e, now);
+        },
+        None => {
+            first_seen(ctx, &cfg, &key, leader, kind::PROC_EXEC, now)?;
+        }
+    }
+    Some(())
+}
+
+/// `sched_process_exit(p, ...)`: fires per thread; the process is dying when the thread
+/// group's `signal->live` count has dropped to zero. The exit is recorded here (time, code) and
+/// sent at that thread's final context switch, when its on-CPU time is final.
+pub fn on_exit<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
+    let cfg = config()?;
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let signal: u64 = read_at(task, off!(task_signal))?;
+    let live: i32 = read_at(signal, off!(signal_live))?;
+    if live != 0 {
+        return None; // other threads of the group are still alive
+    }
+    let (key, leader) = proc_key_of(task)?;
+    if !tgid_passes(&cfg, key.tgid) {
+        return None;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let e = match proc_get(&cfg, &key) {
+        Some(e) => e,
+        None => first_seen(ctx, &cfg, &key, leader, kind::PROC_FIRST_SEEN, now)?,
+    };
+    let exit_code: u32 = read_at(task, off!(task_exit_code))?;
+    let tid: u32 = read_at(task, off!(task_pid))?;
+    // SAFETY: pointer into a live map value.
+    unsafe {
+        let flags = (*e).flags;
+        if flags & (proc_flags::EXITING | proc_flags::EXITED) != 0 {
+            return None;
+        }
+        (*e).exit_ns = now;
+        (*e).exit_code = exit_code;
+        (*e).exit_tid = tid;
+        // Queued too, so that the flush completes the exit should the final switch be missed.
+        mark_dirty(&key, e, proc_flags::EXITING);
+    }
+    mark_children_for_reparent(&cfg, task);
+    Some(())
+}
+
+/// The children of a dying process get a new parent once it is gone: mark them so the flush
+/// re-reads their ppid (after the kernel has reparented them).
+#[inline(always)]
+fn mark_children_for_reparent(cfg: &ProbeConfig, task: u64) {
+    let head = task + off!(task_children) as u64;
+    let sibling_offset = off!(task_sibling) as u64;
+    let Some(mut node) = read_at::<u64>(head, 0) else {
+        return;
+    };
+    for _ in 0..MAX_CHILDREN_WALKED {
+        if node == head || node == 0 {
+            return;
+        }
+        let child = node - sibling_offset;
+        if let Some((key, _)) = proc_key_of(child) {
+            if let Some(e) = proc_get(cfg, &key) {
+                // SAFETY: pointer into a live map value.
+                unsafe { mark_dirty(&key, e, proc_flags::REPARENT_PENDING) };
+            }
+        }
+        match read_at::<u64>(node, 0) {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+}
+
+/// Completes an exit: final on-CPU time and task state, then the exit record.
+///
+/// # Safety
+/// `e` must point to a live state-map value.
+#[inline(always)]
+unsafe fn finish_exit<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    key: &ProcKey,
+    e: *mut ProcState,
+    leader: u64,
+    now: u64,
+) {
+    unsafe {
+        let flags_ptr = core::ptr::addr_of_mut!((*e).flags);
+        let old = atomic_set_bits(flags_ptr, proc_flags::EXITED);
+        if old & proc_flags::EXITED != 0 {
+            return;
+        }
+        atomic_clear_bits(flags_ptr, proc_flags::EXITING | proc_flags::DIRTY);
+        sample_into(e, leader, now);
+        publish(ctx, cfg, kind::PROC_EXIT, key, e, now);
+        if (*e).exit_state == EXIT_ZOMBIE {
+            // Watched by the flush until the parent reaps it (task state Z → X).
+            mark_dirty(key, e, 0);
+        }
+    }
+}
+
+/// `sched_switch(preempt, prev, next, prev_state)`: `prev` ran; its process has fresh on-CPU
+/// time. A dying thread's final switch completes its process's exit.
+pub fn on_switch<C: EbpfContext>(ctx: &C, prev: u64, prev_state: u32) -> Option<()> {
+    let cfg = config()?;
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let (key, leader) = proc_key_of(prev)?;
+    if key.tgid == 0 || !tgid_passes(&cfg, key.tgid) {
+        return None; // the idle task
+    }
+    match proc_get(&cfg, &key) {
+        // SAFETY: pointer into a live map value.
+        Some(e) => unsafe {
+            let flags = core::ptr::read_volatile(core::ptr::addr_of!((*e).flags));
+            if flags & proc_flags::EXITED != 0 {
+                return None;
+            }
+            if prev_state & TASK_DEAD != 0 && flags & proc_flags::EXITING != 0 {
+                let tid: u32 = read_at(prev, off!(task_pid))?;
+                if tid == (*e).exit_tid {
+                    let now = bpf_ktime_get_ns();
+                    finish_exit(ctx, &cfg, &key, e, leader, now);
+                    return Some(());
+                }
+            }
+            mark_dirty(&key, e, 0);
+        },
+        None => {
+            let now = unsafe { bpf_ktime_get_ns() };
+            first_seen(ctx, &cfg, &key, leader, kind::PROC_FIRST_SEEN, now)?;
+        }
+    }
+    Some(())
+}
+
+/// `task_rename(task, comm)`: a new name for the process when `task` is its leader. Marked
+/// dirty only: the flush reads the new `comm` once the kernel has stored it.
+pub fn on_rename(task: u64) -> Option<()> {
+    let cfg = config()?;
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let pid: u32 = read_at(task, off!(task_pid))?;
+    let tgid: u32 = read_at(task, off!(task_tgid))?;
+    if pid != tgid || !tgid_passes(&cfg, tgid) {
+        return None; // a thread's name, not the process's
+    }
+    let (key, _) = proc_key_of(task)?;
+    let e = proc_get(&cfg, &key)?;
+    // SAFETY: pointer into a live map value.
+    unsafe { mark_dirty(&key, e, 0) };
+    Some(())
+}
+
+/// Flush program, run pinned to each CPU: the process running there gets its on-CPU time
+/// refreshed even if it never leaves the CPU.
+pub fn sample_current<C: EbpfContext>(ctx: &C, cfg: &ProbeConfig) -> Option<()> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid == 0 || !tgid_passes(cfg, tgid) {
+        return None;
+    }
+    // SAFETY: the helper only returns the current task's address.
+    let task = unsafe { bpf_get_current_task() };
+    let (key, leader) = proc_key_of(task)?;
+    match proc_get(cfg, &key) {
+        // SAFETY: pointer into a live map value.
+        Some(e) => unsafe { mark_dirty(&key, e, 0) },
+        None => {
+            let now = unsafe { bpf_ktime_get_ns() };
+            first_seen(ctx, cfg, &key, leader, kind::PROC_FIRST_SEEN, now)?;
+        }
+    }
+    Some(())
+}
+
+/// What the flush did with one dirty key.
+pub enum Drained {
+    /// Handled (refreshed, or nothing to do).
+    Done,
+    /// Put back for a later cycle.
+    Requeued,
+    /// The key was put back earlier in this cycle: everything older has been seen.
+    Wrapped,
+}
+
+/// Puts a key back into the dirty queue for the next flush cycle.
+///
+/// # Safety
+/// `e` must point to a live state-map value.
+#[inline(always)]
+unsafe fn requeue(key: &ProcKey, e: *mut ProcState, cycle: u32, extra: u32) -> Drained {
+    unsafe {
+        (*e).retry_cycle = cycle;
+        atomic_set_bits(
+            core::ptr::addr_of_mut!((*e).flags),
+            proc_flags::DIRTY | extra,
+        );
+        if PROC_DIRTY.push(key, 0).is_err() {
+            count_failure(failure::DIRTY_QUEUE_FULL);
+            atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), proc_flags::DIRTY);
+        }
+    }
+    Drained::Requeued
+}
+
+/// An exit whose final switch was not seen this long after `exit_ns` is completed by the flush.
+const EXIT_FINISH_GRACE_NS: u64 = 1_000_000_000;
+
+/// Flush program: one key from the processes dirty queue.
+pub fn drain_one<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    key: &ProcKey,
+    cycle: u32,
+    now: u64,
+) -> Drained {
+    let Some(e) = proc_get(cfg, key) else {
+        return Drained::Done; // reaped meanwhile
+    };
+    // SAFETY: pointer into a live map value.
+    unsafe {
+        let flags_ptr = core::ptr::addr_of_mut!((*e).flags);
+        if (*e).retry_cycle == cycle && core::ptr::read_volatile(flags_ptr) & proc_flags::DIRTY != 0
+        {
+            let _ = PROC_DIRTY.push(key, 0);
+            return Drained::Wrapped;
+        }
+        let old = atomic_clear_bits(flags_ptr, proc_flags::DIRTY);
+        if old & proc_flags::DIRTY == 0 {
+            return Drained::Done; // a duplicate of a key already handled
+        }
+        let leader = validated_leader(key, (*e).task_addr);
+        if old & proc_flags::EXITED != 0 {
+            // Zombie watch: only the task state can still change (Z → X when reaped). A
+            // leader that is gone (freed, reused) was reaped.
+            let exit_state: u32 = match leader {
+                Some(l) => read_maybe_stale(l, off!(task_exit_state)).unwrap_or(0),
+                None => 0,
+            };
+            if exit_state == EXIT_ZOMBIE {
+                return requeue(key, e, cycle, 0);
+            }
+            if leader.is_none() {
+                (*e).exit_state = probe_common::EXIT_DEAD;
+                (*e).sampled_ns = now;
+            } else {
+                (*e).exit_state = exit_state;
+            }
+            publish(ctx, cfg, kind::PROC_REFRESH, key, e, now);
+            return Drained::Done;
+        }
+        let Some(leader) = leader else {
+            return Drained::Done; // the task is gone and its exit was not seen
+        };
+        if old & proc_flags::EXITING != 0 {
+            if now.saturating_sub((*e).exit_ns) < EXIT_FINISH_GRACE_NS {
+                return requeue(key, e, cycle, 0);
+            }
+            finish_exit(ctx, cfg, key, e, leader, now);
+            return Drained::Done;
+        }
+        let mut result = Drained::Done;
+        if old & proc_flags::REPARENT_PENDING != 0 {
+            let parent: u64 = read_at(leader, off!(task_real_parent)).unwrap_or(0);
+            let parent_flags: u32 = read_at(parent, off!(task_flags)).unwrap_or(0);
+            if parent_flags & PF_EXITING != 0 {
+                // Not reparented yet: look again next cycle (refresh the rest now).
+                result = requeue(key, e, cycle, proc_flags::REPARENT_PENDING);
+            } else {
+                atomic_clear_bits(flags_ptr, proc_flags::REPARENT_PENDING);
+            }
+        }
+        if sample_into(e, leader, now) {
+            publish(ctx, cfg, kind::PROC_REFRESH, key, e, now);
+        }
+        result
+    }
+}
