@@ -203,8 +203,12 @@ impl SyntheticSource {
         for index in 0..live {
             if self.rng.chance(self.shape.busy_percent) {
                 let share = self.rng.below(elapsed_ns / 4 + 1);
+                let running = self.rng.chance(30);
                 let (key, state) = &mut self.processes[index];
                 state.cpu_ns += share;
+                state.sampled_ns = now;
+                // Busy processes are sampled running or back asleep (ps R / S).
+                state.task_state = if running { 0 } else { 1 };
                 changes.push(process_change(*key, *state, now));
             }
         }
@@ -219,6 +223,10 @@ impl SyntheticSource {
                 let (key, mut state) = self.processes.remove(index);
                 state.flags |= proc_flags::EXITED;
                 state.exit_ns = now;
+                state.sampled_ns = now;
+                // Reaped at once (ps would show nothing; the row shows X, dead).
+                state.task_state = probe_common::TASK_DEAD;
+                state.exit_state = probe_common::EXIT_DEAD;
                 // Mostly `exit(0)`, sometimes `exit(1)`, rarely SIGKILL (wait-status encoding).
                 state.exit_code = match self.rng.below(10) {
                     0 => 9,
@@ -344,6 +352,10 @@ impl SyntheticSource {
             uid,
             start_ns,
             cpu_ns,
+            sampled_ns: self.now_ns.max(start_ns),
+            // Sleeping, as most processes are (ps S).
+            task_state: 1,
+            threads: 1,
             comm: comm_bytes(name),
             ..Default::default()
         };

@@ -71,6 +71,8 @@ fn entry(i: u32) -> (ProcKey, ProcState) {
         exit_state: i % 2,
         exit_tid: i,
         retry_cycle: i / 5,
+        threads: 1 + i % 7,
+        pad: 0,
         comm,
     };
     (key, state)

@@ -169,6 +169,8 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
     let exit_state: u32 = read_at(leader, off!(task_exit_state)).unwrap_or(0);
     let task_flags: u32 = read_at(leader, off!(task_flags)).unwrap_or(0);
     let (cpu_ns, partial) = thread_group_cpu_ns(leader);
+    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
+    let threads: u32 = read_at(signal, off!(signal_nr_threads)).unwrap_or(0);
     unsafe {
         // A thread being released can be counted twice or not at all for an instant (the walk
         // takes no lock); never let the lifetime figure go backwards because of it.
@@ -178,7 +180,9 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
             || (*e).comm != comm
             || (*e).task_state != task_state
             || (*e).exit_state != exit_state
-            || (*e).cpu_ns != cpu_ns;
+            || (*e).cpu_ns != cpu_ns
+            || (*e).threads != threads;
+        (*e).threads = threads;
         (*e).ppid = ppid;
         (*e).uid = uid;
         (*e).comm = comm;

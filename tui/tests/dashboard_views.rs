@@ -35,11 +35,10 @@ fn processes_view_shows_header_tabs_columns_and_rows() {
         "PPID",
         "USER",
         "COMM",
-        "STATE",
+        " S ",
         "CPU TIME",
         "START",
         "EXIT",
-        "running",
     ] {
         assert!(screen.contains(text), "missing {text:?} in\n{screen}");
     }
@@ -82,7 +81,7 @@ fn sort_marker_follows_invert_and_column_changes() {
     assert!(h.screen().contains("▲CPU%"));
     h.press(KeyCode::Char('<'));
     let screen = h.screen();
-    assert!(screen.contains("STATE▲"), "{screen}");
+    assert!(screen.contains("S▲"), "{screen}");
     assert!(!screen.contains("CPU%▲") && !screen.contains("▲CPU%"));
 }
 
@@ -315,8 +314,9 @@ fn finished_rows_are_dimmed_and_seeded_rows_marked() {
     // Rows start at y = 3 (header, tabs, column titles); y = 3 holds the cursor, whose
     // reverse video wins, so look at the second row.
     let second_row: String = screen.lines().nth(4).unwrap().to_string();
-    assert!(second_row.contains("exited"), "{screen}");
-    let x = second_row.find("exited").unwrap() as u16;
+    // Exited and reaped: the S column shows X (dead).
+    assert!(second_row.contains(" X "), "{screen}");
+    let x = second_row.find(" X ").unwrap() as u16 + 1;
     assert!(
         buffer[(x, 4)].modifier.contains(Modifier::DIM),
         "exited rows are dimmed"

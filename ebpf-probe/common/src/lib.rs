@@ -189,7 +189,7 @@ pub struct ProcKey {
     pub start_ns: u64,
 }
 
-/// Current state of a process, as held in the state map and carried in records. 104 bytes.
+/// Current state of a process, as held in the state map and carried in records. 112 bytes.
 ///
 /// Every field but the kernel-internal ones is read from the kernel's task structures when the
 /// record (or the map write) is made, so it follows setuid, reparenting and renames.
@@ -232,6 +232,10 @@ pub struct ProcState {
     pub exit_tid: u32,
     /// Kernel-internal: flush cycle in which the entry was put back into the dirty queue.
     pub retry_cycle: u32,
+    /// Live threads (`signal->nr_threads`), as of `sampled_ns`.
+    pub threads: u32,
+    /// Explicit padding, always zero.
+    pub pad: u32,
     /// `comm` of the group leader, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
@@ -292,7 +296,7 @@ pub struct ConnState {
     pub comm: [u8; COMM_LEN],
 }
 
-/// A process change record: header, key, full state. 144 bytes.
+/// A process change record: header, key, full state. 152 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcRecord {
@@ -404,6 +408,8 @@ pub struct KernelOffsets {
     pub signal_thread_head: u32,
     /// `signal_struct.sum_sched_runtime` (u64, ns of threads that are gone)
     pub signal_sum_sched_runtime: u32,
+    /// `signal_struct.nr_threads` (int)
+    pub signal_nr_threads: u32,
     /// `inet_sock.inet_sport` (be16; kept when the bound port `skc_num` is released)
     pub inet_sport: u32,
     /// `tcp_sock.bytes_sent` (u64: payload transmitted, retransmissions included)
@@ -457,6 +463,7 @@ impl KernelOffsets {
             task_sibling: 0,
             signal_thread_head: 0,
             signal_sum_sched_runtime: 0,
+            signal_nr_threads: 0,
             inet_sport: 0,
             tcp_bytes_sent: 0,
             tcp_bytes_retrans: 0,
@@ -542,22 +549,22 @@ mod tests {
         assert_eq!(offset_of!(RecordHeader, seq), 8);
         assert_eq!(offset_of!(RecordHeader, ktime_ns), 16);
         assert_eq!(size_of::<ProcKey>(), 16);
-        assert_eq!(size_of::<ProcState>(), 104);
+        assert_eq!(size_of::<ProcState>(), 112);
         assert_eq!(offset_of!(ProcState, task_addr), 64);
-        assert_eq!(offset_of!(ProcState, comm), 88);
+        assert_eq!(offset_of!(ProcState, comm), 96);
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, saddr), 8);
         assert_eq!(offset_of!(ConnKey, daddr), 24);
         assert_eq!(size_of::<ConnState>(), 96);
         assert_eq!(offset_of!(ConnState, sock_addr), 64);
         assert_eq!(offset_of!(ConnState, comm), 80);
-        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 104);
+        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 112);
         assert_eq!(offset_of!(ProcRecord, key), 24);
         assert_eq!(offset_of!(ProcRecord, state), 40);
         assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 96);
         assert_eq!(offset_of!(ConnRecord, state), 64);
         assert_eq!(size_of::<ProbeConfig>(), 20);
-        assert_eq!(size_of::<KernelOffsets>(), 152);
+        assert_eq!(size_of::<KernelOffsets>(), 156);
         // The ring buffer reserves at 8-byte granularity; records must not need more.
         assert!(align_of::<ProcRecord>() <= 8 && align_of::<ConnRecord>() <= 8);
     }

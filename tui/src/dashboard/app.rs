@@ -12,7 +12,7 @@ use bridge::{
     row::{ConnectionRow, ProcessRow, TableRow},
     stats::process_cpu_ns,
     store::TableStore,
-    table::OrderedTable,
+    table::{OrderedTable, ProcessTable},
 };
 use probe_common::{ConnKey, ProcKey};
 
@@ -137,6 +137,9 @@ pub struct AppSettings {
     pub filter: Option<String>,
     /// Modes that were started (the others show "not running").
     pub running_modes: Vec<ModeKind>,
+    /// The session's kernel flush period (`--update-interval`): how stale a process's CPU
+    /// time can be (see [`crate::dashboard::metrics::ProcessCpu`]).
+    pub flush_period: Duration,
 }
 
 impl Default for AppSettings {
@@ -150,6 +153,7 @@ impl Default for AppSettings {
             connection_columns: (0..CONNECTION_COLUMNS.len()).collect(),
             filter: None,
             running_modes: ModeKind::ALL.to_vec(),
+            flush_period: Duration::from_millis(100),
         }
     }
 }
@@ -169,7 +173,7 @@ const STATUS_NS: u64 = 3_000_000_000;
 /// The frozen picture shown while paused.
 #[derive(Clone, Debug)]
 struct Frozen {
-    processes: [OrderedTable<ProcessRow>; 3],
+    processes: [ProcessTable; 3],
     connections: [OrderedTable<ConnectionRow>; 3],
     metrics: Metrics,
     now_ns: u64,
@@ -244,7 +248,7 @@ impl App {
         }
         let mut app = App {
             store,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(settings.flush_period.as_nanos() as u64),
             frozen: None,
             tab: Tab::Processes,
             mode: settings.mode,
@@ -423,9 +427,14 @@ impl App {
 
     /// A mode's processes, as displayed.
     pub fn processes_of(&self, mode: ModeKind) -> &OrderedTable<ProcessRow> {
+        self.process_table_of(mode).rows()
+    }
+
+    /// A mode's processes table (with its indexes), as displayed.
+    pub fn process_table_of(&self, mode: ModeKind) -> &ProcessTable {
         match &self.frozen {
             Some(f) => &f.processes[mode.index()],
-            None => self.store.mode(mode).processes.rows(),
+            None => &self.store.mode(mode).processes,
         }
     }
 
@@ -448,6 +457,7 @@ impl App {
             now_ns: self.display_now_ns(),
             cpu: self.metrics().process_cpu(self.mode),
             users: &self.users,
+            processes: Some(self.process_table_of(self.mode)),
         }
     }
 
@@ -498,7 +508,7 @@ impl App {
     /// Freezes or unfreezes the display. Collection and applying continue underneath.
     pub fn toggle_pause(&mut self) {
         if self.frozen.take().is_none() {
-            let processes = ModeKind::ALL.map(|m| self.store.mode(m).processes.rows().clone());
+            let processes = ModeKind::ALL.map(|m| self.store.mode(m).processes.clone());
             let connections = ModeKind::ALL.map(|m| self.store.mode(m).connections.clone());
             self.frozen = Some(Box::new(Frozen {
                 processes,

@@ -53,8 +53,11 @@ impl FilterSubject for ConnectionSubject<'_> {
     fn matches_field(&self, term: &Term) -> bool {
         let row = self.row;
         match term {
-            Term::Comm(needle) => row.comm().to_lowercase().contains(needle),
-            Term::Pid(pid) => row.state.pid == *pid,
+            Term::Comm(needle) => self
+                .ctx
+                .owner_comm(row)
+                .is_some_and(|comm| comm.to_lowercase().contains(needle)),
+            Term::Pid(pid) => row.owner_pid() == Some(*pid),
             Term::TcpStates(mask) => {
                 row.state.tcp_state < 32 && mask & (1 << row.state.tcp_state) != 0
             }
@@ -104,6 +107,7 @@ mod tests {
             now_ns: 10,
             cpu: &cpu,
             users: &users,
+            processes: None,
         };
         let row = ProcessRow {
             key: ProcKey {
@@ -144,6 +148,7 @@ mod tests {
             now_ns: 10,
             cpu: &cpu,
             users: &users,
+            processes: None,
         };
         let mut key = ConnKey {
             family: AF_INET,
@@ -158,6 +163,7 @@ mod tests {
             state: ConnState {
                 pid: 7,
                 tcp_state: 1,
+                flags: probe_common::conn_flags::OWNER_KNOWN,
                 comm: comm("nginx"),
                 ..Default::default()
             },
@@ -181,5 +187,19 @@ mod tests {
         assert!(!yes("state:listen"));
         assert!(!yes("family:6"));
         assert!(!yes("port:80"));
+        // An unknown owner matches no owner term.
+        let mut ownerless = row.clone();
+        ownerless.state.flags = 0;
+        let subject = ConnectionSubject {
+            row: &ownerless,
+            ctx: &ctx,
+        };
+        let matches = |text: &str| {
+            parse(text, FilterTable::Connections)
+                .unwrap()
+                .matches(&subject)
+        };
+        assert!(!matches("pid:7"));
+        assert!(!matches("comm:nginx"));
     }
 }

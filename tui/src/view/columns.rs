@@ -5,7 +5,10 @@
 
 use std::cmp::Ordering;
 
-use bridge::row::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin};
+use bridge::{
+    row::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin},
+    table::ProcessTable,
+};
 
 use super::format;
 use crate::dashboard::{metrics::ProcessCpu, user_names::UserNames};
@@ -18,6 +21,24 @@ pub struct RowContext<'a> {
     pub cpu: &'a ProcessCpu,
     /// uid → name.
     pub users: &'a UserNames,
+    /// The visible mode's processes, for a connection owner's current name.
+    pub processes: Option<&'a ProcessTable>,
+}
+
+impl RowContext<'_> {
+    /// A connection owner's name as it is now (see [`bridge::store::ModeTables::owner_comm`]);
+    /// `None` when the owner is unknown.
+    pub fn owner_comm(&self, row: &ConnectionRow) -> Option<String> {
+        let pid = row.owner_pid()?;
+        let current = self
+            .processes
+            .and_then(|p| p.latest_for_tgid(pid))
+            .filter(|p| {
+                row.start_ns()
+                    .is_none_or(|started| p.key.start_ns <= started)
+            });
+        Some(current.map_or_else(|| row.comm(), |p| p.comm()))
+    }
 }
 
 /// Horizontal alignment of a column's cells and title.
@@ -155,14 +176,20 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
     },
     ColumnSpec {
         name: "state",
-        title: "STATE",
-        description: "running or exited",
-        width: 7,
+        title: "S",
+        description: "task state as ps shows it: R running, S sleeping, D disk sleep, T stopped, \
+                      t traced, Z zombie, X dead (exited and reaped), I idle",
+        width: 2,
         flex: false,
         align: Align::Left,
         descending_first: false,
-        text: |r, _| if r.is_exited() { "exited" } else { "running" }.into(),
-        compare: |a, b, _| by(a.is_exited(), b.is_exited()),
+        text: |r, _| r.task_state().to_string(),
+        compare: |a, b, _| {
+            by(
+                (a.is_exited(), a.task_state()),
+                (b.is_exited(), b.task_state()),
+            )
+        },
     },
     ColumnSpec {
         name: "cpu",
@@ -178,12 +205,21 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
     ColumnSpec {
         name: "cpu_time",
         title: "CPU TIME",
-        description: "on-CPU time of all threads (m:ss.cc)",
-        width: 9,
+        description: "lifetime on-CPU time of all threads, dead ones included (m:ss.cc; ≥ when \
+                      the process has more threads than the probes sum)",
+        width: 10,
         flex: false,
         align: Align::Right,
         descending_first: true,
-        text: |r, _| format::cpu_time(r.state.cpu_ns),
+        text: |r, _| {
+            let partial = r.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0;
+            let time = format::cpu_time(r.state.cpu_ns);
+            if partial {
+                format!("≥{time}")
+            } else {
+                time
+            }
+        },
         compare: |a, b, _| by(a.state.cpu_ns, b.state.cpu_ns),
     },
     ColumnSpec {
@@ -219,11 +255,14 @@ pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     }
 }
 
-/// Time since the connection was first seen (also after it closed, as for processes);
-/// `None` when that is unknown (seeded from /proc).
+/// Time since the connection started (also after it closed, as for processes); `None` when
+/// that is unknown (it predates the probes).
 fn connection_age_ns(row: &ConnectionRow, ctx: &RowContext) -> Option<u64> {
-    (row.state.start_ns != 0).then(|| ctx.now_ns.saturating_sub(row.state.start_ns))
+    row.start_ns().map(|start| ctx.now_ns.saturating_sub(start))
 }
+
+/// Text of an unknown value, the same in every column and in the detail pane.
+pub const UNKNOWN: &str = "?";
 
 /// Columns of the connections table, in default display order.
 pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
@@ -281,59 +320,62 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
     ColumnSpec {
         name: "pid",
         title: "PID",
-        description: "owning process, when seen in process context",
+        description: "owning process as ss -p shows it (? when unknown)",
         width: 7,
         flex: false,
         align: Align::Right,
         descending_first: false,
-        text: |r, _| match r.state.pid {
-            0 => String::new(),
-            pid => pid.to_string(),
-        },
-        compare: |a, b, _| by(a.state.pid, b.state.pid),
+        text: |r, _| r.owner_pid().map_or(UNKNOWN.into(), |pid| pid.to_string()),
+        compare: |a, b, _| by(a.owner_pid(), b.owner_pid()),
     },
     ColumnSpec {
         name: "comm",
         title: "COMM",
-        description: "owning process's command name",
+        description: "owning process's current name (? when unknown)",
         width: 15,
         flex: false,
         align: Align::Left,
         descending_first: false,
-        text: |r, _| r.comm(),
-        compare: |a, b, _| by(a.state.comm, b.state.comm),
+        text: |r, ctx| ctx.owner_comm(r).unwrap_or_else(|| UNKNOWN.into()),
+        compare: |a, b, ctx| by(ctx.owner_comm(a), ctx.owner_comm(b)),
     },
     ColumnSpec {
         name: "sent",
         title: "SENT",
-        description: "payload bytes sent",
+        description: "payload bytes sent, lifetime (ss bytes_sent - bytes_retrans)",
         width: 10,
         flex: false,
         align: Align::Right,
         descending_first: true,
-        text: |r, _| format::bytes(r.state.bytes_sent),
-        compare: |a, b, _| by(a.state.bytes_sent, b.state.bytes_sent),
+        text: |r, _| {
+            r.bytes()
+                .map_or(UNKNOWN.into(), |(sent, _)| format::bytes(sent))
+        },
+        compare: |a, b, _| by(a.bytes().map(|b| b.0), b.bytes().map(|b| b.0)),
     },
     ColumnSpec {
         name: "recv",
         title: "RECV",
-        description: "payload bytes received",
+        description: "payload bytes received, lifetime (ss bytes_received)",
         width: 10,
         flex: false,
         align: Align::Right,
         descending_first: true,
-        text: |r, _| format::bytes(r.state.bytes_received),
-        compare: |a, b, _| by(a.state.bytes_received, b.state.bytes_received),
+        text: |r, _| {
+            r.bytes()
+                .map_or(UNKNOWN.into(), |(_, received)| format::bytes(received))
+        },
+        compare: |a, b, _| by(a.bytes().map(|b| b.1), b.bytes().map(|b| b.1)),
     },
     ColumnSpec {
         name: "age",
         title: "AGE",
-        description: "time since first seen (? when seeded from /proc)",
+        description: "time since the connection started (? when it predates the probes)",
         width: 6,
         flex: false,
         align: Align::Right,
         descending_first: false,
-        text: |r, ctx| connection_age_ns(r, ctx).map_or("?".into(), format::age),
+        text: |r, ctx| connection_age_ns(r, ctx).map_or(UNKNOWN.into(), format::age),
         compare: |a, b, ctx| {
             by(
                 connection_age_ns(a, ctx).unwrap_or(u64::MAX),

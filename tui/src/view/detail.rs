@@ -11,7 +11,7 @@ use ratatui::{
 };
 
 use super::{
-    columns::{endpoint, RowContext},
+    columns::{endpoint, RowContext, UNKNOWN},
     format,
     popup::{centered, frame_popup},
 };
@@ -57,22 +57,55 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
     let theme = app.theme();
     let now = ctx.now_ns;
     let parent = app
-        .processes_table()
-        .iter()
-        .find(|p| p.pid() == row.state.ppid && !p.is_exited())
+        .process_table_of(app.mode())
+        .latest_for_tgid(row.state.ppid)
+        .filter(|p| !p.is_exited())
         .map(|p| format!(" ({})", p.comm()))
         .unwrap_or_default();
+    let letter = row.task_state();
     let state = match row.exit_status() {
-        None => "running".to_string(),
+        None => format!(
+            "running, {letter} ({})",
+            bridge::task_state::describe(letter)
+        ),
         Some(status) => {
-            let signal = row.state.exit_code as i32 & 0x7f;
-            let how = match (signal, format::signal_name(signal)) {
-                (0, _) => format!("status {status}"),
-                (_, Some(name)) => format!("killed by {name} (status {status})"),
-                (n, None) => format!("killed by signal {n} (status {status})"),
+            let how = match row.exit_signal() {
+                None => format!("status {status}"),
+                Some(signal) => {
+                    let name = format::signal_name(signal as i32)
+                        .map_or_else(|| format!("signal {signal}"), |n| n.to_string());
+                    let core = if row.core_dumped() {
+                        ", core dumped"
+                    } else {
+                        ""
+                    };
+                    format!("killed by {name}{core} (status {status})")
+                }
             };
-            format!("exited {}, {how}", ago(now, row.state.exit_ns))
+            let reaped = if letter == 'Z' {
+                "zombie: not reaped yet"
+            } else {
+                "reaped"
+            };
+            format!("exited {}, {how}; {reaped}", ago(now, row.state.exit_ns))
         }
+    };
+    let partial = row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0;
+    let cpu_time = format!(
+        "{}{} lifetime, all threads ({} ns{})",
+        if partial { "≥" } else { "" },
+        format::cpu_time(row.state.cpu_ns),
+        row.state.cpu_ns,
+        if partial {
+            "; more threads than the probes sum"
+        } else {
+            ""
+        }
+    );
+    let sampled = if row.state.sampled_ns == 0 {
+        UNKNOWN.to_string()
+    } else {
+        ago(now, row.state.sampled_ns)
     };
     let cpu_now = ctx
         .cpu
@@ -96,6 +129,24 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
         field(theme, "state", state),
         field(
             theme,
+            "threads",
+            match row.state.threads {
+                0 => UNKNOWN.to_string(),
+                n => n.to_string(),
+            },
+        ),
+        field(
+            theme,
+            "kind",
+            if row.is_kernel_thread() {
+                "kernel thread"
+            } else {
+                "user process"
+            }
+            .into(),
+        ),
+        field(
+            theme,
             "started",
             format!(
                 "{} (monotonic {} ns)",
@@ -103,8 +154,9 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
                 row.key.start_ns
             ),
         ),
-        field(theme, "cpu time", format::cpu_time(row.state.cpu_ns)),
+        field(theme, "cpu time", cpu_time),
         field(theme, "cpu now", cpu_now),
+        field(theme, "sampled", sampled),
         field(
             theme,
             "last change",
@@ -118,30 +170,39 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
 pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec<Line<'static>> {
     let theme = app.theme();
     let now = ctx.now_ns;
-    let owner = if row.state.flags & conn_flags::OWNER_KNOWN != 0 || row.state.pid != 0 {
-        format!("pid {} {}", row.state.pid, row.comm())
-    } else {
-        "unknown (never seen in process context)".into()
+    let owner = match (row.owner_pid(), ctx.owner_comm(row)) {
+        (Some(pid), Some(comm)) => {
+            let how = if row.state.flags & conn_flags::OWNER_FROM_LISTENER != 0 {
+                " (the listener's owner; no I/O yet)"
+            } else {
+                ""
+            };
+            format!("pid {pid} {comm}{how}")
+        }
+        _ => format!("{UNKNOWN} (never seen in process context)"),
     };
     // The kernel keeps a set of states, not their order: list them in state-number order.
     let seen = tcp_states_in_mask(row.state.states_seen_mask).join(", ");
-    let opened = if row.state.start_ns == 0 {
-        "unknown (seeded from /proc)".into()
-    } else {
-        ago(now, row.state.start_ns)
+    let opened = match row.start_ns() {
+        None => format!("{UNKNOWN} (before the probes attached)"),
+        Some(start) => ago(now, start),
     };
-    let closed = if row.is_closed() && row.state.end_ns != 0 {
-        let lifetime = if row.state.start_ns != 0 {
-            format!(
-                ", after {}",
-                format::age(row.state.end_ns.saturating_sub(row.state.start_ns))
-            )
-        } else {
-            String::new()
-        };
-        format!("{}{lifetime}", ago(now, row.state.end_ns))
-    } else {
-        "open".into()
+    let closed = match (row.is_closed(), row.end_ns()) {
+        (false, _) => "open".to_string(),
+        (true, None) => format!("{UNKNOWN} (closed before the probes attached: TIME-WAIT)"),
+        (true, Some(end)) => {
+            let lifetime = row
+                .start_ns()
+                .map(|start| format!(", after {}", format::age(end.saturating_sub(start))))
+                .unwrap_or_default();
+            format!("{}{lifetime}", ago(now, end))
+        }
+    };
+    let bytes = |value: Option<u64>| {
+        value.map_or_else(
+            || UNKNOWN.to_string(),
+            |b| format!("{} ({b} bytes)", format::bytes(b)),
+        )
     };
     vec![
         field(
@@ -162,24 +223,8 @@ pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec
             if seen.is_empty() { "–".into() } else { seen },
         ),
         field(theme, "owner", owner),
-        field(
-            theme,
-            "sent",
-            format!(
-                "{} ({} bytes)",
-                format::bytes(row.state.bytes_sent),
-                row.state.bytes_sent
-            ),
-        ),
-        field(
-            theme,
-            "received",
-            format!(
-                "{} ({} bytes)",
-                format::bytes(row.state.bytes_received),
-                row.state.bytes_received
-            ),
-        ),
+        field(theme, "sent", bytes(row.bytes().map(|b| b.0))),
+        field(theme, "received", bytes(row.bytes().map(|b| b.1))),
         field(theme, "opened", opened),
         field(theme, "closed", closed),
         field(

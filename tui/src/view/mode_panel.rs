@@ -142,11 +142,22 @@ fn figure_lines(m: &ModeMetrics) -> Vec<(&'static str, String, bool)> {
         ("lag p50·p99·max", lag, false),
         (
             "drops·resyncs",
-            format!(
-                "{}·{}",
-                format::count(m.stats.drops),
-                format::count(m.stats.resyncs)
-            ),
+            if m.stats.map_full > 0 {
+                // Failed state-map inserts are part of the drops; say so, they need a bigger
+                // --state-map-entries rather than a faster consumer.
+                format!(
+                    "{} ({} map full)·{}",
+                    format::count(m.stats.drops),
+                    format::count(m.stats.map_full),
+                    format::count(m.stats.resyncs)
+                )
+            } else {
+                format!(
+                    "{}·{}",
+                    format::count(m.stats.drops),
+                    format::count(m.stats.resyncs)
+                )
+            },
             m.stats.drops > 0,
         ),
         (
