@@ -96,7 +96,7 @@ pub struct SeededProcess {
     /// clock tick (see [`start_ns_matches`] and the module docs).
     pub key: ProcKey,
     /// `ppid`, `uid` (real), `comm` (≤ 15 bytes, NUL-padded), `start_ns` (= `key.start_ns`),
-    /// `cpu_ns` (`utime + stime` of all threads, in ns, tick-accurate). `flags`, `exit_ns`,
+    /// `cpu_ns` (`utime + stime` of all threads, in ns, tick-accurate), `threads`. `flags`, `exit_ns`,
     /// `exit_code`, `last_emit_ns` and `poll_seq` are 0 — also for zombies (see
     /// [`SeededProcess::task_state`]), since procfs has no exit time.
     pub state: ProcState,
@@ -147,6 +147,8 @@ pub struct StatFields {
     pub utime: u64,
     /// Field 15, system CPU time in clock ticks.
     pub stime: u64,
+    /// Field 20, number of threads.
+    pub num_threads: u32,
     /// Field 22, start time in clock ticks since boot.
     pub starttime: u64,
 }
@@ -262,6 +264,7 @@ pub fn parse_stat_line(content: &[u8]) -> Result<StatFields, SeedError> {
         flags: num_u32(9, "flags")?,
         utime: num_u64(14, "utime")?,
         stime: num_u64(15, "stime")?,
+        num_threads: num_u32(20, "num_threads")?,
         starttime: num_u64(22, "starttime")?,
     })
 }
@@ -573,6 +576,7 @@ fn read_one_process(
             uid,
             start_ns,
             cpu_ns: f.utime.saturating_add(f.stime).saturating_mul(tick_ns),
+            threads: f.num_threads,
             comm: f.comm,
             ..ProcState::default()
         },

@@ -40,6 +40,8 @@ pub struct ProcessJson {
     pub cpu_ns: u64,
     /// True when `cpu_ns` is a lower bound (more threads than the probes sum up).
     pub cpu_partial: bool,
+    /// Live threads (0 = unknown: a /proc row).
+    pub threads: u32,
     /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
     pub sampled_ns: u64,
     /// A kernel thread (`PF_KTHREAD`).
@@ -68,6 +70,7 @@ impl ProcessJson {
             core_dumped: row.is_exited().then(|| row.core_dumped()),
             cpu_ns: row.state.cpu_ns,
             cpu_partial: row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0,
+            threads: row.state.threads,
             sampled_ns: row.state.sampled_ns,
             kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
