@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the ordered-structure candidates weighed in DESIGN.md "Ordered tables"
-//! (issue 5, item 4), on the real row type `bridge::row::ProcessRow`:
+//! (issue 5, item 4), on the real row type `bridge::contract::ProcessRow`:
 //!
 //! - `OrderedTable` (an `IndexMap` in first-seen order, exited rows marked and reaped in one
 //!   `retain` pass per reap cycle);
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-use bridge::row::{ProcessRow, RowOrigin};
+use bridge::contract::{ProcessRow, RowOrigin};
 use bridge::table::{OrderedTable, Retention};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use crossbeam_skiplist::SkipMap;

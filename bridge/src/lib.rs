@@ -1,9 +1,10 @@
 //! The bridge: kernel state to ordered user-space tables.
 //!
 //! Data flows one way: tracepoints → kernel maps → a bridge mode ([`mode`]) → batches of
-//! [`record::RowChange`] over a crossbeam channel → the [`store::TableStore`] (one owner) →
+//! [`contract::RowChange`] over a crossbeam channel → the [`store::TableStore`] (one owner) →
 //! views. No terminal code lives here.
 
+pub mod contract;
 pub mod kernel_offsets;
 pub mod loader;
 pub mod map_batch;
@@ -11,7 +12,6 @@ pub mod mode;
 pub mod perf_reader;
 pub mod procfs_seed;
 pub mod record;
-pub mod row;
 pub mod seq_gap;
 pub mod session;
 pub mod stats;
@@ -19,6 +19,5 @@ pub mod stop;
 pub mod store;
 pub mod synthetic;
 pub mod table;
-pub mod task_state;
 pub mod tcp_diag;
 pub mod transport_bench;

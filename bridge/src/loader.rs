@@ -25,9 +25,9 @@ use probe_common::{
 };
 
 use crate::{
+    contract::ModeKind,
     kernel_offsets::{self, OffsetsError},
     map_batch::{self, DumpPath, DumpStrategy, MapDump, MapDumpError},
-    mode::ModeKind,
     stats::monotonic_ns,
 };
 

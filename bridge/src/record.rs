@@ -9,7 +9,7 @@ use probe_common::{
     RECORD_VERSION,
 };
 
-use crate::row::{ConnectionRow, ProcessRow, RowOrigin};
+use crate::contract::{Row, RowChange};
 
 /// A decoded, validated change record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ fn decode_inner(bytes: &[u8], allow_padding: bool) -> Result<Record, DecodeError
             Record::Process {
                 header,
                 key: r.key,
-                state: sanitize_proc(r.state),
+                state: r.state,
             }
         }
         _ => {
@@ -157,58 +157,21 @@ fn decode_inner(bytes: &[u8], allow_padding: bool) -> Result<Record, DecodeError
             Record::Connection {
                 header,
                 key: r.key,
-                state: sanitize_conn(r.state),
+                state: r.state,
             }
         }
     })
 }
 
-/// Clears the kernel-internal fields of a process state (kernel addresses, flush bookkeeping):
-/// nothing user space keeps, shows or forwards carries a kernel pointer. Every path that turns
-/// kernel data into a row (records, state-map reads) goes through this.
-pub fn sanitize_proc(mut state: ProcState) -> ProcState {
-    use probe_common::proc_flags;
-    state.task_addr = 0;
-    state.retry_cycle = 0;
-    state.exit_tid = 0;
-    state.flags &= !(proc_flags::DIRTY | proc_flags::REPARENT_PENDING);
-    state
-}
-
-/// Clears the kernel-internal fields of a connection state (see [`sanitize_proc`]).
-pub fn sanitize_conn(mut state: ConnState) -> ConnState {
-    state.sock_addr = 0;
-    state.retry_cycle = 0;
-    state.flags &= !probe_common::conn_flags::DIRTY;
-    state
-}
-
-/// A table change as the store applies it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RowChange {
-    /// A process row.
-    Process(ProcessRow),
-    /// A connection row.
-    Connection(ConnectionRow),
-}
-
 impl From<Record> for RowChange {
     fn from(record: Record) -> Self {
         match record {
-            Record::Process { header, key, state } => RowChange::Process(ProcessRow {
-                key,
-                state,
-                seq: header.seq,
-                changed_ns: header.ktime_ns,
-                origin: RowOrigin::Kernel,
-            }),
-            Record::Connection { header, key, state } => RowChange::Connection(ConnectionRow {
-                key,
-                state,
-                seq: header.seq,
-                changed_ns: header.ktime_ns,
-                origin: RowOrigin::Kernel,
-            }),
+            Record::Process { header, key, state } => {
+                RowChange::Process(Row::from_record(key, state, header.seq, header.ktime_ns))
+            }
+            Record::Connection { header, key, state } => {
+                RowChange::Connection(Row::from_record(key, state, header.seq, header.ktime_ns))
+            }
         }
     }
 }

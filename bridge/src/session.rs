@@ -14,10 +14,9 @@ use std::{
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::{
+    contract::{ConnectionRow, ModeKind, ModeMessage, ProcessRow, RowOrigin},
     loader::{self, LoadError, ProbeSettings, Probes},
-    mode::{ModeKind, ModeMessage},
     procfs_seed,
-    row::{ConnectionRow, ProcessRow, RowOrigin},
     stats::{monotonic_ns, thread_cpu_ns},
     stop::StopToken,
     store::TableStore,
@@ -371,7 +370,8 @@ fn read_seed(config: &SessionConfig) -> Result<(Vec<ProcessRow>, Vec<ConnectionR
         .filter(|p| config.filter_tgid == 0 || p.key.tgid == config.filter_tgid)
         .map(|p| {
             let mut state = p.state;
-            let (task_state, exit_state) = crate::task_state::raw_from_letter(p.task_state);
+            let (task_state, exit_state) =
+                crate::contract::task_state::raw_from_letter(p.task_state);
             state.task_state = task_state;
             state.exit_state = exit_state;
             state.sampled_ns = seeded_at;

@@ -2,10 +2,11 @@
 //! applies [`ModeBatch`]es in arrival order. Views read it; nothing else writes it.
 
 use crate::{
-    mode::{ModeBatch, ModeKind, Resync},
-    record::RowChange,
-    row::{ConnectionRow, ProcessRow, RowOrigin},
-    stats::{monotonic_ns, ApplyStats, ModeCounters, ModeStats},
+    contract::{
+        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
+        RowChange, RowOrigin,
+    },
+    stats::{monotonic_ns, ApplyStats, ModeStats},
     table::{OrderedTable, ProcessTable, Retention, UpsertOutcome},
 };
 
@@ -135,10 +136,10 @@ impl TableStore {
     }
 
     /// Applies one message from a mode: a batch, or the news that the mode failed.
-    pub fn handle(&mut self, message: crate::mode::ModeMessage) {
+    pub fn handle(&mut self, message: ModeMessage) {
         match message {
-            crate::mode::ModeMessage::Batch(batch) => self.apply(batch),
-            crate::mode::ModeMessage::Failed { mode, error } => self.mark_failed(mode, error),
+            ModeMessage::Batch(batch) => self.apply(batch),
+            ModeMessage::Failed { mode, error } => self.mark_failed(mode, error),
         }
     }
 

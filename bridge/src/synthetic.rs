@@ -14,11 +14,8 @@ use probe_common::{
     conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
 };
 
-use crate::{
-    mode::{ModeBatch, ModeKind},
-    record::RowChange,
-    row::{ConnectionRow, ProcessRow, RowOrigin},
-    stats::ModeCounters,
+use crate::contract::{
+    ConnectionRow, ModeBatch, ModeCounters, ModeKind, ProcessRow, RowChange, RowOrigin,
 };
 
 /// Names given to invented processes (typical of a small server).

@@ -11,7 +11,7 @@
 
 use indexmap::IndexMap;
 
-use crate::row::{ProcessRow, RowOrigin, TableRow};
+use crate::contract::{Entity, ProcessRow, RowOrigin};
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl Default for Retention {
 
 /// An ordered table of rows of one kind.
 #[derive(Clone, Debug)]
-pub struct OrderedTable<R: TableRow> {
+pub struct OrderedTable<R: Entity> {
     rows: IndexMap<R::Key, R>,
     finished: usize,
     /// A lower bound of the finish times of the finished rows (`u64::MAX` when none), so a
@@ -52,7 +52,7 @@ pub struct OrderedTable<R: TableRow> {
     oldest_finished_ns: u64,
 }
 
-impl<R: TableRow> Default for OrderedTable<R> {
+impl<R: Entity> Default for OrderedTable<R> {
     fn default() -> Self {
         OrderedTable {
             rows: IndexMap::new(),
@@ -62,7 +62,7 @@ impl<R: TableRow> Default for OrderedTable<R> {
     }
 }
 
-impl<R: TableRow> OrderedTable<R> {
+impl<R: Entity> OrderedTable<R> {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()

@@ -28,12 +28,12 @@ use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_R
 use serde::Serialize;
 
 use crate::{
+    contract::{ModeKind, ModeMessage},
     loader::{attach_raw_tracepoint, check_capabilities, LoadError, PROBE_OBJECT},
     map_batch::{DumpPath, MapDump, MapDumpError},
     mode::{
         incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
         perf_buffers::PerfBuffers,
-        ModeKind, ModeMessage,
     },
     stats::{rate_per_s, thread_cpu_ns},
     store::TableStore,

@@ -23,9 +23,8 @@ use std::{
 };
 
 use bridge::{
+    contract::{KernelState, ModeKind, ModeMessage, ProcessRow, RowOrigin},
     map_batch::MapDump,
-    mode::{ModeKind, ModeMessage},
-    row::{ProcessRow, RowOrigin},
     session::{Session, SessionConfig},
     stats::monotonic_ns,
     store::TableStore,
@@ -192,7 +191,7 @@ fn differences(store: &TableStore, map: &HashMap<ProcKey, ProcState>, t_read: u6
         };
         // Kernel-internal fields never reach a row; fields the flush refreshes while a process
         // lives (CPU time, task state, sample time) race the read.
-        let mut expected = bridge::record::sanitize_proc(*entry);
+        let mut expected = entry.sanitized();
         if entry.flags & proc_flags::EXITED == 0 {
             expected.cpu_ns = row.state.cpu_ns;
             expected.sampled_ns = row.state.sampled_ns;

@@ -1,7 +1,7 @@
 //! The embedded probes load, attach and accept their config on the running kernel.
 mod common;
 
-use bridge::{loader::ProbeSettings, loader::Probes, mode::ModeKind};
+use bridge::{contract::ModeKind, loader::ProbeSettings, loader::Probes};
 
 #[test]
 fn probes_load_attach_and_take_config() {

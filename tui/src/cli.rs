@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bridge::{mode::ModeKind, session::SessionConfig, table::Retention};
+use bridge::{contract::ModeKind, session::SessionConfig, table::Retention};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Live, ordered process and TCP connection tables fed by eBPF.

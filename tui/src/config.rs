@@ -28,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use bridge::mode::ModeKind;
+use bridge::contract::ModeKind;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -7,7 +7,7 @@ use std::{
 };
 
 use bridge::{
-    mode::ModeKind,
+    contract::ModeKind,
     session::{Session, SessionConfig},
     stats::monotonic_ns,
     store::TableStore,
@@ -125,7 +125,7 @@ fn print_tables(
     modes: &[ModeKind],
     args: &DumpArgs,
 ) -> anyhow::Result<()> {
-    use bridge::row::RowOrigin;
+    use bridge::contract::RowOrigin;
     let keep = |origin: RowOrigin| !args.kernel_only || origin == RowOrigin::Kernel;
     for mode in modes {
         let tables = store.mode(*mode);

@@ -23,7 +23,7 @@ fn main() {
             retention: cli.bridge.retention,
             session: cli
                 .bridge
-                .session_config(bridge::mode::ModeKind::ALL.to_vec()),
+                .session_config(bridge::contract::ModeKind::ALL.to_vec()),
         }),
     };
     match code {

@@ -1,9 +1,10 @@
-//! Rows and stats in the JSON contract's field names (DESIGN "CLI and JSON contract").
+//! Rows in the JSON contract's field names (`docs/contract.md`).
 //! More fields may be added; these names do not change without a changelog entry.
 
 use bridge::{
-    mode::ModeKind,
-    row::{tcp_state_name, tcp_states_in_mask, ConnectionRow, ProcessRow, RowOrigin},
+    contract::{
+        tcp_state_name, tcp_states_in_mask, ConnectionRow, ModeKind, ProcessRow, RowOrigin,
+    },
     store::ModeTables,
 };
 use serde::Serialize;

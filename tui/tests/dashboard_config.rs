@@ -16,7 +16,7 @@ use bpftop_ordered::{
     dashboard::keymap::Action,
     theme::Theme,
 };
-use bridge::mode::ModeKind;
+use bridge::contract::ModeKind;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid_configs");

@@ -14,7 +14,10 @@ use bpftop_ordered::{
     },
     view::columns::{column_index, PROCESS_COLUMNS},
 };
-use bridge::{mode::ModeKind, mode::ModeMessage, synthetic::SyntheticShape};
+use bridge::{
+    contract::{ModeKind, ModeMessage},
+    synthetic::SyntheticShape,
+};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };

@@ -9,11 +9,8 @@ use bpftop_ordered::{
     theme::Theme,
     view::{columns::PROCESS_COLUMNS, help::help_lines},
 };
-use bridge::{
-    mode::{ModeBatch, ModeKind, ModeMessage},
-    record::RowChange,
-    row::{ProcessRow, RowOrigin},
-    stats::ModeCounters,
+use bridge::contract::{
+    ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, RowChange, RowOrigin,
 };
 use crossterm::event::{Event, KeyCode};
 use probe_common::{ProcKey, ProcState};

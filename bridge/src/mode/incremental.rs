@@ -7,13 +7,15 @@ use crossbeam_channel::Sender;
 use probe_common::{table, ConnKey, ConnState, ProcKey, ProcState};
 
 use crate::{
+    contract::{
+        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
+        RowChange,
+    },
     loader::Probes,
     map_batch::{DumpPath, MapDump, MapDumpError},
-    mode::{ModeBatch, ModeKind, ModeMessage, Resync},
-    record::{self, Record, RowChange},
-    row::{ConnectionRow, ProcessRow},
+    record::{self, Record},
     seq_gap::SeqTracker,
-    stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
+    stats::{monotonic_ns, thread_cpu_ns, LagHistogram},
 };
 
 /// Records per batch before it is handed to the store even mid-drain.

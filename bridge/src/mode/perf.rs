@@ -16,11 +16,11 @@ use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
 
 use crate::{
+    contract::{ModeKind, ModeMessage},
     loader::Probes,
     mode::{
         incremental::{stop_pollfd, wait_readable, IncrementalConsumer},
         perf_buffers::PerfBuffers,
-        ModeKind, ModeMessage,
     },
     session::SessionConfig,
     stats::monotonic_ns,

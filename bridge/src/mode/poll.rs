@@ -17,13 +17,14 @@ use crossbeam_channel::Sender;
 use probe_common::{conn_flags, proc_flags, table};
 
 use crate::{
+    contract::{
+        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
+        RowChange,
+    },
     loader::Probes,
     map_batch::MapDump,
-    mode::{ModeBatch, ModeKind, ModeMessage, Resync},
-    record::RowChange,
-    row::{ConnectionRow, ProcessRow},
     session::SessionConfig,
-    stats::{monotonic_ns, thread_cpu_ns, LagHistogram, ModeCounters},
+    stats::{monotonic_ns, thread_cpu_ns, LagHistogram},
     stop::StopToken,
 };
 

@@ -12,11 +12,9 @@ use aya::maps::RingBuf;
 use crossbeam_channel::Sender;
 
 use crate::{
+    contract::{ModeKind, ModeMessage},
     loader::Probes,
-    mode::{
-        incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
-        ModeKind, ModeMessage,
-    },
+    mode::incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
     session::SessionConfig,
     stats::monotonic_ns,
     stop::StopToken,

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bridge::{mode::ModeKind, session::Session, store::TableStore};
+use bridge::{contract::ModeKind, session::Session, store::TableStore};
 use serde_json::{json, Map, Value};
 
 use crate::cli::{BenchArgs, Format, Workload};
@@ -264,7 +264,7 @@ impl Common<'_> {
 }
 
 fn mode_row(store: &TableStore, mode: ModeKind, applied_during: u64, common: &Common) -> Value {
-    use bridge::row::RowOrigin;
+    use bridge::contract::RowOrigin;
     let tables = store.mode(mode);
     let mut exec_seen = HashSet::new();
     let mut exec_comm_true = 0usize;

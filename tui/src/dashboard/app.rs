@@ -8,8 +8,7 @@
 use std::time::Duration;
 
 use bridge::{
-    mode::{ModeKind, ModeMessage},
-    row::{ConnectionRow, ProcessRow, TableRow},
+    contract::{ConnectionRow, Entity, ModeKind, ModeMessage, ProcessRow},
     stats::process_cpu_ns,
     store::TableStore,
     table::{OrderedTable, ProcessTable},
@@ -606,7 +605,7 @@ impl App {
 
 /// Keys of the rows of `table` accepted by `filter`, ordered by the sort column (ties keep
 /// first-seen order, in both directions).
-fn sorted_filtered<R: TableRow>(
+fn sorted_filtered<R: Entity>(
     table: &OrderedTable<R>,
     columns: &[ColumnSpec<R>],
     sort: SortState,

@@ -6,7 +6,7 @@
 use std::{io, thread, time::Duration};
 
 use anyhow::Context;
-use bridge::{mode::ModeMessage, stats::monotonic_ns};
+use bridge::{contract::ModeMessage, stats::monotonic_ns};
 use crossbeam_channel::{never, select, tick, Receiver};
 use crossterm::event::Event;
 use ratatui::{backend::Backend, Terminal};

@@ -99,7 +99,7 @@ impl App {
 
     /// Carries out an action of the key map.
     pub fn perform(&mut self, action: Action) -> Control {
-        use bridge::mode::ModeKind;
+        use bridge::contract::ModeKind;
         match action {
             Action::Quit => return Control::Quit,
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
@@ -385,7 +385,7 @@ impl App {
                     }
                 } else if layout.panel.contains(at) {
                     let third = (at.x - layout.panel.x) as usize * 3 / layout.panel.width as usize;
-                    self.set_mode(bridge::mode::ModeKind::ALL[third.min(2)]);
+                    self.set_mode(bridge::contract::ModeKind::ALL[third.min(2)]);
                 } else {
                     return Control::Unchanged;
                 }

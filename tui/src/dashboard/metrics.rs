@@ -8,8 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use bridge::{
-    mode::ModeKind,
-    row::{ProcessRow, RowOrigin},
+    contract::{ModeKind, ProcessRow, RowOrigin},
     stats::{rate_per_s, ModeStats},
     store::TableStore,
 };
@@ -321,7 +320,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge::row::RowOrigin;
+    use bridge::contract::RowOrigin;
     use probe_common::ProcState;
 
     const S: u64 = 1_000_000_000;

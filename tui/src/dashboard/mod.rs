@@ -22,7 +22,7 @@ pub mod user_names;
 
 use std::{io::IsTerminal, path::PathBuf, time::Duration};
 
-use bridge::{mode::ModeKind, session::Session, session::SessionConfig, stats::monotonic_ns};
+use bridge::{contract::ModeKind, session::Session, session::SessionConfig, stats::monotonic_ns};
 use ratatui::Frame;
 
 use self::{

@@ -1,7 +1,7 @@
 //! Filter evaluation against the two row types: field terms read the row's raw fields; plain
 //! text is matched against every column's formatted text (what the user sees), case-insensitively.
 
-use bridge::row::{ConnectionRow, ProcessRow};
+use bridge::contract::{ConnectionRow, ProcessRow};
 
 use super::filter::{FilterSubject, ProcessState, Term};
 use crate::view::columns::{endpoint, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS};
@@ -90,7 +90,7 @@ mod tests {
         metrics::ProcessCpu,
         user_names::UserNames,
     };
-    use bridge::row::RowOrigin;
+    use bridge::contract::RowOrigin;
     use probe_common::{ConnKey, ConnState, ProcKey, ProcState, AF_INET};
 
     fn comm(name: &str) -> [u8; 16] {

@@ -3,7 +3,7 @@
 
 use std::{path::Path, time::Duration};
 
-use bridge::{mode::ModeKind, session::SessionConfig};
+use bridge::{contract::ModeKind, session::SessionConfig};
 
 use super::{
     app::AppSettings,

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use bridge::mode::ModeKind;
+use bridge::contract::ModeKind;
 
 use super::filter::{self, Filter, FilterError, FilterTable};
 

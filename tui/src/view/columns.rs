@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use bridge::{
-    row::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin},
+    contract::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin},
     table::ProcessTable,
 };
 

@@ -1,7 +1,7 @@
 //! The detail pane (Enter): every field of the row under the cursor, in words and exact
 //! numbers; for a process, its CPU% history over the last refreshes as a sparkline.
 
-use bridge::row::{tcp_states_in_mask, ConnectionRow, ProcessRow, RowOrigin};
+use bridge::contract::{tcp_states_in_mask, ConnectionRow, ProcessRow, RowOrigin};
 use probe_common::conn_flags;
 use ratatui::{
     layout::Rect,
@@ -66,7 +66,7 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
     let state = match row.exit_status() {
         None => format!(
             "running, {letter} ({})",
-            bridge::task_state::describe(letter)
+            bridge::contract::task_state::describe(letter)
         ),
         Some(status) => {
             let how = match row.exit_signal() {
@@ -215,7 +215,7 @@ pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec
         field(
             theme,
             "state",
-            bridge::row::tcp_state_name(row.state.tcp_state).to_string(),
+            bridge::contract::tcp_state_name(row.state.tcp_state).to_string(),
         ),
         field(
             theme,

@@ -16,7 +16,7 @@ pub mod popup;
 pub mod table;
 pub mod tabs;
 
-use bridge::row::TableRow;
+use bridge::contract::Entity;
 use ratatui::{
     layout::{Alignment, Rect},
     widgets::{Block, Paragraph},
@@ -103,7 +103,7 @@ fn render_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_table<R: TableRow + DisplayRow>(
+fn render_table<R: Entity + DisplayRow>(
     frame: &mut Frame,
     area: Rect,
     table: &bridge::table::OrderedTable<R>,

@@ -3,7 +3,7 @@
 //! lag over the last minute. The visible mode's column is highlighted; a failed mode shows its
 //! error instead of figures. Lines are dropped from the bottom when the panel is short.
 
-use bridge::mode::ModeKind;
+use bridge::contract::ModeKind;
 use ratatui::{
     buffer::Buffer,
     layout::{Constraint, Layout, Rect},

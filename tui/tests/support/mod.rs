@@ -8,7 +8,7 @@ use bpftop_ordered::dashboard::{
     user_names::UserNames,
 };
 use bridge::{
-    mode::{ModeKind, ModeMessage},
+    contract::{ModeKind, ModeMessage},
     stats::monotonic_ns,
     store::TableStore,
     synthetic::{SyntheticShape, SyntheticSource},

@@ -1,0 +1,133 @@
+//! Processes: the kernel's process state as a row, and what a view asks of it.
+
+use probe_common::{proc_flags, table, ProcKey, ProcState};
+
+use super::row::{comm_to_string, KernelState, Row};
+
+/// One process, keyed by tgid + start time (a reused pid is a new row).
+pub type ProcessRow = Row<ProcState>;
+
+impl KernelState for ProcState {
+    type Key = ProcKey;
+    const TABLE: u8 = table::PROCESSES;
+    const TABLE_NAME: &'static str = "processes";
+
+    fn finished_ns(&self) -> Option<u64> {
+        (self.flags & proc_flags::EXITED != 0).then_some(self.exit_ns)
+    }
+
+    fn poll_seq(&self) -> u64 {
+        self.poll_seq
+    }
+
+    fn last_emit_ns(&self) -> u64 {
+        self.last_emit_ns
+    }
+
+    fn sanitized(mut self) -> Self {
+        self.task_addr = 0;
+        self.retry_cycle = 0;
+        self.exit_tid = 0;
+        self.flags &= !(proc_flags::DIRTY | proc_flags::REPARENT_PENDING);
+        self
+    }
+}
+
+impl ProcessRow {
+    /// The pid (tgid) as user space knows it.
+    pub fn pid(&self) -> u32 {
+        self.key.tgid
+    }
+
+    /// `comm` as text.
+    pub fn comm(&self) -> String {
+        comm_to_string(&self.state.comm)
+    }
+
+    /// True once the last thread exited.
+    pub fn is_exited(&self) -> bool {
+        self.state.flags & proc_flags::EXITED != 0
+    }
+
+    /// The task state letter as `ps` shows it (see [`super::task_state::letter`]).
+    pub fn task_state(&self) -> char {
+        super::task_state::letter(self.state.task_state, self.state.exit_state)
+    }
+
+    /// The signal that killed the process; `None` while running or when it called exit().
+    pub fn exit_signal(&self) -> Option<u32> {
+        let signal = self.state.exit_code & 0x7f;
+        (self.is_exited() && signal != 0).then_some(signal)
+    }
+
+    /// True when the process dumped core (`WCOREDUMP`).
+    pub fn core_dumped(&self) -> bool {
+        self.is_exited() && self.state.exit_code & 0x80 != 0
+    }
+
+    /// True for a kernel thread.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.state.flags & proc_flags::KERNEL_THREAD != 0
+    }
+
+    /// Exit status as a shell reports it: the `exit()` status, or `128 + signal` when a signal
+    /// killed the process; `None` while running.
+    pub fn exit_status(&self) -> Option<i32> {
+        if !self.is_exited() {
+            return None;
+        }
+        let code = self.state.exit_code;
+        let signal = code & 0x7f;
+        Some(if signal != 0 {
+            128 + signal as i32
+        } else {
+            ((code >> 8) & 0xff) as i32
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_common::COMM_LEN;
+
+    fn exited(code: u32) -> ProcessRow {
+        ProcessRow {
+            key: ProcKey::default(),
+            state: ProcState {
+                flags: proc_flags::EXITED,
+                exit_code: code,
+                ..Default::default()
+            },
+            seq: 1,
+            changed_ns: 1,
+            origin: super::super::row::RowOrigin::Kernel,
+        }
+    }
+
+    #[test]
+    fn exit_status_decodes_wait_status() {
+        assert_eq!(exited(7 << 8).exit_status(), Some(7));
+        assert_eq!(exited(7 << 8).exit_signal(), None);
+        assert_eq!(exited(9).exit_status(), Some(137));
+        assert_eq!(exited(9).exit_signal(), Some(9));
+        // `exit 137` and SIGKILL read the same as a status, and differ in exit_signal.
+        assert_eq!(exited(137 << 8).exit_status(), Some(137));
+        assert_eq!(exited(137 << 8).exit_signal(), None);
+        assert_eq!(exited(0).exit_status(), Some(0));
+        // SIGSEGV with a core dump.
+        let core = exited(11 | 0x80);
+        assert_eq!(core.exit_signal(), Some(11));
+        assert!(core.core_dumped());
+        assert_eq!(core.exit_status(), Some(139));
+        assert!(!exited(11).core_dumped());
+    }
+
+    #[test]
+    fn comm_stops_at_nul_and_handles_full_length() {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..3].copy_from_slice(b"sh\0");
+        assert_eq!(comm_to_string(&comm), "sh");
+        assert_eq!(comm_to_string(&[b'a'; COMM_LEN]).len(), COMM_LEN);
+    }
+}
