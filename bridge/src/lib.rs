@@ -5,11 +5,11 @@
 //! views. No terminal code lives here.
 
 pub mod contract;
-pub mod kernel_offsets;
-pub mod loader;
+pub mod defaults;
 pub mod map_batch;
 pub mod mode;
 pub mod perf_reader;
+pub mod probe;
 pub mod procfs_seed;
 pub mod record;
 pub mod seq_gap;

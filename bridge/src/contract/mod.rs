@@ -83,6 +83,18 @@ pub enum RowChange {
     Connection(ConnectionRow),
 }
 
+impl From<ProcessRow> for RowChange {
+    fn from(row: ProcessRow) -> Self {
+        RowChange::Process(row)
+    }
+}
+
+impl From<ConnectionRow> for RowChange {
+    fn from(row: ConnectionRow) -> Self {
+        RowChange::Connection(row)
+    }
+}
+
 /// A full picture of the kernel state maps: a mode's first batch (the list of list + watch),
 /// or a reseed of its tables after loss.
 #[derive(Clone, Debug, Default)]

@@ -4,14 +4,11 @@
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use probe_common::{table, ConnKey, ConnState, ProcKey, ProcState};
+use probe_common::{table, ConnState, ProcState};
 
 use crate::{
-    contract::{
-        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
-        RowChange,
-    },
-    loader::Probes,
+    contract::{KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange},
+    mode::KernelShared,
     map_batch::{DumpPath, MapDump, MapDumpError},
     record::{self, Record},
     seq_gap::SeqTracker,
@@ -120,7 +117,7 @@ impl IncrementalConsumer {
     /// the transport since the last call.
     pub fn end_drain(
         &mut self,
-        probes: &dyn ResyncSource,
+        probes: &impl ResyncSource,
         sender: &Sender<ModeMessage>,
         read_kernel_drops: impl FnOnce() -> u64,
         perf_lost: u64,
@@ -214,7 +211,7 @@ impl IncrementalConsumer {
     /// up to it are older than the read and lose; later ones win.
     pub fn initial_list(
         &mut self,
-        probes: &dyn ResyncSource,
+        probes: &impl ResyncSource,
         sender: &Sender<ModeMessage>,
     ) -> Result<(), SendClosed> {
         let proc_seq = probes.sequence(self.mode, table::PROCESSES);
@@ -225,39 +222,16 @@ impl IncrementalConsumer {
     }
 
     /// Reads both state maps as a [`Resync`]; rows carry the highest seq seen per table.
-    fn read_resync(&mut self, probes: &dyn ResyncSource) -> Resync {
+    fn read_resync<P: ResyncSource>(&mut self, probes: &P) -> Resync {
         let proc_seq = self.trackers[table::PROCESSES as usize].highest_seen();
         let conn_seq = self.trackers[table::CONNECTIONS as usize].highest_seen();
         self.read_state_maps(probes, proc_seq, conn_seq)
     }
 
-    fn read_state_maps(
-        &mut self,
-        probes: &dyn ResyncSource,
-        proc_seq: u64,
-        conn_seq: u64,
-    ) -> Resync {
+    fn read_state_maps<P: ResyncSource>(&mut self, probes: &P, proc_seq: u64, conn_seq: u64) -> Resync {
         let map_full_before = probes.map_full_count();
-        let processes = match probes.read_processes(&mut self.scratch) {
-            Ok((entries, _)) => entries
-                .into_iter()
-                .map(|(key, state)| ProcessRow::from_state_map(key, state, proc_seq))
-                .collect(),
-            Err(e) => {
-                log::warn!("{} mode: resync could not read processes: {e}", self.mode);
-                Vec::new()
-            }
-        };
-        let connections = match probes.read_connections(&mut self.scratch) {
-            Ok((entries, _)) => entries
-                .into_iter()
-                .map(|(key, state)| ConnectionRow::from_state_map(key, state, conn_seq))
-                .collect(),
-            Err(e) => {
-                log::warn!("{} mode: resync could not read connections: {e}", self.mode);
-                Vec::new()
-            }
-        };
+        let processes = self.read_table::<ProcState, P>(probes, proc_seq);
+        let connections = self.read_table::<ConnState, P>(probes, conn_seq);
         // Entries the maps could not hold are absent without having exited: the store must
         // not read absence as an exit when any insert ever failed.
         let complete = map_full_before == 0 && probes.map_full_count() == 0;
@@ -268,6 +242,30 @@ impl IncrementalConsumer {
             initial: false,
         }
     }
+
+    /// Every entry of `S`'s state map as rows versioned by `seq` (none, with a warning, when
+    /// the map cannot be read).
+    fn read_table<S, P>(&mut self, probes: &P, seq: u64) -> Vec<Row<S>>
+    where
+        S: KernelState + aya::Pod,
+        S::Key: aya::Pod,
+        P: ResyncSource,
+    {
+        match probes.read::<S>(&mut self.scratch) {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .map(|(key, state)| Row::from_state_map(key, state, seq))
+                .collect(),
+            Err(e) => {
+                log::warn!(
+                    "{} mode: resync could not read {}: {e}",
+                    self.mode,
+                    S::TABLE_NAME
+                );
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Where a resync reads the kernel's current state from (the state maps, for the real probes).
@@ -276,36 +274,26 @@ pub trait ResyncSource {
     fn sequence(&self, mode: ModeKind, table: u8) -> u64;
     /// Failed state-map inserts so far, both tables (0: the maps hold every entity).
     fn map_full_count(&self) -> u64;
-    /// Every process entry of the state map, in hash order.
-    fn read_processes(
-        &self,
-        scratch: &mut MapDump,
-    ) -> Result<(Vec<(ProcKey, ProcState)>, DumpPath), MapDumpError>;
-    /// Every connection entry of the state map, in hash order.
-    fn read_connections(
-        &self,
-        scratch: &mut MapDump,
-    ) -> Result<(Vec<(ConnKey, ConnState)>, DumpPath), MapDumpError>;
+    /// Every entry of `S`'s state map, in hash order.
+    fn read<S>(&self, scratch: &mut MapDump) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
+    where
+        S: KernelState + aya::Pod,
+        S::Key: aya::Pod;
 }
 
-impl ResyncSource for Probes {
+impl ResyncSource for KernelShared {
     fn sequence(&self, mode: ModeKind, table: u8) -> u64 {
-        Probes::sequence(self, mode, table).unwrap_or(0)
+        self.controls.sequence(mode, table).unwrap_or(0)
     }
     fn map_full_count(&self) -> u64 {
-        Probes::map_full_count(self)
+        self.controls.map_full_count()
     }
-    fn read_processes(
-        &self,
-        scratch: &mut MapDump,
-    ) -> Result<(Vec<(ProcKey, ProcState)>, DumpPath), MapDumpError> {
-        Probes::read_processes(self, scratch)
-    }
-    fn read_connections(
-        &self,
-        scratch: &mut MapDump,
-    ) -> Result<(Vec<(ConnKey, ConnState)>, DumpPath), MapDumpError> {
-        Probes::read_connections(self, scratch)
+    fn read<S>(&self, scratch: &mut MapDump) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
+    where
+        S: KernelState + aya::Pod,
+        S::Key: aya::Pod,
+    {
+        self.state_maps.read::<S>(scratch)
     }
 }
 

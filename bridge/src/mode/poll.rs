@@ -14,16 +14,12 @@ use std::{collections::HashMap, hash::Hash, time::Duration};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
-use probe_common::{conn_flags, proc_flags, table};
+use probe_common::{table, ConnKey, ConnState, ProcKey, ProcState};
 
 use crate::{
-    contract::{
-        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
-        RowChange,
-    },
-    loader::Probes,
+    contract::{KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange},
     map_batch::MapDump,
-    session::SessionConfig,
+    mode::{KernelShared, Mode},
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram},
     stop::StopToken,
 };
@@ -108,26 +104,71 @@ impl<K: Copy + Eq + Hash> TableDiff<K> {
     }
 }
 
-/// The poll mode's own state between snapshots.
-struct PollMode<'a> {
-    probes: &'a Probes,
+/// How poll runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollConfig {
+    /// Time between two snapshots.
+    pub interval: Duration,
+    /// How long the kernel reaper keeps finished entries (an entry that vanishes sooner was
+    /// evicted, not reaped).
+    pub kernel_retention: Duration,
+}
+
+/// The poll mode: snapshots of the shared state maps.
+pub struct PollMode {
+    kernel: KernelShared,
+    config: PollConfig,
+}
+
+impl PollMode {
+    /// A poll mode reading `kernel`'s state maps.
+    pub fn new(kernel: KernelShared, config: PollConfig) -> Self {
+        PollMode { kernel, config }
+    }
+}
+
+impl Mode for PollMode {
+    fn kind(&self) -> ModeKind {
+        ModeKind::Poll
+    }
+
+    /// The last snapshot is taken after the stop, so it shows the final kernel flush.
+    fn run(self: Box<Self>, sender: &Sender<ModeMessage>, stop: &StopToken) -> Result<()> {
+        let mut poll = Snapshots::new(&self.kernel, &self.config)?;
+        loop {
+            let started = monotonic_ns();
+            let final_snapshot = stop.is_stopped();
+            let batch = poll.take()?;
+            if sender.send(ModeMessage::Batch(batch)).is_err() || final_snapshot {
+                return Ok(());
+            }
+            let spent = Duration::from_nanos(monotonic_ns() - started);
+            stop.sleep(self.config.interval.saturating_sub(spent));
+        }
+    }
+}
+
+/// Poll's state between snapshots.
+struct Snapshots<'a> {
+    kernel: &'a KernelShared,
     reaper_retention_ns: u64,
     counters: ModeCounters,
     scratch: MapDump,
     snapshot_lag: LagHistogram,
-    procs: TableDiff<probe_common::ProcKey>,
-    conns: TableDiff<probe_common::ConnKey>,
+    procs: TableDiff<ProcKey>,
+    conns: TableDiff<ConnKey>,
 }
 
-impl<'a> PollMode<'a> {
-    fn new(probes: &'a Probes, config: &SessionConfig) -> Result<Self> {
+impl<'a> Snapshots<'a> {
+    fn new(kernel: &'a KernelShared, config: &PollConfig) -> Result<Self> {
         let start_seq = |table| {
-            probes
+            kernel
+                .controls
                 .sequence(ModeKind::Poll, table)
                 .context("reading the poll sequence counter")
         };
-        Ok(PollMode {
-            probes,
+        Ok(Snapshots {
+            kernel,
             reaper_retention_ns: config.kernel_retention.as_nanos() as u64,
             counters: ModeCounters {
                 started_ns: monotonic_ns(),
@@ -141,57 +182,39 @@ impl<'a> PollMode<'a> {
     }
 
     /// Reads both maps, diffs them against the previous snapshot, and returns the batch.
-    fn snapshot(&mut self) -> Result<ModeBatch> {
+    fn take(&mut self) -> Result<ModeBatch> {
         let started = monotonic_ns();
-        let map_full_before = self.probes.map_full_count();
-        let (proc_entries, path) = self
-            .probes
-            .read_processes(&mut self.scratch)
+        let map_full_before = self.kernel.controls.map_full_count();
+        let state_maps = &self.kernel.state_maps;
+        let (proc_entries, path) = state_maps
+            .read::<ProcState>(&mut self.scratch)
             .context("reading the processes state map")?;
-        let (conn_entries, _) = self
-            .probes
-            .read_connections(&mut self.scratch)
+        let (conn_entries, _) = state_maps
+            .read::<ConnState>(&mut self.scratch)
             .context("reading the connections state map")?;
         let read_done = monotonic_ns();
         self.counters.last_read_ns = read_done - started;
         self.counters.read_path = Some(path.as_str());
 
         let mut changes = Vec::new();
-        let mut all_procs = Vec::with_capacity(proc_entries.len());
-        for (key, state) in proc_entries {
-            let row = ProcessRow::from_state_map(key, state, state.poll_seq);
-            let finished = (state.flags & proc_flags::EXITED != 0).then_some(state.exit_ns);
-            if self.procs.observe(key, state.poll_seq, finished) {
-                self.snapshot_lag.record(state.last_emit_ns, read_done);
-                changes.push(RowChange::Process(row.clone()));
-            }
-            all_procs.push(row);
-        }
-        let mut all_conns = Vec::with_capacity(conn_entries.len());
-        for (key, state) in conn_entries {
-            let row = ConnectionRow::from_state_map(key, state, state.poll_seq);
-            let finished = (state.flags & conn_flags::CLOSED != 0).then_some(state.end_ns);
-            if self.conns.observe(key, state.poll_seq, finished) {
-                self.snapshot_lag.record(state.last_emit_ns, read_done);
-                changes.push(RowChange::Connection(row.clone()));
-            }
-            all_conns.push(row);
-        }
+        let lag = &mut self.snapshot_lag;
+        let processes = diff_table(&mut self.procs, proc_entries, read_done, lag, &mut changes);
+        let connections = diff_table(&mut self.conns, conn_entries, read_done, lag, &mut changes);
         let evicted = self
             .procs
             .finish_snapshot(read_done, self.reaper_retention_ns)
             + self
                 .conns
                 .finish_snapshot(read_done, self.reaper_retention_ns);
-        let map_full = self.probes.map_full_count();
+        let map_full = self.kernel.controls.map_full_count();
         // Only an LRU map evicts: rebuild from this snapshot so the table drops live entries the
         // kernel no longer tracks (finished rows stay until retention, as in every mode).
         let resync = (evicted > 0).then(|| {
             self.counters.evictions += evicted;
             self.counters.resyncs += 1;
             Resync {
-                processes: all_procs,
-                connections: all_conns,
+                processes,
+                connections,
                 complete: map_full_before == 0 && map_full == 0,
                 initial: false,
             }
@@ -202,7 +225,7 @@ impl<'a> PollMode<'a> {
         c.max_batch = c.max_batch.max(changes.len() as u64);
         c.unobserved_changes = self.procs.unobserved() + self.conns.unobserved();
         c.map_full = map_full;
-        c.kernel_bytes = self.probes.state_maps_kernel_bytes();
+        c.kernel_bytes = state_maps.kernel_bytes();
         c.buffer_bytes = (self.scratch.allocated_bytes()
             + self.procs.allocated_bytes()
             + self.conns.allocated_bytes()) as u64;
@@ -217,25 +240,29 @@ impl<'a> PollMode<'a> {
     }
 }
 
-/// Runs the poll loop until `stop` is signalled or the store hangs up. The last snapshot is
-/// taken after the stop, so it shows the final kernel flush.
-pub fn run(
-    probes: &Probes,
-    config: &SessionConfig,
-    sender: &Sender<ModeMessage>,
-    stop: &StopToken,
-) -> Result<()> {
-    let mut mode = PollMode::new(probes, config)?;
-    loop {
-        let started = monotonic_ns();
-        let final_snapshot = stop.is_stopped();
-        let batch = mode.snapshot()?;
-        if sender.send(ModeMessage::Batch(batch)).is_err() || final_snapshot {
-            return Ok(());
+/// One table of a snapshot: every entry as a row versioned by its poll sequence number; the
+/// entries that changed since the previous snapshot are also pushed to `changes`, and their
+/// age recorded in `lag`. Returns all rows (for a rebuild after evictions).
+fn diff_table<S: KernelState>(
+    diff: &mut TableDiff<S::Key>,
+    entries: Vec<(S::Key, S)>,
+    read_done_ns: u64,
+    lag: &mut LagHistogram,
+    changes: &mut Vec<RowChange>,
+) -> Vec<Row<S>>
+where
+    Row<S>: Into<RowChange>,
+{
+    let mut rows = Vec::with_capacity(entries.len());
+    for (key, state) in entries {
+        let row = Row::from_state_map(key, state, state.poll_seq());
+        if diff.observe(key, state.poll_seq(), state.finished_ns()) {
+            lag.record(state.last_emit_ns(), read_done_ns);
+            changes.push(row.clone().into());
         }
-        let spent = Duration::from_nanos(monotonic_ns() - started);
-        stop.sleep(config.poll_interval.saturating_sub(spent));
+        rows.push(row);
     }
+    rows
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `ring` mode: one BPF ring buffer, consumed in batches on this mode's thread.
 //!
-//! Wake-ups: with `ring_wakeup_every == 1` the kernel wakes the consumer for every record and the
+//! Wake-ups: with `wakeup_every == 1` the kernel wakes the consumer for every record and the
 //! thread sleeps in `poll(2)`; with sampled wake-ups (N > 1) it also drains on a short timer so
 //! records submitted without a wake-up are not left waiting. On stop it drains once more, so
 //! what the final kernel flush sent is in its last batch.
@@ -13,69 +13,99 @@ use crossbeam_channel::Sender;
 
 use crate::{
     contract::{ModeKind, ModeMessage},
-    loader::Probes,
-    mode::incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
-    session::SessionConfig,
+    mode::{
+        incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
+        KernelShared, Mode,
+    },
+    probe::RingTransport,
     stats::monotonic_ns,
     stop::StopToken,
 };
 
-/// Runs the ring consumer until `stop` is signalled (then drains once more) or the store hangs
-/// up.
-pub fn run(
-    probes: &Probes,
-    config: &SessionConfig,
-    sender: &Sender<ModeMessage>,
-    stop: &StopToken,
-) -> Result<()> {
-    let map = probes
-        .take_ring()
-        .context("the ring buffer is already consumed by another thread")?;
-    let mut ring = RingBuf::try_from(map).context("opening the ring buffer")?;
-    let mut consumer = IncrementalConsumer::new(ModeKind::Ring, probes.ring_kernel_bytes());
-    if consumer.initial_list(probes, sender).is_err() {
-        return Ok(());
-    }
-    let timeout = if config.ring_wakeup_every > 1 {
-        Duration::from_millis(10)
-    } else {
-        Duration::from_millis(100)
-    };
-    let mut pollfds = [
-        libc::pollfd {
-            fd: ring.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        stop_pollfd(stop),
-    ];
-    loop {
-        let stopping = stop.is_stopped();
-        if !stopping {
-            wait_readable(&mut pollfds, timeout).context("waiting on the ring buffer")?;
+/// How the ring consumer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// The kernel wakes the consumer every Nth record (1: every record); with N > 1 the
+    /// consumer also drains every 10 ms.
+    pub wakeup_every: u32,
+}
+
+/// The ring mode, with its ring buffer.
+pub struct RingMode {
+    transport: RingTransport,
+    kernel: KernelShared,
+    config: RingConfig,
+}
+
+impl RingMode {
+    /// A ring mode consuming `transport`.
+    pub fn new(transport: RingTransport, kernel: KernelShared, config: RingConfig) -> Self {
+        RingMode {
+            transport,
+            kernel,
+            config,
         }
+    }
+}
+
+impl Mode for RingMode {
+    fn kind(&self) -> ModeKind {
+        ModeKind::Ring
+    }
+
+    fn run(self: Box<Self>, sender: &Sender<ModeMessage>, stop: &StopToken) -> Result<()> {
+        let RingMode {
+            transport,
+            kernel,
+            config,
+        } = *self;
+        let mut ring = RingBuf::try_from(transport.map).context("opening the ring buffer")?;
+        let mut consumer = IncrementalConsumer::new(ModeKind::Ring, transport.kernel_bytes);
+        if consumer.initial_list(&kernel, sender).is_err() {
+            return Ok(());
+        }
+        let timeout = if config.wakeup_every > 1 {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(100)
+        };
+        let mut pollfds = [
+            libc::pollfd {
+                fd: ring.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            stop_pollfd(stop),
+        ];
+        let controls = &kernel.controls;
         loop {
-            let mut drained_all = true;
-            while let Some(item) = ring.next() {
-                consumer.push_bytes(&item, false);
-                if consumer.pending_len() >= MAX_BATCH {
-                    drained_all = false;
+            let stopping = stop.is_stopped();
+            if !stopping {
+                wait_readable(&mut pollfds, timeout).context("waiting on the ring buffer")?;
+            }
+            loop {
+                let mut drained_all = true;
+                while let Some(item) = ring.next() {
+                    consumer.push_bytes(&item, false);
+                    if consumer.pending_len() >= MAX_BATCH {
+                        drained_all = false;
+                        break;
+                    }
+                }
+                if consumer
+                    .end_drain(&kernel, sender, || controls.ring_reserve_failures(), 0)
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                if drained_all {
                     break;
                 }
             }
-            if consumer
-                .end_drain(probes, sender, || probes.ring_reserve_failures(), 0)
-                .is_err()
-            {
+            if stopping {
+                let _ = consumer.flush(sender, None, monotonic_ns(), true);
                 return Ok(());
             }
-            if drained_all {
-                break;
-            }
-        }
-        if stopping {
-            let _ = consumer.flush(sender, None, monotonic_ns(), true);
-            return Ok(());
         }
     }
 }

@@ -1,0 +1,38 @@
+//! Every default of the bridge, in one place: the session's defaults, the command line's and
+//! the documentation's are these values.
+
+use std::time::Duration;
+
+/// Ring buffer size, bytes.
+pub const RING_BYTES: u32 = 4 << 20;
+/// Ring wake-up sampling: wake the consumer every Nth record.
+pub const RING_WAKEUP_EVERY: u32 = 1;
+/// Pages per CPU of each perf buffer.
+pub const PERF_PAGES: usize = 64;
+/// Perf wake-up sampling: wake the consumer every Nth record.
+pub const PERF_WAKEUP_EVERY: u32 = 1;
+/// Poll mode's snapshot interval (and the dashboard's refresh).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Flush period of what changes without an event of its own.
+pub const UPDATE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long finished entries stay in the kernel state maps (at least three poll intervals).
+pub const KERNEL_RETENTION: Duration = Duration::from_secs(10);
+/// How long finished rows stay in the user-space tables.
+pub const RETENTION_AGE: Duration = Duration::from_secs(60);
+/// At most this many finished rows per table.
+pub const RETENTION_ROWS: usize = 10_000;
+/// Capacity of the connections state map: twice the kernel's default `tcp_max_tw_buckets` /
+/// `tcp_max_orphans` (131,072), room for every socket a busy server holds plus recently
+/// closed ones awaiting the reaper. Not preallocated.
+pub const CONN_MAP_ENTRIES: u32 = 262_144;
+
+/// Capacity of the processes state map: the machine's `kernel.pid_max` (every live process
+/// fits) plus 65,536 exited ones awaiting the reaper, at most 2^20. Not preallocated, so
+/// capacity costs nothing until used.
+pub fn proc_map_entries() -> u32 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(32_768);
+    pid_max.saturating_add(65_536).min(1 << 20)
+}

@@ -1,0 +1,280 @@
+//! Typed handles to the loaded probes' maps and programs, one per job, each owned by the
+//! thread that uses it:
+//! - [`Controls`] (config, sequence counters, failure counters) and [`StateMaps`] are shared
+//!   (`Arc`) by every mode, the flush and the reaper;
+//! - [`RingTransport`] and [`PerfTransport`] are moved into their mode's thread, so a transport
+//!   can have one consumer only — by construction, not by a run-time check;
+//! - [`FlushProgram`] belongs to the housekeeping thread, then to the final flush;
+//! - [`ProbeLinks`] keeps the programs attached for as long as it lives.
+
+use std::{
+    os::fd::{AsFd, BorrowedFd},
+    sync::Mutex,
+};
+
+use aya::{
+    maps::{Array, Map, MapData, PerCpuArray},
+    programs::ProgramFd,
+    Ebpf,
+};
+use probe_common::{
+    failure, flush_op, mode_bit, seq_index, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState,
+};
+
+use super::errors::{describe, LoadError};
+use crate::{
+    contract::{KernelState, ModeKind},
+    map_batch::{self, DumpPath, DumpStrategy, MapDump, MapDumpError},
+    stats::monotonic_ns,
+};
+
+/// The attached programs: dropping this detaches them.
+pub struct ProbeLinks {
+    _ebpf: Ebpf,
+}
+
+impl ProbeLinks {
+    pub(crate) fn new(ebpf: Ebpf) -> Self {
+        ProbeLinks { _ebpf: ebpf }
+    }
+}
+
+/// The run-time controls of the probes: the config map (which modes emit, filters), the
+/// per-(mode, table) sequence counters and the per-CPU failure counters.
+pub struct Controls {
+    config: Mutex<Array<MapData, ProbeConfig>>,
+    seq: Array<MapData, u64>,
+    failures: PerCpuArray<MapData, u64>,
+}
+
+impl Controls {
+    pub(crate) fn new(
+        config: Array<MapData, ProbeConfig>,
+        seq: Array<MapData, u64>,
+        failures: PerCpuArray<MapData, u64>,
+    ) -> Self {
+        Controls {
+            config: Mutex::new(config),
+            seq,
+            failures,
+        }
+    }
+
+    fn config_error(e: aya::maps::MapError) -> LoadError {
+        LoadError::Map {
+            map: "CONFIG",
+            detail: describe(&e),
+        }
+    }
+
+    pub(crate) fn write_config(&self, config: ProbeConfig) -> Result<(), LoadError> {
+        let mut map = self.config.lock().expect("config lock poisoned");
+        map.set(0, config, 0).map_err(Self::config_error)
+    }
+
+    /// The config currently in the kernel.
+    pub fn read_config(&self) -> Result<ProbeConfig, LoadError> {
+        let map = self.config.lock().expect("config lock poisoned");
+        map.get(&0, 0).map_err(Self::config_error)
+    }
+
+    /// Turns a mode's kernel emission on or off (takes effect on the next event).
+    pub fn set_mode_enabled(&self, mode: ModeKind, enabled: bool) -> Result<(), LoadError> {
+        let mut map = self.config.lock().expect("config lock poisoned");
+        let mut config = map.get(&0, 0).map_err(Self::config_error)?;
+        let bit = mode_bit(mode.kernel_mode());
+        if enabled {
+            config.modes_enabled |= bit;
+        } else {
+            config.modes_enabled &= !bit;
+        }
+        map.set(0, config, 0).map_err(Self::config_error)
+    }
+
+    /// Records offered so far to `mode` for `table` (the kernel's sequence counter).
+    pub fn sequence(&self, mode: ModeKind, table: u8) -> Result<u64, LoadError> {
+        self.seq
+            .get(&seq_index(mode.kernel_mode(), table), 0)
+            .map_err(|e| LoadError::Map {
+                map: "SEQ",
+                detail: describe(&e),
+            })
+    }
+
+    /// A kernel failure counter (`probe_common::failure::*`), summed over CPUs.
+    pub fn failure_count(&self, which: u32) -> Result<u64, LoadError> {
+        let values = self.failures.get(&which, 0).map_err(|e| LoadError::Map {
+            map: "FAILURES",
+            detail: describe(&e),
+        })?;
+        Ok(values.iter().sum())
+    }
+
+    /// Failed state-map inserts so far (both tables): entities the maps could not hold.
+    pub fn map_full_count(&self) -> u64 {
+        self.failure_count(failure::PROC_MAP_FULL).unwrap_or(0)
+            + self.failure_count(failure::CONN_MAP_FULL).unwrap_or(0)
+    }
+
+    /// Ring transport failures so far.
+    pub fn ring_reserve_failures(&self) -> u64 {
+        self.failure_count(failure::RING_RESERVE).unwrap_or(0)
+    }
+
+    /// Perf transport failures so far.
+    pub fn perf_output_failures(&self) -> u64 {
+        self.failure_count(failure::PERF_OUTPUT).unwrap_or(0)
+    }
+}
+
+/// The two state maps in use (hash or LRU variant): what poll reads, resyncs read and the
+/// reaper trims.
+pub struct StateMaps {
+    processes: MapData,
+    connections: MapData,
+    use_lru_maps: bool,
+}
+
+impl StateMaps {
+    pub(crate) fn new(processes: MapData, connections: MapData, use_lru_maps: bool) -> Self {
+        StateMaps {
+            processes,
+            connections,
+            use_lru_maps,
+        }
+    }
+
+    /// The map of `S`'s table.
+    pub fn fd_of<S: KernelState>(&self) -> BorrowedFd<'_> {
+        if S::TABLE == probe_common::table::PROCESSES {
+            self.processes.fd().as_fd()
+        } else {
+            self.connections.fd().as_fd()
+        }
+    }
+
+    /// True when the LRU variants are in use.
+    pub fn uses_lru_maps(&self) -> bool {
+        self.use_lru_maps
+    }
+
+    /// Kernel memory of both maps, bytes (fdinfo memlock).
+    pub fn kernel_bytes(&self) -> u64 {
+        map_batch::map_fd_memlock_bytes(self.processes.fd().as_fd()).unwrap_or(0)
+            + map_batch::map_fd_memlock_bytes(self.connections.fd().as_fd()).unwrap_or(0)
+    }
+
+    /// Every entry of `S`'s map, in hash order, and which read path was taken.
+    pub fn read<S: KernelState + aya::Pod>(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
+    where
+        S::Key: aya::Pod,
+    {
+        map_batch::dump_map_typed(self.fd_of::<S>(), DumpStrategy::Auto, scratch)
+    }
+
+    /// Every process entry (see [`StateMaps::read`]).
+    pub fn read_processes(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ProcKey, ProcState)>, DumpPath), MapDumpError> {
+        self.read::<ProcState>(scratch)
+    }
+
+    /// Every connection entry (see [`StateMaps::read`]).
+    pub fn read_connections(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<(Vec<(ConnKey, ConnState)>, DumpPath), MapDumpError> {
+        self.read::<ConnState>(scratch)
+    }
+
+    /// Deletes finished entries (exited processes, closed connections) that finished more than
+    /// `retention_ns` ago. Returns how many were deleted.
+    pub fn reap_finished(&self, retention_ns: u64) -> Result<usize, MapDumpError> {
+        let cutoff = monotonic_ns().saturating_sub(retention_ns);
+        let mut scratch = MapDump::new();
+        Ok(self.reap_table::<ProcState>(cutoff, &mut scratch)?
+            + self.reap_table::<ConnState>(cutoff, &mut scratch)?)
+    }
+
+    fn reap_table<S: KernelState + aya::Pod>(
+        &self,
+        cutoff_ns: u64,
+        scratch: &mut MapDump,
+    ) -> Result<usize, MapDumpError>
+    where
+        S::Key: aya::Pod,
+    {
+        let (entries, _) = self.read::<S>(scratch)?;
+        let fd = self.fd_of::<S>();
+        Ok(entries
+            .iter()
+            .filter(|(_, state)| state.finished_ns().is_some_and(|t| t < cutoff_ns))
+            .filter(|(key, _)| map_batch::delete_elem(fd, aya::Pod::as_bytes(key)).is_ok())
+            .count())
+    }
+}
+
+/// The ring buffer, for the ring mode's thread alone.
+pub struct RingTransport {
+    /// The `RING` map.
+    pub map: Map,
+    /// Its kernel memory, bytes (fdinfo memlock, else the configured size).
+    pub kernel_bytes: u64,
+}
+
+/// The perf event array, for the perf mode's thread alone (it opens the per-CPU buffers).
+pub struct PerfTransport {
+    /// The `PERF` map. Keep it alive while buffers are registered: closing its last fd clears
+    /// the entries.
+    pub map: Map,
+    /// Kernel memory of the array map itself (not its buffers), bytes.
+    pub map_kernel_bytes: u64,
+}
+
+/// The flush program (see `probe_common::flush_op`).
+pub struct FlushProgram {
+    fd: ProgramFd,
+}
+
+impl FlushProgram {
+    pub(crate) fn new(fd: ProgramFd) -> Self {
+        FlushProgram { fd }
+    }
+
+    /// Runs one flush cycle: with `sample_cpus`, the program first runs pinned to every online
+    /// CPU so the task running there is marked dirty; then it drains both dirty queues, sending
+    /// one refresh per changed entity. `cycle` must differ from the previous call's. Returns
+    /// the number of queue keys handled.
+    pub fn run(&self, cycle: u32, sample_cpus: bool) -> Result<u64, MapDumpError> {
+        let fd = self.fd.as_fd();
+        if sample_cpus {
+            for cpu in online_cpus() {
+                map_batch::run_raw_tracepoint(
+                    fd,
+                    &[flush_op::SAMPLE_CURRENT, cycle as u64],
+                    Some(cpu),
+                )?;
+            }
+        }
+        let mut handled = 0u64;
+        // Each run handles at most MAX_PER_RUN keys per table; a full queue (65,536) takes
+        // 512 runs, so this bound is never the limit of a healthy cycle.
+        for _ in 0..1024 {
+            let ret = map_batch::run_raw_tracepoint(fd, &[flush_op::DRAIN, cycle as u64], None)?;
+            handled += (ret & !flush_op::DRAINED) as u64;
+            if ret & flush_op::DRAINED != 0 {
+                break;
+            }
+        }
+        Ok(handled)
+    }
+}
+
+/// The online CPUs (from sysfs), or CPU 0 alone when the list cannot be read.
+fn online_cpus() -> Vec<u32> {
+    aya::util::online_cpus().unwrap_or_else(|_| vec![0])
+}

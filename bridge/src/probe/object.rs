@@ -1,0 +1,121 @@
+//! The embedded eBPF object, its programs and how they attach, and the capability check.
+//!
+//! The object is built by `cargo xtask build-ebpf` and committed under `ebpf-probe/`, so
+//! running needs no eBPF toolchain.
+
+use aya::{programs::RawTracePoint, Ebpf, EbpfLoader};
+
+use super::errors::{classify, describe, errno_in_chain, LoadError};
+
+/// The eBPF object built from `ebpf-probe/` (see `cargo xtask build-ebpf`).
+pub static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../ebpf-probe/bpftop-probe.bpf.o"
+));
+
+/// (program name in the object, tracepoint it attaches to, required?). Optional probes that fail
+/// to attach degrade with a note instead of failing the session.
+pub(crate) const PROGRAMS: &[(&str, &str, bool)] = &[
+    ("sched_process_fork", "sched_process_fork", true),
+    ("sched_process_exec", "sched_process_exec", true),
+    ("sched_process_exit", "sched_process_exit", true),
+    ("sched_switch", "sched_switch", true),
+    ("task_rename", "task_rename", true),
+    ("inet_sock_set_state", "inet_sock_set_state", true),
+    ("tcp_destroy_sock", "tcp_destroy_sock", true),
+    ("sock_send_length", "sock_send_length", false),
+    ("sock_recv_length", "sock_recv_length", false),
+];
+
+/// The flush program: loaded, never attached; run with `BPF_PROG_TEST_RUN`.
+pub(crate) const FLUSH_PROGRAM: &str = "flush_dirty";
+
+/// Loads `program` from `ebpf` and attaches it to the raw tracepoint `tracepoint`. EPERM/EACCES
+/// are missing privileges; any other attach failure means this kernel lacks the tracepoint.
+pub fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+) -> Result<(), LoadError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
+        .try_into()
+        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
+    prog.load()
+        .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    prog.attach(tracepoint)
+        .map_err(|e| match errno_in_chain(&e) {
+            Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
+                what: format!("attaching to tracepoint `{tracepoint}`"),
+                capability: "CAP_PERFMON",
+                detail: describe(&e),
+            },
+            _ => LoadError::MissingTracepoint {
+                tracepoint,
+                detail: describe(&e),
+            },
+        })?;
+    Ok(())
+}
+
+/// Loads `program` without attaching it and returns its fd (for `BPF_PROG_TEST_RUN`).
+pub(crate) fn load_unattached(ebpf: &mut Ebpf, program: &str) -> Result<aya::programs::ProgramFd, LoadError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
+        .try_into()
+        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
+    prog.load()
+        .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| classify(&format!("program `{program}`"), "CAP_BPF", &e))?;
+    fd.try_clone()
+        .map_err(|e| LoadError::Refused(format!("duplicating the fd of `{program}`: {e}")))
+}
+
+/// Loads the embedded object (probes inert: no offsets) and attaches `program` to
+/// `tracepoint` alone, then detaches everything. Answers "would this attach here?" with the
+/// same typed error a session would get.
+pub fn check_tracepoint(program: &str, tracepoint: &'static str) -> Result<(), LoadError> {
+    check_capabilities()?;
+    let mut ebpf = EbpfLoader::new()
+        .load(PROBE_OBJECT)
+        .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))?;
+    attach_raw_tracepoint(&mut ebpf, program, tracepoint)
+}
+
+/// Effective capability bits of this process (from /proc/self/status `CapEff`).
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Checks CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) before touching the kernel, so the message
+/// names the capability instead of a bare EPERM.
+pub fn check_capabilities() -> Result<(), LoadError> {
+    let Some(caps) = effective_capabilities() else {
+        return Ok(()); // cannot tell; let the kernel decide
+    };
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Ok(());
+    }
+    for (bit, name) in [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")] {
+        if !has(bit) {
+            return Err(LoadError::Privilege {
+                what: "loading eBPF probes".into(),
+                capability: name,
+                detail: format!("effective capabilities are {caps:#x}"),
+            });
+        }
+    }
+    Ok(())
+}
+
