@@ -149,6 +149,9 @@ pub struct StatFields {
     pub stime: u64,
     /// Field 20, number of threads.
     pub num_threads: u32,
+    /// Field 52, the exit status in `waitpid` form (raw: signal in the low 7 bits, core flag
+    /// 0x80, status in bits 8..16); `None` on kernels before 3.5, which do not show it.
+    pub exit_code: Option<u32>,
     /// Field 22, start time in clock ticks since boot.
     pub starttime: u64,
 }
@@ -266,6 +269,7 @@ pub fn parse_stat_line(content: &[u8]) -> Result<StatFields, SeedError> {
         stime: num_u64(15, "stime")?,
         num_threads: num_u32(20, "num_threads")?,
         starttime: num_u64(22, "starttime")?,
+        exit_code: field(52).and_then(parse_dec::<u32>),
     })
 }
 
@@ -565,6 +569,11 @@ fn read_one_process(
     }
     let uid = parse_status_uid(&status)?;
     let start_ns = start_ticks_to_monotonic_ns(f.starttime, tick_ns, boot_offset);
+    // utime + stime cover every thread, dead ones included, but only to a tick (rounded
+    // down); the live threads' schedstat is exact in ns. The larger is the better figure:
+    // exact for a process whose threads are all alive, a tick-accurate lower bound otherwise.
+    let ticks_ns = f.utime.saturating_add(f.stime).saturating_mul(tick_ns);
+    let cpu_ns = live_threads_runtime_ns(dir).map_or(ticks_ns, |live| live.max(ticks_ns));
     Ok(SeededProcess {
         key: ProcKey {
             tgid: pid,
@@ -575,7 +584,8 @@ fn read_one_process(
             ppid: f.ppid,
             uid,
             start_ns,
-            cpu_ns: f.utime.saturating_add(f.stime).saturating_mul(tick_ns),
+            cpu_ns,
+            exit_code: f.exit_code.unwrap_or(0),
             threads: f.num_threads,
             comm: f.comm,
             ..ProcState::default()
@@ -584,6 +594,24 @@ fn read_one_process(
         kernel_thread: f.flags & PF_KTHREAD != 0,
         task_state: f.state,
     })
+}
+
+/// Sum of `se.sum_exec_runtime` (the first field of `task/*/schedstat`) over the live threads
+/// of the process at `dir`, ns; `None` when the task list cannot be read.
+fn live_threads_runtime_ns(dir: &Path) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
+        // A thread that exited meanwhile has no schedstat any more: it counts as nothing.
+        let Ok(text) = std::fs::read(task.path().join("schedstat")) else {
+            continue;
+        };
+        let first = text
+            .split(|b| b.is_ascii_whitespace())
+            .next()
+            .unwrap_or(&[]);
+        total = total.saturating_add(parse_dec::<u64>(first)?);
+    }
+    Some(total)
 }
 
 /// The numeric entries of `proc_root`, in listing order.

@@ -378,6 +378,12 @@ fn read_seed(config: &SessionConfig) -> Result<(Vec<ProcessRow>, Vec<ConnectionR
             if p.kernel_thread {
                 state.flags |= proc_flags::KERNEL_THREAD;
             }
+            // A zombie found at start-up has exited (its status is in /proc), at a time the
+            // tool cannot know. A zombie leader with live threads is still a running process.
+            if p.task_state == b'Z' && state.threads <= 1 {
+                state.flags |= proc_flags::EXITED | proc_flags::EXIT_TIME_UNKNOWN;
+                state.exit_ns = seeded_at;
+            }
             ProcessRow {
                 key: p.key,
                 state,

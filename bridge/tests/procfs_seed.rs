@@ -149,7 +149,35 @@ fn procfs_seed_sees_loopback_connection_v6() {
 #[test]
 fn procfs_seed_reads_whole_proc_without_skips_as_root() {
     use bridge::procfs_seed::{read_processes_with_report, read_tcp_connections_with_report};
+    // Our own process's live threads' runtime (schedstat, ns) around the read: the seed's
+    // cpu_ns for us is at least the first (exact, not rounded down to a clock tick) and at
+    // most the second — or the tick-based total of /proc/self/stat, which also counts the
+    // harness threads that already exited.
+    let own_runtime_ns = || -> u64 {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let before = own_runtime_ns();
     let (procs, report) = read_processes_with_report(Path::new(PROC)).unwrap();
+    let after = own_runtime_ns();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let upper = after.max(ticks * clock_tick_ns());
+    let me = procs
+        .iter()
+        .find(|p| p.key.tgid == std::process::id())
+        .expect("own process seeded");
+    assert!(
+        (before..=upper).contains(&me.state.cpu_ns),
+        "seeded cpu_ns {} outside {before}..={upper} (schedstat before, max(schedstat after, \
+         utime+stime))",
+        me.state.cpu_ns
+    );
     let kthreads = procs.iter().filter(|p| p.kernel_thread).count();
     let (conns, conn_report) = read_tcp_connections_with_report(Path::new(PROC)).unwrap();
     let owned = conns
@@ -165,7 +193,6 @@ fn procfs_seed_reads_whole_proc_without_skips_as_root() {
     // Kernel threads have no user-space parent other than kthreadd (pid 2) or the idle task.
     for p in procs.iter().filter(|p| p.kernel_thread) {
         assert_eq!(p.state.uid, 0, "{p:?}");
-        assert_eq!(p.state.cpu_ns % clock_tick_ns(), 0);
     }
     if unsafe { libc::geteuid() } == 0 {
         assert_eq!(report.skipped, 0);

@@ -28,7 +28,8 @@ pub struct ProcessJson {
     pub task_state: String,
     /// Start, CLOCK_MONOTONIC ns.
     pub start_ns: u64,
-    /// Exit, CLOCK_MONOTONIC ns; null while running.
+    /// Exit, CLOCK_MONOTONIC ns; null while running or when unknown (a zombie found at
+    /// start-up).
     pub exit_ns: Option<u64>,
     /// Exit status as a shell reports it: the `exit()` status, or 128 + signal when a signal
     /// killed it; null while running.
@@ -65,7 +66,7 @@ impl ProcessJson {
             state: if row.is_exited() { "exited" } else { "running" },
             task_state: row.task_state().to_string(),
             start_ns: row.key.start_ns,
-            exit_ns: row.is_exited().then_some(row.state.exit_ns),
+            exit_ns: row.exit_ns(),
             exit_code: row.exit_status(),
             exit_signal: row.exit_signal(),
             core_dumped: row.is_exited().then(|| row.core_dumped()),

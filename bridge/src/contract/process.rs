@@ -65,6 +65,13 @@ impl ProcessRow {
         self.is_exited() && self.state.exit_code & 0x80 != 0
     }
 
+    /// When the process exited, CLOCK_MONOTONIC ns; `None` while running or when the exit
+    /// time is unknown (a zombie found at start-up).
+    pub fn exit_ns(&self) -> Option<u64> {
+        (self.is_exited() && self.state.flags & proc_flags::EXIT_TIME_UNKNOWN == 0)
+            .then_some(self.state.exit_ns)
+    }
+
     /// True for a kernel thread.
     pub fn is_kernel_thread(&self) -> bool {
         self.state.flags & proc_flags::KERNEL_THREAD != 0

@@ -85,6 +85,9 @@ pub mod proc_flags {
     /// The parent exited: `ppid` is re-read once the kernel has reparented the process.
     /// Kernel-internal.
     pub const REPARENT_PENDING: u32 = 64;
+    /// Exited at an unknown time (a zombie found at start-up): `exit_ns` is when the tool
+    /// learned it, not when it exited. Set by user space only.
+    pub const EXIT_TIME_UNKNOWN: u32 = 128;
 }
 
 /// Flags in [`ConnState::flags`].

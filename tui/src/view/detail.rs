@@ -87,7 +87,11 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
             } else {
                 "reaped"
             };
-            format!("exited {}, {how}; {reaped}", ago(now, row.state.exit_ns))
+            let when = row.exit_ns().map_or_else(
+                || format!("{UNKNOWN} (before the probes attached)"),
+                |t| ago(now, t),
+            );
+            format!("exited {when}, {how}; {reaped}")
         }
     };
     let partial = row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0;
