@@ -20,4 +20,3 @@ pub mod store;
 pub mod synthetic;
 pub mod table;
 pub mod tcp_diag;
-pub mod transport_bench;

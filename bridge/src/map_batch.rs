@@ -25,6 +25,8 @@
 
 use std::fmt;
 use std::io;
+
+use crate::contract::Plain;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `bpf(2)` command numbers used here (from `include/uapi/linux/bpf.h`).
@@ -337,20 +339,16 @@ impl MapDump {
 
     /// All entries copied out as `(K, V)` with `ptr::read_unaligned`, after checking that
     /// `size_of::<K>()` and `size_of::<V>()` match the dumped sizes.
-    pub fn iter_typed<K: aya::Pod, V: aya::Pod>(
+    pub fn iter_typed<K: Plain, V: Plain>(
         &self,
     ) -> Result<impl ExactSizeIterator<Item = (K, V)> + '_, MapDumpError> {
         check_sizes::<K, V>(self.key_size, self.value_size)?;
         Ok(self.iter().map(|(k, v)| {
-            // SAFETY: `check_sizes` proved `k.len() == size_of::<K>()` and
-            // `v.len() == size_of::<V>()`; `Pod` types are valid for every bit pattern;
-            // `read_unaligned` has no alignment requirement.
-            unsafe {
-                (
-                    std::ptr::read_unaligned(k.as_ptr().cast::<K>()),
-                    std::ptr::read_unaligned(v.as_ptr().cast::<V>()),
-                )
-            }
+            // `check_sizes` proved the lengths, and any bytes are a valid `Plain` value.
+            (
+                K::read_from_bytes(k).expect("key length checked"),
+                V::read_from_bytes(v).expect("value length checked"),
+            )
         }))
     }
 
@@ -472,7 +470,7 @@ pub fn dump_map(
 /// `Vec<(K, V)>` (one allocation per call; use [`dump_map`] + [`MapDump::iter_typed`] to avoid
 /// it). `scratch` is the caller's reusable buffer; it holds the same entries afterwards. Same
 /// guarantees as [`dump_map`]: no ordering, no snapshot consistency under concurrent updates.
-pub fn dump_map_typed<K: aya::Pod, V: aya::Pod>(
+pub fn dump_map_typed<K: Plain, V: Plain>(
     fd: BorrowedFd<'_>,
     strategy: DumpStrategy,
     scratch: &mut MapDump,

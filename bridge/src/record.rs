@@ -9,7 +9,9 @@ use probe_common::{
     RECORD_VERSION,
 };
 
-use crate::contract::{Row, RowChange};
+use zerocopy::IntoBytes;
+
+use crate::contract::{Plain, Row, RowChange};
 
 /// A decoded, validated change record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,11 +87,11 @@ pub enum DecodeError {
     },
 }
 
-fn read<T: Copy>(bytes: &[u8]) -> T {
-    assert!(bytes.len() >= std::mem::size_of::<T>());
-    // SAFETY: length checked above; T is a plain-old-data probe_common type (every bit pattern
-    // valid); read_unaligned copes with any alignment of the transport buffer.
-    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }
+/// Reads a `T` from the start of `bytes` (any alignment). The callers check the length first.
+fn read<T: Plain>(bytes: &[u8]) -> T {
+    T::read_from_prefix(bytes)
+        .map(|(value, _)| value)
+        .expect("length checked by the caller")
 }
 
 /// Decodes one record. `bytes` must be exactly one record (perf samples may carry trailing
@@ -178,19 +180,12 @@ impl From<Record> for RowChange {
 
 /// Bytes of a record value, for tests and synthetic sources.
 pub fn encode_proc(record: &ProcRecord) -> Vec<u8> {
-    as_bytes(record).to_vec()
+    record.as_bytes().to_vec()
 }
 
 /// Bytes of a record value, for tests and synthetic sources.
 pub fn encode_conn(record: &ConnRecord) -> Vec<u8> {
-    as_bytes(record).to_vec()
-}
-
-fn as_bytes<T: Copy>(value: &T) -> &[u8] {
-    // SAFETY: T is a repr(C) probe_common type without implicit padding.
-    unsafe {
-        std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
-    }
+    record.as_bytes().to_vec()
 }
 
 #[cfg(test)]

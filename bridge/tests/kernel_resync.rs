@@ -227,16 +227,14 @@ fn provoked_ring_loss_resyncs_to_the_state_map_entry_for_entry() {
     if !common::privileged_or_skip(test) {
         return;
     }
-    let session = Session::start(SessionConfig {
-        modes: vec![ModeKind::Ring],
-        ring_bytes: 4096,
-        kernel_retention: KERNEL_RETENTION,
-        // The default maps are sized from the machine: room for everything that can happen
-        // during the test (a full map would make it differ from the records; checked below).
-        ..SessionConfig::default()
-    })
-    .expect("session starts");
-    let probes = session.probes();
+    // The default maps are sized from the machine: room for everything that can happen during
+    // the test (a full map would make it differ from the records; checked below).
+    let mut config = SessionConfig::with_modes(&[ModeKind::Ring]);
+    config.probes.ring_bytes = 4096;
+    config.kernel_retention = KERNEL_RETENTION;
+    let session = Session::start(config).expect("session starts");
+    let probes = session.controls();
+    let state_maps = session.state_maps();
     let mut store = session.new_store();
     pump_for(&session, &mut store, Duration::from_millis(200));
 
@@ -264,7 +262,7 @@ fn provoked_ring_loss_resyncs_to_the_state_map_entry_for_entry() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let t_read = monotonic_ns();
-        let (entries, path) = probes
+        let (entries, path) = state_maps
             .read_processes(&mut scratch)
             .expect("read PROC_STATE");
         let seq_at_read = probes
@@ -345,7 +343,7 @@ fn provoked_ring_loss_resyncs_to_the_state_map_entry_for_entry() {
         "the processes state map overflowed: it is no longer the truth"
     );
     let t_read = monotonic_ns();
-    let (entries, _) = probes
+    let (entries, _) = state_maps
         .read_processes(&mut scratch)
         .expect("read PROC_STATE");
     let map: HashMap<ProcKey, ProcState> = entries.into_iter().collect();

@@ -1,7 +1,10 @@
 //! The embedded probes load, attach and accept their config on the running kernel.
 mod common;
 
-use bridge::{contract::ModeKind, loader::ProbeSettings, loader::Probes};
+use bridge::{
+    contract::ModeKind,
+    probe::{self, ProbeSettings},
+};
 
 #[test]
 fn probes_load_attach_and_take_config() {
@@ -18,10 +21,11 @@ fn probes_load_attach_and_take_config() {
         proc_map_entries: 4096,
         conn_map_entries: 4096,
     };
-    let probes = Probes::load_and_attach(&settings).expect("probes load");
+    let loaded = probe::load(&settings).expect("probes load");
+    let probes = &loaded.controls;
     let config = probes.read_config().unwrap();
     assert_eq!(config.modes_enabled, 0b101);
-    assert!(probes.notes().is_empty(), "notes: {:?}", probes.notes());
+    assert!(loaded.notes.is_empty(), "notes: {:?}", loaded.notes);
     // Some scheduling happens within 200 ms: sequence counters move for enabled modes only.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let _ = std::process::Command::new("true").status();
@@ -44,9 +48,9 @@ fn probes_load_attach_and_take_config() {
         0
     );
     let mut scratch = bridge::map_batch::MapDump::new();
-    let (procs, _) = probes.read_processes(&mut scratch).unwrap();
+    let (procs, _) = loaded.state_maps.read_processes(&mut scratch).unwrap();
     assert!(!procs.is_empty());
-    assert!(probes.ring_kernel_bytes() >= 1 << 20);
+    assert!(loaded.ring.kernel_bytes >= 1 << 20);
 }
 
 #[test]
@@ -54,14 +58,14 @@ fn a_tracepoint_the_kernel_lacks_is_named_in_the_error() {
     if !common::privileged_or_skip("a_tracepoint_the_kernel_lacks_is_named_in_the_error") {
         return;
     }
-    bridge::loader::check_tracepoint("sched_switch", "sched_switch")
+    bridge::probe::check_tracepoint("sched_switch", "sched_switch")
         .expect("a real tracepoint attaches");
-    let error = bridge::loader::check_tracepoint("sched_switch", "no_such_tracepoint_xyz")
+    let error = bridge::probe::check_tracepoint("sched_switch", "no_such_tracepoint_xyz")
         .expect_err("a missing tracepoint cannot attach");
     assert!(
         matches!(
             error,
-            bridge::loader::LoadError::MissingTracepoint {
+            bridge::probe::LoadError::MissingTracepoint {
                 tracepoint: "no_such_tracepoint_xyz",
                 ..
             }

@@ -22,7 +22,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
-mod bench;
+mod atomic;
 mod emit;
 mod kread;
 mod maps;

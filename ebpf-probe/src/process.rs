@@ -18,7 +18,8 @@ use probe_common::{
 };
 
 use crate::{
-    emit::{atomic_clear_bits, atomic_set_bits, config, count_failure, emit_proc, poll_seq},
+    atomic::{atomic_clear_bits, atomic_set_bits},
+    emit::{config, count_failure, emit_proc, poll_seq},
     kread::{off, offsets_valid, read_at, read_maybe_stale},
     maps::{PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
 };

@@ -20,7 +20,8 @@ use probe_common::{
 };
 
 use crate::{
-    emit::{atomic_clear_bits, atomic_set_bits, config, count_failure, emit_conn, poll_seq},
+    atomic::{atomic_clear_bits, atomic_set_bits},
+    emit::{config, count_failure, emit_conn, poll_seq},
     kread::{off, offsets_valid, read_at, read_maybe_stale},
     maps::{ConnOwner, CONNECTING_OWNER, CONN_DIRTY, CONN_STATE, CONN_STATE_LRU, SOCK_KEYS},
     process::Drained,

@@ -3,8 +3,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use bridge::{contract::ModeKind, session::SessionConfig, table::Retention};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use bridge::{
+    contract::ModeKind, defaults, mode::perf::PerfConfig, session::SessionConfig, table::Retention,
+};
+use clap::{builder::TypedValueParser, Args, Parser, Subcommand, ValueEnum};
 
 /// Live, ordered process and TCP connection tables fed by eBPF.
 #[derive(Debug, Parser)]
@@ -47,16 +49,16 @@ pub struct BridgeArgs {
     #[arg(long, value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Ring buffer size in bytes (power-of-two multiple of 4096).
-    #[arg(long, default_value_t = 4 << 20, value_parser = parse_ring_bytes)]
+    #[arg(long, default_value_t = defaults::RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
     /// Ring wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = defaults::RING_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub ring_wakeup_every: u32,
     /// Perf wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = defaults::PERF_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub perf_wakeup_every: u32,
     /// Pages per CPU of each perf buffer (power of two).
-    #[arg(long, default_value_t = 64, value_parser = parse_perf_pages)]
+    #[arg(long, default_value_t = defaults::PERF_PAGES, value_parser = parse_perf_pages)]
     pub perf_pages: usize,
     /// Which state map variant the kernel writes and poll reads.
     #[arg(long, value_enum, default_value_t = PollMap::Hash)]
@@ -74,10 +76,10 @@ pub struct BridgeArgs {
     pub filter_port: u16,
     /// How long exited processes / closed connections stay in the tables [default: 60s, or the
     /// config file's value in the dashboard].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_retention)]
     pub retention: Option<Duration>,
     /// At most this many exited/closed rows stay in each table (oldest-finished go first).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::RETENTION_ROWS, value_parser = clap::value_parser!(u64).range(0..=100_000_000).map(|v| v as usize))]
     pub retention_rows: usize,
     /// Capacity of each kernel state map (entries) [default: processes kernel.pid_max + 65536
     /// (at most 1048576), connections 262144; the maps are not preallocated].
@@ -95,7 +97,7 @@ pub enum PollMap {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let interval = parse_bounded(s, Duration::from_secs(3600), "the interval")?;
     if interval < Duration::from_millis(10) {
         return Err(format!(
             "{s} is too short: poll would read the maps back to back (at least 10ms, e.g. 500ms, 1s)"
@@ -112,6 +114,33 @@ fn parse_update_interval(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// The longest `--duration`: a day. Longer values are refused instead of overflowing a clock.
+const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest `--retention`: a year (the tables' time arithmetic is in u64 ns).
+const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A humantime duration no longer than `max` (so `18446744073709551615s` is a usage error,
+/// not a panic or a silent wrap).
+fn parse_bounded(s: &str, max: Duration, what: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if value > max {
+        return Err(format!(
+            "{s} is too long for {what} (at most {})",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, MAX_RUN, "a run")
+}
+
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, MAX_RETENTION, "the retention")
 }
 
 fn parse_ring_bytes(s: &str) -> Result<u32, String> {
@@ -133,31 +162,34 @@ fn parse_perf_pages(s: &str) -> Result<usize, String> {
 }
 
 impl BridgeArgs {
-    /// The session configuration for `modes`.
+    /// The session configuration for `modes` (duplicates are run once).
     pub fn session_config(&self, modes: Vec<ModeKind>) -> SessionConfig {
-        SessionConfig {
-            modes,
-            poll_interval: self.interval.unwrap_or(Duration::from_secs(1)),
-            ring_bytes: self.ring_bytes,
-            ring_wakeup_every: self.ring_wakeup_every,
-            perf_pages: self.perf_pages,
-            perf_wakeup_every: self.perf_wakeup_every,
-            use_lru_maps: self.poll_map == PollMap::Lru,
-            update_interval: self.update_interval,
-            filter_tgid: self.filter_pid,
-            filter_port: self.filter_port,
-            proc_map_entries: self
-                .state_map_entries
-                .unwrap_or_else(bridge::loader::default_proc_map_entries),
-            conn_map_entries: self
-                .state_map_entries
-                .unwrap_or(bridge::loader::DEFAULT_CONN_MAP_ENTRIES),
-            retention: Retention {
-                max_age_ns: self.retention.unwrap_or(Duration::from_secs(60)).as_nanos() as u64,
-                max_finished: self.retention_rows,
-            },
-            ..SessionConfig::default()
+        let mut config = SessionConfig::with_modes(&modes);
+        let probes = &mut config.probes;
+        probes.ring_bytes = self.ring_bytes;
+        probes.ring_wakeup_every = self.ring_wakeup_every;
+        probes.use_lru_maps = self.poll_map == PollMap::Lru;
+        probes.filter_tgid = self.filter_pid;
+        probes.filter_port = self.filter_port;
+        if let Some(entries) = self.state_map_entries {
+            probes.proc_map_entries = entries;
+            probes.conn_map_entries = entries;
         }
+        config.perf = PerfConfig {
+            pages: self.perf_pages,
+            wakeup_every: self.perf_wakeup_every,
+        };
+        config.poll_interval = self.interval.unwrap_or(defaults::POLL_INTERVAL);
+        config.update_interval = self.update_interval;
+        config.retention = Retention {
+            max_age_ns: self
+                .retention
+                .unwrap_or(defaults::RETENTION_AGE)
+                .as_nanos()
+                .min(u64::MAX as u128) as u64,
+            max_finished: self.retention_rows,
+        };
+        config
     }
 }
 
@@ -192,7 +224,7 @@ pub struct DumpArgs {
     #[arg(long, value_enum)]
     pub table: TableName,
     /// How long to collect.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -207,10 +239,15 @@ pub struct DumpArgs {
 
 impl DumpArgs {
     /// The modes to run: --modes, else --mode, else ring.
+    /// Each mode once, in the order first given (`ring,ring,perf` runs ring and perf).
     pub fn modes(&self) -> Vec<ModeKind> {
         if !self.modes.is_empty() {
-            let mut modes = self.modes.clone();
-            modes.dedup();
+            let mut modes: Vec<ModeKind> = Vec::new();
+            for mode in &self.modes {
+                if !modes.contains(mode) {
+                    modes.push(*mode);
+                }
+            }
             modes
         } else {
             vec![self.mode.unwrap_or(ModeKind::Ring)]
@@ -236,7 +273,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Workload::Exec)]
     pub workload: Workload,
     /// How long to generate load.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Modes to compare, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = ModeKind::ALL.to_vec())]
@@ -245,7 +282,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Parallel workload generators.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256).map(|v| v as usize))]
     pub spawners: usize,
     /// Target rate of entities per second over all generators (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]

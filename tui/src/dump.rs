@@ -1,20 +1,13 @@
 //! `bpftop-ordered dump`: run the chosen modes for a while, then print the chosen table of each
 //! mode in first-seen order, followed by one stats line per mode.
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::{io::Write, time::Instant};
 
-use bridge::{
-    contract::ModeKind,
-    session::{Session, SessionConfig},
-    stats::monotonic_ns,
-    store::TableStore,
-};
+use bridge::{contract::ModeKind, store::TableStore};
 
 use crate::{
     cli::{DumpArgs, Format, TableName},
+    headless,
     row_json::{ConnectionJson, ProcessJson},
 };
 
@@ -22,14 +15,13 @@ use crate::{
 pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     let modes = args.modes();
     let config = args.bridge.session_config(modes.clone());
-    let session = match start_session(config) {
+    let mut session = match headless::start_session(config) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let mut session = session;
     let mut store = session.new_store();
-    collect(&session, &mut store, args.duration);
-    finish(&mut session, &mut store);
+    session.pump_until(&mut store, Instant::now() + args.duration);
+    session.finish_into(&mut store);
     session.stop();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -64,59 +56,6 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     }
     let failed = modes.iter().any(|m| store.mode(*m).failure.is_some());
     Ok(if failed { 1 } else { 0 })
-}
-
-/// Starts a session for a headless command, printing the probes' notes to stderr. On failure
-/// the error is printed and the contract's exit code returned (3: privileges / kernel support).
-pub(crate) fn start_session(config: SessionConfig) -> Result<Session, i32> {
-    match Session::start(config) {
-        Ok(session) => {
-            for note in session.probes().notes() {
-                eprintln!("bpftop-ordered: note: {note}");
-            }
-            Ok(session)
-        }
-        Err(e) => {
-            eprintln!("bpftop-ordered: {e}");
-            Err(e.exit_code())
-        }
-    }
-}
-
-/// Applies the session's messages to `store` for `duration`.
-pub fn collect(session: &Session, store: &mut TableStore, duration: Duration) {
-    let deadline = Instant::now() + duration;
-    let mut next_reap = Instant::now() + Duration::from_secs(1);
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        match session.messages().recv_timeout(deadline - now) {
-            Ok(message) => store.handle(message),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        }
-        if Instant::now() >= next_reap {
-            store.reap(monotonic_ns());
-            next_reap += Duration::from_secs(1);
-        }
-    }
-}
-
-/// Ends collection with converged tables: the session's final kernel flush, then every mode's
-/// last batch (ring/perf drain once more, poll takes one more snapshot) is applied.
-pub fn finish(session: &mut Session, store: &mut TableStore) {
-    session.finish();
-    // Bounded: a mode thread stuck in the kernel must not hang the command.
-    let limit = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = limit.saturating_duration_since(Instant::now());
-        match session.messages().recv_timeout(left) {
-            Ok(message) => store.handle(message),
-            Err(_) => break,
-        }
-    }
 }
 
 fn print_tables(

@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod dump;
+mod headless;
 mod row_json;
 
 use clap::Parser;

@@ -36,7 +36,7 @@ fn prerequisites() -> Result<(), String> {
     if !tmux.status.success() {
         return Err("tmux -V failed".into());
     }
-    bridge::loader::check_capabilities()
+    bridge::probe::check_capabilities()
         .map_err(|e| format!("cannot load eBPF probes here: {e}"))?;
     Ok(())
 }

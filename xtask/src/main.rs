@@ -16,9 +16,13 @@ use std::{
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-/// Where the built object is committed, relative to the workspace root.
-const OBJECT_PATH: &str = "ebpf-probe/bpftop-probe.bpf.o";
-/// Hash of the object's inputs, relative to the workspace root.
+/// (binary of the kernel crate, where its object is committed relative to the workspace root):
+/// the product probes, and the transport benchmark's probe in an object of its own.
+const OBJECTS: &[(&str, &str)] = &[
+    ("bpftop-probe", "ebpf-probe/bpftop-probe.bpf.o"),
+    ("bpftop-bench-probe", "ebpf-probe/bpftop-bench-probe.bpf.o"),
+];
+/// Hash of the objects' inputs, relative to the workspace root.
 const HASH_PATH: &str = "ebpf-probe/bpftop-probe.bpf.o.sha256";
 /// The bpf-linker release that works with rustc 1.96 / LLVM 22 (see DESIGN "Toolchain facts").
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -218,16 +222,20 @@ fn compile_ebpf(root: &Path) -> Result<PathBuf> {
         "xtask: eBPF build took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(dir.join("target/bpfel-unknown-none/release/bpftop-probe"))
+    Ok(dir.join("target/bpfel-unknown-none/release"))
 }
 
 fn build_ebpf(root: &Path) -> Result<()> {
     let built = compile_ebpf(root)?;
-    fs::copy(&built, root.join(OBJECT_PATH))
-        .with_context(|| format!("copying {}", built.display()))?;
+    for (binary, object) in OBJECTS {
+        let from = built.join(binary);
+        fs::copy(&from, root.join(object))
+            .with_context(|| format!("copying {}", from.display()))?;
+    }
     let hash = inputs_hash(root)?;
     fs::write(root.join(HASH_PATH), format!("{hash}\n"))?;
-    eprintln!("xtask: wrote {OBJECT_PATH} (inputs sha256 {hash})");
+    let written: Vec<&str> = OBJECTS.iter().map(|(_, object)| *object).collect();
+    eprintln!("xtask: wrote {} (inputs sha256 {hash})", written.join(", "));
     Ok(())
 }
 
@@ -237,13 +245,18 @@ fn check_ebpf(root: &Path) -> Result<()> {
     let current = inputs_hash(root)?;
     if recorded.trim() != current {
         bail!(
-            "{OBJECT_PATH} is stale: its sources changed (recorded {}, now {current}); run \
-             `cargo xtask build-ebpf` and commit the object",
+            "the eBPF objects are stale: their sources changed (recorded {}, now {current}); \
+             run `cargo xtask build-ebpf` and commit the objects",
             recorded.trim()
         );
     }
     compile_ebpf(root)?;
-    eprintln!("xtask: {OBJECT_PATH} matches its sources ({current})");
+    for (_, object) in OBJECTS {
+        if !root.join(object).exists() {
+            bail!("{object} is missing: run `cargo xtask build-ebpf` and commit it");
+        }
+    }
+    eprintln!("xtask: the committed eBPF objects match their sources ({current})");
     Ok(())
 }
 

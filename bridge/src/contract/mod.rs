@@ -13,7 +13,7 @@ pub mod task_state;
 pub use connection::{tcp_state_name, tcp_states_in_mask, ConnectionRow};
 pub use counters::ModeCounters;
 pub use process::ProcessRow;
-pub use row::{comm_to_string, Entity, KernelState, Row, RowOrigin};
+pub use row::{comm_to_string, Entity, KernelState, Plain, Row, RowOrigin};
 
 /// Which bridge mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -16,13 +16,30 @@ pub enum RowOrigin {
     Procfs,
 }
 
+/// A plain-old-data layout shared with the kernel: any byte pattern of the right length is a
+/// valid value, and the value is its bytes (no padding). Proved by zerocopy's derives on the
+/// `probe_common` types, so no unsafe cast is needed to read or write them.
+pub trait Plain:
+    zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Copy
+{
+}
+
+impl<T> Plain for T where
+    T: zerocopy::FromBytes
+        + zerocopy::IntoBytes
+        + zerocopy::Immutable
+        + zerocopy::KnownLayout
+        + Copy
+{
+}
+
 /// What a state-map value type tells the generic code: its key, its table, when the entity
 /// finished, how the kernel versions it, and which of its fields are kernel-internal.
 pub trait KernelState:
-    Copy + Clone + std::fmt::Debug + PartialEq + Default + Send + 'static
+    Plain + Clone + std::fmt::Debug + PartialEq + Default + Send + 'static
 {
     /// The entity's identity (the state map's key).
-    type Key: Copy + Eq + Ord + std::hash::Hash + std::fmt::Debug + Send + 'static;
+    type Key: Plain + Eq + Ord + std::hash::Hash + std::fmt::Debug + Send + 'static;
     /// `probe_common::table::*` of this state's table.
     const TABLE: u8;
     /// The table's name, as on the command line (`processes`, `connections`).

@@ -7,9 +7,12 @@ use crossbeam_channel::Sender;
 use probe_common::{table, ConnState, ProcState};
 
 use crate::{
-    contract::{KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange},
+    contract::{
+        KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange,
+    },
+    map_batch::MapDump,
     mode::KernelShared,
-    map_batch::{DumpPath, MapDump, MapDumpError},
+    probe::handles::StateMapRead,
     record::{self, Record},
     seq_gap::SeqTracker,
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram},
@@ -228,7 +231,12 @@ impl IncrementalConsumer {
         self.read_state_maps(probes, proc_seq, conn_seq)
     }
 
-    fn read_state_maps<P: ResyncSource>(&mut self, probes: &P, proc_seq: u64, conn_seq: u64) -> Resync {
+    fn read_state_maps<P: ResyncSource>(
+        &mut self,
+        probes: &P,
+        proc_seq: u64,
+        conn_seq: u64,
+    ) -> Resync {
         let map_full_before = probes.map_full_count();
         let processes = self.read_table::<ProcState, P>(probes, proc_seq);
         let connections = self.read_table::<ConnState, P>(probes, conn_seq);
@@ -247,8 +255,7 @@ impl IncrementalConsumer {
     /// the map cannot be read).
     fn read_table<S, P>(&mut self, probes: &P, seq: u64) -> Vec<Row<S>>
     where
-        S: KernelState + aya::Pod,
-        S::Key: aya::Pod,
+        S: KernelState,
         P: ResyncSource,
     {
         match probes.read::<S>(&mut self.scratch) {
@@ -275,10 +282,9 @@ pub trait ResyncSource {
     /// Failed state-map inserts so far, both tables (0: the maps hold every entity).
     fn map_full_count(&self) -> u64;
     /// Every entry of `S`'s state map, in hash order.
-    fn read<S>(&self, scratch: &mut MapDump) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
+    fn read<S>(&self, scratch: &mut MapDump) -> StateMapRead<S>
     where
-        S: KernelState + aya::Pod,
-        S::Key: aya::Pod;
+        S: KernelState;
 }
 
 impl ResyncSource for KernelShared {
@@ -288,10 +294,9 @@ impl ResyncSource for KernelShared {
     fn map_full_count(&self) -> u64 {
         self.controls.map_full_count()
     }
-    fn read<S>(&self, scratch: &mut MapDump) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
+    fn read<S>(&self, scratch: &mut MapDump) -> StateMapRead<S>
     where
-        S: KernelState + aya::Pod,
-        S::Key: aya::Pod,
+        S: KernelState,
     {
         self.state_maps.read::<S>(scratch)
     }

@@ -17,7 +17,9 @@ use crossbeam_channel::Sender;
 use probe_common::{table, ConnKey, ConnState, ProcKey, ProcState};
 
 use crate::{
-    contract::{KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange},
+    contract::{
+        KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage, Resync, Row, RowChange,
+    },
     map_batch::MapDump,
     mode::{KernelShared, Mode},
     stats::{monotonic_ns, thread_cpu_ns, LagHistogram},

@@ -81,7 +81,11 @@ pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
 }
 
 /// Maps an aya error to a [`LoadError`], recognising EPERM/EACCES as missing privileges.
-pub(crate) fn classify(what: &str, capability: &'static str, error: &(dyn StdError + 'static)) -> LoadError {
+pub(crate) fn classify(
+    what: &str,
+    capability: &'static str,
+    error: &(dyn StdError + 'static),
+) -> LoadError {
     match errno_in_chain(error) {
         Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
             what: what.to_string(),
@@ -91,4 +95,3 @@ pub(crate) fn classify(what: &str, capability: &'static str, error: &(dyn StdErr
         _ => LoadError::Refused(format!("{what}: {}", describe(error))),
     }
 }
-

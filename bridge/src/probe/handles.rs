@@ -28,6 +28,9 @@ use crate::{
     stats::monotonic_ns,
 };
 
+/// Every entry of `S`'s state map, in hash order, and the read path taken.
+pub type StateMapRead<S> = Result<(Vec<(<S as KernelState>::Key, S)>, DumpPath), MapDumpError>;
+
 /// The attached programs: dropping this detaches them.
 pub struct ProbeLinks {
     _ebpf: Ebpf,
@@ -165,13 +168,7 @@ impl StateMaps {
     }
 
     /// Every entry of `S`'s map, in hash order, and which read path was taken.
-    pub fn read<S: KernelState + aya::Pod>(
-        &self,
-        scratch: &mut MapDump,
-    ) -> Result<(Vec<(S::Key, S)>, DumpPath), MapDumpError>
-    where
-        S::Key: aya::Pod,
-    {
+    pub fn read<S: KernelState>(&self, scratch: &mut MapDump) -> StateMapRead<S> {
         map_batch::dump_map_typed(self.fd_of::<S>(), DumpStrategy::Auto, scratch)
     }
 
@@ -200,20 +197,19 @@ impl StateMaps {
             + self.reap_table::<ConnState>(cutoff, &mut scratch)?)
     }
 
-    fn reap_table<S: KernelState + aya::Pod>(
+    fn reap_table<S: KernelState>(
         &self,
         cutoff_ns: u64,
         scratch: &mut MapDump,
-    ) -> Result<usize, MapDumpError>
-    where
-        S::Key: aya::Pod,
-    {
+    ) -> Result<usize, MapDumpError> {
         let (entries, _) = self.read::<S>(scratch)?;
         let fd = self.fd_of::<S>();
         Ok(entries
             .iter()
             .filter(|(_, state)| state.finished_ns().is_some_and(|t| t < cutoff_ns))
-            .filter(|(key, _)| map_batch::delete_elem(fd, aya::Pod::as_bytes(key)).is_ok())
+            .filter(|(key, _)| {
+                map_batch::delete_elem(fd, zerocopy::IntoBytes::as_bytes(key)).is_ok()
+            })
             .count())
     }
 }

@@ -60,7 +60,10 @@ pub fn attach_raw_tracepoint(
 }
 
 /// Loads `program` without attaching it and returns its fd (for `BPF_PROG_TEST_RUN`).
-pub(crate) fn load_unattached(ebpf: &mut Ebpf, program: &str) -> Result<aya::programs::ProgramFd, LoadError> {
+pub(crate) fn load_unattached(
+    ebpf: &mut Ebpf,
+    program: &str,
+) -> Result<aya::programs::ProgramFd, LoadError> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(program)
         .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
@@ -118,4 +121,3 @@ pub fn check_capabilities() -> Result<(), LoadError> {
     }
     Ok(())
 }
-

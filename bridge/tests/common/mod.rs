@@ -4,7 +4,7 @@
 /// True when the tests may load probes. Without privileges they skip with a printed reason,
 /// except under `CI=true`, where a skip is a failure.
 pub fn privileged_or_skip(test: &str) -> bool {
-    match bridge::loader::check_capabilities() {
+    match bridge::probe::check_capabilities() {
         Ok(()) => true,
         Err(e) => {
             if std::env::var("CI").as_deref() == Ok("true") {

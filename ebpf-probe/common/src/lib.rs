@@ -1,7 +1,9 @@
 //! Layouts shared by the eBPF probes (kernel side) and `bridge` (user space).
 //!
 //! Every type here is `#[repr(C)]` with explicit padding so that both sides agree byte for byte;
-//! `tests` pins sizes and offsets. With the `user` feature the types implement `aya::Pod`.
+//! `tests` pins sizes and offsets. With the `user` feature the types implement `aya::Pod` and
+//! zerocopy's byte conversions (which also prove at compile time that no type has implicit
+//! padding).
 //!
 //! Contract of a change record (see `../shared/DESIGN.md`): a [`RecordHeader`] followed by the
 //! entity's key and its *full current state* (not a delta). A consumer may therefore apply records
@@ -145,21 +147,27 @@ pub mod failure {
     pub const CONN_MAP_FULL: u32 = 3;
     /// A kernel read (`bpf_probe_read_kernel`) failed; the event was skipped.
     pub const KERNEL_READ: u32 = 4;
-    /// The transport benchmark's ring reserve / perf output failed.
-    pub const BENCH_DROP: u32 = 5;
-    /// A dirty queue was full: the entity's refresh was sent at once instead (no loss, one
-    /// record more than the throttle would allow).
-    pub const DIRTY_QUEUE_FULL: u32 = 6;
+    /// A dirty queue was full: the entity was not queued (its next event queues it again).
+    pub const DIRTY_QUEUE_FULL: u32 = 5;
     /// A TCP socket event whose 4-tuple could not be known (local port already released and
     /// never seen bound): the event was skipped.
-    pub const CONN_UNKEYED: u32 = 7;
+    pub const CONN_UNKEYED: u32 = 6;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 7;
 }
 
 /// Header of every change record. 24 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct RecordHeader {
     /// One of [`kind`].
     pub kind: u16,
@@ -183,6 +191,15 @@ pub const RECORD_VERSION: u8 = 2;
 /// pid makes a new key.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ProcKey {
     /// Thread-group id (what user space calls the pid).
     pub tgid: u32,
@@ -198,6 +215,15 @@ pub struct ProcKey {
 /// record (or the map write) is made, so it follows setuid, reparenting and renames.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ProcState {
     /// Parent's tgid (`group_leader->real_parent->tgid`), as of `sampled_ns`.
     pub ppid: u32,
@@ -246,6 +272,15 @@ pub struct ProcState {
 /// Identity of a TCP connection: family and 4-tuple. IPv4 addresses use the first 4 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ConnKey {
     /// `AF_INET` (2) or `AF_INET6` (10).
     pub family: u16,
@@ -264,6 +299,15 @@ pub struct ConnKey {
 /// Current state of a TCP connection. 96 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ConnState {
     /// Owning process (tgid) when known ([`conn_flags::OWNER_KNOWN`]), else 0.
     pub pid: u32,
@@ -302,6 +346,15 @@ pub struct ConnState {
 /// A process change record: header, key, full state. 152 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ProcRecord {
     /// Common header; `table == table::PROCESSES`.
     pub header: RecordHeader,
@@ -314,6 +367,15 @@ pub struct ProcRecord {
 /// A connection change record: header, key, full state. 160 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ConnRecord {
     /// Common header; `table == table::CONNECTIONS`.
     pub header: RecordHeader,
@@ -331,6 +393,15 @@ pub const fn mode_bit(mode: u32) -> u32 {
 /// Run-time configuration written by user space into the `CONFIG` array (index 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct ProbeConfig {
     /// Which modes receive records / sequence numbers: bits from [`mode_bit`].
     pub modes_enabled: u32,
@@ -352,6 +423,15 @@ pub struct ProbeConfig {
 /// memory with `bpf_probe_read_kernel` at these offsets, because Rust eBPF has no CO-RE).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct KernelOffsets {
     /// `task_struct.pid`
     pub task_pid: u32,
@@ -505,10 +585,19 @@ pub const PF_EXITING: u32 = 0x4;
 /// Kernel `PF_KTHREAD` bit of `task_struct.flags`.
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 
-/// Configuration of the transport benchmark probe (`bench_sys_enter`), index 0 of
-/// `BENCH_CONFIG`. The probe is attached only by `bpftop-ordered bench --transport`.
+/// Configuration of the transport benchmark probe (`bench_sys_enter`, in its own object),
+/// index 0 of `BENCH_CONFIG`. Loaded only by `bpftop-ordered bench --transport`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
 pub struct BenchConfig {
     /// Only syscalls of this thread group fire the probe (0 = probe inert).
     pub tgid: u32,

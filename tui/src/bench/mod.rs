@@ -9,6 +9,7 @@
 
 mod procfs;
 mod transport;
+mod transport_bench;
 mod workload;
 
 use std::{
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bridge::{contract::ModeKind, session::Session, store::TableStore};
+use bridge::{contract::ModeKind, store::TableStore};
 use serde_json::{json, Map, Value};
 
 use crate::cli::{BenchArgs, Format, Workload};
@@ -51,7 +52,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     config.retention.max_finished = usize::MAX;
     config.retention.max_age_ns = u64::MAX;
     let interval = config.poll_interval;
-    let session = match crate::dump::start_session(config) {
+    let mut session = match crate::headless::start_session(config) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -114,15 +115,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     };
 
     // Apply while the load runs (the store owner must keep up, or the modes back up).
-    pump(&session, &mut store, deadline);
+    session.pump_until(&mut store, deadline);
     while !exec_handles.iter().all(JoinHandle::is_finished)
         || !connect_handles.iter().all(JoinHandle::is_finished)
     {
-        pump(
-            &session,
-            &mut store,
-            Instant::now() + Duration::from_millis(10),
-        );
+        session.pump_until(&mut store, Instant::now() + Duration::from_millis(10));
     }
     let generated_for = started.elapsed();
     let exec_truth = run_exec.then(|| workload::join_exec(exec_handles));
@@ -137,14 +134,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         .collect();
     // Settle: one more poll interval (and then some) so that the /proc poller gets a scan after
     // the last entity; then the session's final flush and every mode's last drain / snapshot.
-    pump(
-        &session,
+    session.pump_until(
         &mut store,
         Instant::now() + interval + Duration::from_millis(500),
     );
     let procfs_seen = poller.map(ProcfsPoller::finish);
-    let mut session = session;
-    crate::dump::finish(&mut session, &mut store);
+    session.finish_into(&mut store);
 
     let common = Common {
         workload: match args.workload {
@@ -183,24 +178,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         Format::Table => print_table(&mut out, &rows, &common)?,
     }
     Ok(if failed { 1 } else { 0 })
-}
-
-/// Applies messages until `until`.
-fn pump(session: &Session, store: &mut TableStore, until: Instant) {
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            return;
-        }
-        match session.messages().recv_timeout(until - now) {
-            Ok(message) => store.handle(message),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => return,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
-                return;
-            }
-        }
-    }
 }
 
 /// What every row shares: the workload and its ground truth.

@@ -1,9 +1,9 @@
 //! `bench --transport`: the transport-limit matrix (ring / perf × wake-up per record / sampled ×
-//! null / full consumer), one run each, all measured by `bridge::transport_bench`.
+//! null / full consumer), one run each, all measured by [`super::transport_bench`].
 
 use std::io::Write;
 
-use bridge::transport_bench::{self, Consumer, Transport, TransportBenchConfig};
+use super::transport_bench::{self, Consumer, Transport, TransportBenchConfig};
 
 use crate::cli::{BenchArgs, Format};
 

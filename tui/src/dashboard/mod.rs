@@ -85,7 +85,7 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         HostInfo::detect(),
         monotonic_ns(),
     );
-    app.set_notes(session.probes().notes().to_vec());
+    app.set_notes(session.notes().to_vec());
     let (signals, signal_handle) = event_loop::spawn_signal_listener()?;
     let outcome = {
         let mut guard = TerminalGuard::enter()?;

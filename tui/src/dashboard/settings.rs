@@ -83,7 +83,7 @@ pub fn resolve_with(options: &DashboardOptions, config: Config) -> Result<Settin
             .connection_columns
             .unwrap_or_else(|| (0..CONNECTION_COLUMNS.len()).collect()),
         filter: options.filter.clone(),
-        running_modes: session.modes.clone(),
+        running_modes: session.modes(),
         flush_period: session.update_interval,
     };
     Ok(Settings { app, session })

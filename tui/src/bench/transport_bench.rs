@@ -24,21 +24,28 @@ use aya::{
     maps::{Array, PerCpuArray, RingBuf},
     Ebpf, EbpfLoader,
 };
-use probe_common::{failure, BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
-use serde::Serialize;
-
-use crate::{
-    contract::{ModeKind, ModeMessage},
-    loader::{attach_raw_tracepoint, check_capabilities, LoadError, PROBE_OBJECT},
-    map_batch::{DumpPath, MapDump, MapDumpError},
+use bridge::{
+    contract::{KernelState, ModeKind, ModeMessage},
+    map_batch::{DumpPath, MapDump},
     mode::{
         incremental::{wait_readable, IncrementalConsumer, ResyncSource, MAX_BATCH},
         perf_buffers::PerfBuffers,
     },
+    probe::{check_capabilities, handles::StateMapRead, object::attach_raw_tracepoint, LoadError},
     stats::{rate_per_s, thread_cpu_ns},
     store::TableStore,
     table::Retention,
 };
+use probe_common::{BenchConfig, BENCH_TRANSPORT_PERF, BENCH_TRANSPORT_RING};
+use serde::Serialize;
+
+/// The benchmark's own eBPF object (`bench_sys_enter` and its maps), built from
+/// `ebpf-probe/src/bench_main.rs` by `cargo xtask build-ebpf`: the product object carries none
+/// of it.
+static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../ebpf-probe/bpftop-bench-probe.bpf.o"
+));
 
 /// Which transport to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -124,28 +131,7 @@ impl ResyncSource for NoStateMaps {
     fn map_full_count(&self) -> u64 {
         0
     }
-    fn read_processes(
-        &self,
-        _: &mut MapDump,
-    ) -> Result<
-        (
-            Vec<(probe_common::ProcKey, probe_common::ProcState)>,
-            DumpPath,
-        ),
-        MapDumpError,
-    > {
-        Ok((Vec::new(), DumpPath::Batch))
-    }
-    fn read_connections(
-        &self,
-        _: &mut MapDump,
-    ) -> Result<
-        (
-            Vec<(probe_common::ConnKey, probe_common::ConnState)>,
-            DumpPath,
-        ),
-        MapDumpError,
-    > {
+    fn read<S: KernelState>(&self, _: &mut MapDump) -> StateMapRead<S> {
         Ok((Vec::new(), DumpPath::Batch))
     }
 }
@@ -161,7 +147,7 @@ fn load_bench_object(config: &TransportBenchConfig) -> Result<Ebpf, LoadError> {
     check_capabilities()?;
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("BENCH_RING", config.ring_bytes)
-        .load(PROBE_OBJECT)
+        .load(BENCH_OBJECT)
         .map_err(|e| LoadError::Refused(format!("loading the eBPF object: {e}")))?;
     attach_raw_tracepoint(&mut ebpf, "bench_sys_enter", "sys_enter")?;
     Ok(ebpf)
@@ -181,10 +167,10 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
     )
     .map_err(|e| map_error("BENCH_SEQ", e))?;
     let failures: PerCpuArray<_, u64> = PerCpuArray::try_from(
-        ebpf.take_map("FAILURES")
-            .ok_or_else(|| map_error("FAILURES", "missing"))?,
+        ebpf.take_map("BENCH_DROPS")
+            .ok_or_else(|| map_error("BENCH_DROPS", "missing"))?,
     )
-    .map_err(|e| map_error("FAILURES", e))?;
+    .map_err(|e| map_error("BENCH_DROPS", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let consumed = Arc::new(AtomicU64::new(0));
@@ -288,8 +274,8 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
         .map_err(|e| map_error("BENCH_CONFIG", e))?;
     let produced = seq.get(&0, 0).map_err(|e| map_error("BENCH_SEQ", e))?;
     let kernel_drops: u64 = failures
-        .get(&failure::BENCH_DROP, 0)
-        .map_err(|e| map_error("FAILURES", e))?
+        .get(&0, 0)
+        .map_err(|e| map_error("BENCH_DROPS", e))?
         .iter()
         .sum();
     // Let the consumer take what is still in the buffer, then stop it.

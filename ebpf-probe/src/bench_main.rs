@@ -1,20 +1,29 @@
-//! The transport benchmark probe (`bench_sys_enter`): its own maps, so measuring never disturbs
-//! the dashboard's transports.
+//! The transport benchmark's probe, an object of its own (`bpftop-bench-probe.bpf.o`): the
+//! product object carries only what the product runs, so no session ever loads these maps.
+//! Loaded only by `bpftop-ordered bench --transport`.
+#![no_std]
+#![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+// Shared with the product object; this probe needs only `atomic_add`.
+#[allow(dead_code)]
+mod atomic;
 
 use aya_ebpf::{
     bindings::{BPF_F_CURRENT_CPU, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_perf_event_output},
     macros::{map, raw_tracepoint},
-    maps::{Array, PerfEventByteArray, RingBuf},
+    maps::{Array, PerCpuArray, PerfEventByteArray, RingBuf},
     programs::RawTracePointContext,
     EbpfContext,
 };
 use probe_common::{
-    failure, kind, table, BenchConfig, ProcKey, ProcRecord, ProcState, RecordHeader, COMM_LEN,
+    kind, table, BenchConfig, ProcKey, ProcRecord, ProcState, RecordHeader, COMM_LEN,
     RECORD_VERSION,
 };
 
-use crate::emit::{atomic_add, count_failure};
+use crate::atomic::atomic_add;
 
 #[map]
 static BENCH_CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
@@ -27,6 +36,18 @@ static BENCH_RING: RingBuf = RingBuf::with_byte_size(1 << 24, 0);
 
 #[map]
 static BENCH_PERF: PerfEventByteArray = PerfEventByteArray::new(0);
+
+/// Records the transport refused (ring reserve / perf output failed), per CPU.
+#[map]
+static BENCH_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn count_drop() {
+    if let Some(counter) = BENCH_DROPS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *counter += 1 };
+    }
+}
 
 /// `sys_enter(struct pt_regs *regs, long id)`, filtered to the benchmark's own thread group
 /// and one syscall: each matching call emits one process record (the same 112-byte record the
@@ -82,7 +103,7 @@ fn try_bench_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
             BPF_RB_NO_WAKEUP as u64
         };
         if BENCH_RING.output::<ProcRecord>(&record, flags).is_err() {
-            count_failure(failure::BENCH_DROP);
+            count_drop();
         }
     } else if cfg.transport == probe_common::BENCH_TRANSPORT_PERF {
         // SAFETY: as in `perf_output`, for the benchmark's own array.
@@ -96,9 +117,15 @@ fn try_bench_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
             )
         };
         if ret != 0 {
-            count_failure(failure::BENCH_DROP);
+            count_drop();
         }
     }
     Some(())
 }
 
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

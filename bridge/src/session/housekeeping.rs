@@ -1,0 +1,106 @@
+//! The housekeeping thread: the kernel flush every `update_interval` (every CPU sampled, the
+//! dirty queues drained) and the kernel reaper (finished entries older than the kernel
+//! retention) every 500 ms. It owns the flush program and hands it back when it stops, so the
+//! session's final flush runs after the last periodic one, never beside it.
+
+use std::{
+    sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use crate::{
+    probe::{FlushProgram, StateMaps},
+    stats::{monotonic_ns, thread_cpu_ns},
+    stop::StopToken,
+};
+
+/// How often the kernel reaper runs.
+const REAP_EVERY_NS: u64 = 500_000_000;
+
+/// What the kernel flush has done so far.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Flush cycles run.
+    pub cycles: AtomicU64,
+    /// Dirty-queue keys handled.
+    pub keys: AtomicU64,
+    /// Cycles that failed (the error is logged).
+    pub errors: AtomicU64,
+    /// CPU time of the housekeeping thread (flush and kernel reaper), ns.
+    pub cpu_ns: AtomicU64,
+}
+
+/// The flush program with its cycle numbering and stats.
+pub(super) struct Flusher {
+    program: FlushProgram,
+    cycle: AtomicU32,
+    stats: Arc<FlushStats>,
+}
+
+impl Flusher {
+    pub(super) fn new(program: FlushProgram) -> Self {
+        Flusher {
+            program,
+            cycle: AtomicU32::new(0),
+            stats: Arc::new(FlushStats::default()),
+        }
+    }
+
+    pub(super) fn stats(&self) -> &Arc<FlushStats> {
+        &self.stats
+    }
+
+    /// One flush cycle, with a cycle number never used before.
+    pub(super) fn run_cycle(&self) {
+        let number = self.cycle.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        match self.program.run(number, true) {
+            Ok(keys) => {
+                self.stats.keys.fetch_add(keys, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if self.stats.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                    log::warn!("kernel flush: {e}");
+                }
+            }
+        }
+        self.stats.cycles.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts the thread; joining it gives the flusher back.
+pub(super) fn spawn(
+    flusher: Flusher,
+    state_maps: Arc<StateMaps>,
+    flush_every: Duration,
+    kernel_retention: Duration,
+    stop: StopToken,
+) -> std::io::Result<JoinHandle<Flusher>> {
+    let retention_ns = kernel_retention.as_nanos().min(u64::MAX as u128) as u64;
+    std::thread::Builder::new()
+        .name("bridge-flush".into())
+        .spawn(move || {
+            let mut next_reap_ns = monotonic_ns() + REAP_EVERY_NS;
+            loop {
+                let started = monotonic_ns();
+                flusher.run_cycle();
+                if started >= next_reap_ns {
+                    if let Err(e) = state_maps.reap_finished(retention_ns) {
+                        log::warn!("kernel state reaper: {e:#}");
+                    }
+                    next_reap_ns = started + REAP_EVERY_NS;
+                }
+                flusher
+                    .stats
+                    .cpu_ns
+                    .store(thread_cpu_ns(), Ordering::Relaxed);
+                let spent = Duration::from_nanos(monotonic_ns().saturating_sub(started));
+                if stop.sleep(flush_every.saturating_sub(spent)) {
+                    return flusher;
+                }
+            }
+        })
+}
