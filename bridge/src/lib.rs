@@ -17,6 +17,7 @@ pub mod session;
 pub mod stats;
 pub mod stop;
 pub mod store;
+#[cfg(feature = "test-support")]
 pub mod synthetic;
 pub mod table;
 pub mod tcp_diag;

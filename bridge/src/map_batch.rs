@@ -519,6 +519,7 @@ fn parse_memlock(fdinfo: &str) -> Option<u64> {
 
 /// `union bpf_attr` member for `BPF_MAP_CREATE` (prefix up to `map_name`; the kernel zero-fills
 /// the rest).
+#[cfg(feature = "test-support")]
 #[repr(C)]
 #[derive(Default)]
 struct MapCreateAttr {
@@ -804,7 +805,7 @@ fn dump_by_iteration(
 
 /// Helpers for tests and benchmarks that need a real map without loading a BPF object. Not part
 /// of the supported API.
-#[doc(hidden)]
+#[cfg(feature = "test-support")]
 pub mod test_support {
     use super::*;
     use std::os::fd::{FromRawFd, OwnedFd};

@@ -9,8 +9,6 @@ use probe_common::{
     RECORD_VERSION,
 };
 
-use zerocopy::IntoBytes;
-
 use crate::contract::{Plain, Row, RowChange};
 
 /// A decoded, validated change record.
@@ -178,19 +176,18 @@ impl From<Record> for RowChange {
     }
 }
 
-/// Bytes of a record value, for tests and synthetic sources.
-pub fn encode_proc(record: &ProcRecord) -> Vec<u8> {
-    record.as_bytes().to_vec()
-}
-
-/// Bytes of a record value, for tests and synthetic sources.
-pub fn encode_conn(record: &ConnRecord) -> Vec<u8> {
-    record.as_bytes().to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::IntoBytes;
+
+    fn encode_proc(record: &ProcRecord) -> Vec<u8> {
+        record.as_bytes().to_vec()
+    }
+
+    fn encode_conn(record: &ConnRecord) -> Vec<u8> {
+        record.as_bytes().to_vec()
+    }
 
     fn proc_record(kind: u16) -> ProcRecord {
         ProcRecord {

@@ -53,7 +53,6 @@ pub struct ApplyStats {
     /// Changes ignored because the row already had a newer one.
     pub stale: u64,
     lag_total: LagHistogram,
-    lag_window: LagHistogram,
 }
 
 impl ApplyStats {
@@ -63,7 +62,6 @@ impl ApplyStats {
         self.applied += 1;
         self.stale += stale as u64;
         self.lag_total.record(changed_ns, now_ns);
-        self.lag_window.record(changed_ns, now_ns);
     }
 
     /// Lag percentiles over everything applied so far: (p50, p99, max), ns.
@@ -71,16 +69,15 @@ impl ApplyStats {
         self.lag_total.percentiles()
     }
 
-    /// Lag percentiles since the last call, then starts a new window: (p50, p99, max), ns.
-    pub fn take_lag_window(&mut self) -> (u64, u64, u64) {
-        let result = self.lag_window.percentiles();
-        self.lag_window.0.reset();
-        result
+    /// Every lag recorded so far. A reader that wants a window keeps the histogram it saw last
+    /// and takes [`LagHistogram::since`]; reading never changes the stats.
+    pub fn lag_histogram(&self) -> &LagHistogram {
+        &self.lag_total
     }
 }
 
 /// A lag histogram for one thread: 1 ns .. 1 h, 3 significant digits.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LagHistogram(Histogram<u64>);
 
 impl Default for LagHistogram {
@@ -106,6 +103,17 @@ impl LagHistogram {
     /// (p50, p99, max) in ns; zeros when empty.
     pub fn percentiles(&self) -> (u64, u64, u64) {
         percentiles(&self.0)
+    }
+
+    /// The lags recorded after `earlier`, a copy of this histogram taken before: this minus
+    /// `earlier`. When `earlier` is not a past state of this one (more counts somewhere), the
+    /// whole of this histogram.
+    pub fn since(&self, earlier: &LagHistogram) -> LagHistogram {
+        let mut window = self.clone();
+        if window.0.subtract(&earlier.0).is_err() {
+            return self.clone();
+        }
+        window
     }
 }
 
@@ -243,8 +251,24 @@ mod tests {
         assert!((100_000..=100_100).contains(&max), "max {max}");
         assert_eq!(s.applied, 101);
         assert_eq!(s.stale, 1);
-        assert_eq!(s.take_lag_window().2, max);
-        assert_eq!(s.take_lag_window(), (0, 0, 0));
+        let seen = s.lag_histogram().clone();
+        assert_eq!(
+            s.lag_histogram()
+                .since(&LagHistogram::default())
+                .percentiles(),
+            (p50, p99, max)
+        );
+        assert_eq!(s.lag_histogram().since(&seen).percentiles(), (0, 0, 0));
+        s.record_apply(1_000, 3_000, false);
+        assert_eq!(
+            s.lag_histogram().since(&seen).percentiles(),
+            (2_000, 2_000, 2_000)
+        );
+        assert_eq!(
+            s.lag_total().2,
+            max,
+            "reading a window leaves the totals alone"
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 
 use crate::{
     contract::{
-        ConnectionRow, ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, Resync,
-        RowChange, RowOrigin,
+        ConnectionRow, Entity, KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage,
+        ProcessRow, Resync, Row, RowChange, RowOrigin,
     },
     stats::{monotonic_ns, ApplyStats, ModeStats},
     table::{OrderedTable, ProcessTable, Retention, UpsertOutcome},
 };
+use probe_common::{ConnState, ProcState};
 
 /// The two tables of one mode, with that mode's stats.
 #[derive(Debug)]
@@ -84,11 +85,6 @@ impl TableStore {
         &self.modes[mode.index()]
     }
 
-    /// Mutable access for the store owner (e.g. to take a lag window).
-    pub fn mode_mut(&mut self, mode: ModeKind) -> &mut ModeTables {
-        &mut self.modes[mode.index()]
-    }
-
     /// Retention in force.
     pub fn retention(&self) -> Retention {
         self.retention
@@ -117,20 +113,8 @@ impl TableStore {
         }
         for change in batch.changes {
             match change {
-                RowChange::Process(row) => {
-                    let changed = row.changed_ns;
-                    let outcome = tables.processes.upsert(row);
-                    tables
-                        .apply
-                        .record_apply(changed, now, outcome == UpsertOutcome::Stale);
-                }
-                RowChange::Connection(row) => {
-                    let changed = row.changed_ns;
-                    let outcome = tables.connections.upsert(row);
-                    tables
-                        .apply
-                        .record_apply(changed, now, outcome == UpsertOutcome::Stale);
-                }
+                RowChange::Process(row) => apply_change(tables, row, now),
+                RowChange::Connection(row) => apply_change(tables, row, now),
             }
         }
     }
@@ -173,6 +157,60 @@ impl TableStore {
     }
 }
 
+/// A table of the store, as the generic apply path sees it: the same operations on the
+/// process table (with its /proc re-keying) and on the connection table.
+trait StoreTable<R> {
+    fn upsert(&mut self, row: R) -> UpsertOutcome;
+    fn retain(&mut self, keep: impl FnMut(&R) -> bool);
+}
+
+impl StoreTable<ProcessRow> for ProcessTable {
+    fn upsert(&mut self, row: ProcessRow) -> UpsertOutcome {
+        ProcessTable::upsert(self, row)
+    }
+    fn retain(&mut self, keep: impl FnMut(&ProcessRow) -> bool) {
+        ProcessTable::retain(self, keep)
+    }
+}
+
+impl<R: Entity> StoreTable<R> for OrderedTable<R> {
+    fn upsert(&mut self, row: R) -> UpsertOutcome {
+        OrderedTable::upsert(self, row)
+    }
+    fn retain(&mut self, keep: impl FnMut(&R) -> bool) {
+        OrderedTable::retain(self, keep)
+    }
+}
+
+/// A kernel state kind and the table of a [`ModeTables`] that holds its rows.
+trait StoredState: KernelState {
+    type Table: StoreTable<Row<Self>>;
+    fn table_mut(tables: &mut ModeTables) -> &mut Self::Table;
+}
+
+impl StoredState for ProcState {
+    type Table = ProcessTable;
+    fn table_mut(tables: &mut ModeTables) -> &mut ProcessTable {
+        &mut tables.processes
+    }
+}
+
+impl StoredState for ConnState {
+    type Table = OrderedTable<ConnectionRow>;
+    fn table_mut(tables: &mut ModeTables) -> &mut OrderedTable<ConnectionRow> {
+        &mut tables.connections
+    }
+}
+
+/// Applies one change and records its lag (and whether it was stale) at `now_ns`.
+fn apply_change<S: StoredState>(tables: &mut ModeTables, row: Row<S>, now_ns: u64) {
+    let changed_ns = row.changed_ns;
+    let outcome = S::table_mut(tables).upsert(row);
+    tables
+        .apply
+        .record_apply(changed_ns, now_ns, outcome == UpsertOutcome::Stale);
+}
+
 /// Applies a picture of the state maps to a mode's tables. Every entry is upserted with the
 /// resync's seq, so only newer records override it. A reseed after loss also removes live
 /// kernel rows that are no longer in the maps (their exit was lost and the entry already
@@ -180,24 +218,22 @@ impl TableStore {
 /// insert (map full) absence proves nothing, and a live row is kept. The first listing removes
 /// nothing. Finished rows and /proc rows stay until retention or a kernel change.
 fn apply_resync(tables: &mut ModeTables, resync: Resync) {
-    use std::collections::HashSet;
-    if resync.complete && !resync.initial {
-        let live_procs: HashSet<_> = resync.processes.iter().map(|r| r.key).collect();
-        let live_conns: HashSet<_> = resync.connections.iter().map(|r| r.key).collect();
-        tables.processes.retain(|r| {
-            r.origin == RowOrigin::Procfs || r.is_exited() || live_procs.contains(&r.key)
-        });
-        tables.connections.retain(|r| {
-            r.origin == RowOrigin::Procfs || r.is_closed() || live_conns.contains(&r.key)
-        });
+    let remove_absent = resync.complete && !resync.initial;
+    resync_table(tables, resync.processes, remove_absent);
+    resync_table(tables, resync.connections, remove_absent);
+}
+
+/// One table's part of [`apply_resync`].
+fn resync_table<S: StoredState>(tables: &mut ModeTables, rows: Vec<Row<S>>, remove_absent: bool) {
+    let table = S::table_mut(tables);
+    if remove_absent {
+        let live: std::collections::HashSet<S::Key> = rows.iter().map(|r| r.key).collect();
+        table.retain(|r| r.origin == RowOrigin::Procfs || r.is_finished() || live.contains(&r.key));
     }
     // The resync's seq is the highest the mode had seen when it read the map: a row already
     // holding that seq is current; older rows are replaced.
-    for row in resync.processes {
-        tables.processes.upsert(row);
-    }
-    for row in resync.connections {
-        tables.connections.upsert(row);
+    for row in rows {
+        table.upsert(row);
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::{io::Write, time::Instant};
 
-use bridge::{contract::ModeKind, store::TableStore};
+use bridge::{
+    contract::{ConnectionRow, Entity, ModeKind, ProcessRow, RowOrigin},
+    store::{ModeTables, TableStore},
+};
 
 use crate::{
     cli::{DumpArgs, Format, TableName},
@@ -64,79 +67,112 @@ fn print_tables(
     modes: &[ModeKind],
     args: &DumpArgs,
 ) -> anyhow::Result<()> {
-    use bridge::contract::RowOrigin;
-    let keep = |origin: RowOrigin| !args.kernel_only || origin == RowOrigin::Kernel;
     for mode in modes {
         let tables = store.mode(*mode);
-        match (args.table, args.format) {
-            (TableName::Processes, Format::Json) => {
-                for row in tables.processes.rows().iter().filter(|r| keep(r.origin)) {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::to_string(&ProcessJson::new(*mode, row))?
-                    )?;
-                }
+        match args.table {
+            TableName::Processes => print_rows::<ProcessRow>(out, *mode, tables, args)?,
+            TableName::Connections => print_rows::<ConnectionRow>(out, *mode, tables, args)?,
+        }
+    }
+    Ok(())
+}
+
+/// Prints one mode's table of `R` in first-seen order: one JSON object a line, or a text table
+/// under its header. `--kernel-only` leaves out rows still from /proc.
+fn print_rows<R: DumpedRow>(
+    out: &mut impl Write,
+    mode: ModeKind,
+    tables: &ModeTables,
+    args: &DumpArgs,
+) -> anyhow::Result<()> {
+    let rows = R::rows(tables).filter(|r| !args.kernel_only || r.origin() == RowOrigin::Kernel);
+    match args.format {
+        Format::Json => {
+            for row in rows {
+                writeln!(out, "{}", row.json(mode, tables)?)?;
             }
-            (TableName::Connections, Format::Json) => {
-                for row in tables.connections.iter().filter(|r| keep(r.origin)) {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::to_string(&ConnectionJson::new(*mode, row, tables))?
-                    )?;
-                }
-            }
-            (TableName::Processes, Format::Table) => {
-                writeln!(
-                    out,
-                    "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
-                    "MODE", "PID", "PPID", "COMM", "UID", "STATE", "S", "EXIT", "CPU_NS", "SEQ"
-                )?;
-                for row in tables.processes.rows().iter().filter(|r| keep(r.origin)) {
-                    let j = ProcessJson::new(*mode, row);
-                    writeln!(
-                        out,
-                        "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
-                        mode.name(),
-                        j.pid,
-                        j.ppid,
-                        j.comm,
-                        j.uid,
-                        j.state,
-                        j.task_state,
-                        or_dash(j.exit_code),
-                        j.cpu_ns,
-                        j.seq
-                    )?;
-                }
-            }
-            (TableName::Connections, Format::Table) => {
-                writeln!(
-                    out,
-                    "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
-                    "MODE", "IP", "LOCAL", "REMOTE", "STATE", "PID", "COMM", "SENT", "RECV"
-                )?;
-                for row in tables.connections.iter().filter(|r| keep(r.origin)) {
-                    let j = ConnectionJson::new(*mode, row, tables);
-                    writeln!(
-                        out,
-                        "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
-                        mode.name(),
-                        j.family,
-                        format!("{}:{}", j.saddr, j.sport),
-                        format!("{}:{}", j.daddr, j.dport),
-                        j.state,
-                        or_dash(j.pid),
-                        j.comm.as_deref().unwrap_or("-"),
-                        or_dash(j.bytes_sent),
-                        or_dash(j.bytes_received)
-                    )?;
-                }
+        }
+        Format::Table => {
+            writeln!(out, "{}", R::text_header())?;
+            for row in rows {
+                writeln!(out, "{}", row.text_line(mode, tables))?;
             }
         }
     }
     Ok(())
+}
+
+/// How the rows of one table print in `dump`.
+trait DumpedRow: Entity + 'static {
+    /// The table's rows in `tables`, in first-seen order.
+    fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self>;
+    /// The row in the JSON contract (`docs/contract.md`).
+    fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String>;
+    /// The text table's header line.
+    fn text_header() -> String;
+    /// The row as a line of the text table (unknown values as `-`).
+    fn text_line(&self, mode: ModeKind, tables: &ModeTables) -> String;
+}
+
+impl DumpedRow for ProcessRow {
+    fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
+        tables.processes.rows().iter()
+    }
+    fn json(&self, mode: ModeKind, _tables: &ModeTables) -> serde_json::Result<String> {
+        serde_json::to_string(&ProcessJson::new(mode, self))
+    }
+    fn text_header() -> String {
+        format!(
+            "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
+            "MODE", "PID", "PPID", "COMM", "UID", "STATE", "S", "EXIT", "CPU_NS", "SEQ"
+        )
+    }
+    fn text_line(&self, mode: ModeKind, _tables: &ModeTables) -> String {
+        let j = ProcessJson::new(mode, self);
+        format!(
+            "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
+            mode.name(),
+            j.pid,
+            j.ppid,
+            j.comm,
+            j.uid,
+            j.state,
+            j.task_state,
+            or_dash(j.exit_code),
+            j.cpu_ns,
+            j.seq
+        )
+    }
+}
+
+impl DumpedRow for ConnectionRow {
+    fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
+        tables.connections.iter()
+    }
+    fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String> {
+        serde_json::to_string(&ConnectionJson::new(mode, self, tables))
+    }
+    fn text_header() -> String {
+        format!(
+            "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
+            "MODE", "IP", "LOCAL", "REMOTE", "STATE", "PID", "COMM", "SENT", "RECV"
+        )
+    }
+    fn text_line(&self, mode: ModeKind, tables: &ModeTables) -> String {
+        let j = ConnectionJson::new(mode, self, tables);
+        format!(
+            "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
+            mode.name(),
+            j.family,
+            format!("{}:{}", j.saddr, j.sport),
+            format!("{}:{}", j.daddr, j.dport),
+            j.state,
+            or_dash(j.pid),
+            j.comm.as_deref().unwrap_or("-"),
+            or_dash(j.bytes_sent),
+            or_dash(j.bytes_received)
+        )
+    }
 }
 
 /// A value, or `-` when it is unknown.

@@ -291,11 +291,7 @@ fn finished_rows_are_dimmed_and_seeded_rows_marked() {
         changed_ns: 0,
         origin: RowOrigin::Procfs,
     };
-    h.app
-        .store_mut()
-        .mode_mut(ModeKind::Ring)
-        .processes
-        .upsert(seeded);
+    h.app.store_mut().seed(&[seeded], &[]);
     h.app.apply(ModeMessage::Batch(ModeBatch {
         mode: ModeKind::Ring,
         changes: Vec::<RowChange>::new(),

@@ -269,7 +269,7 @@ impl App {
             notes: Vec::new(),
             layout: None,
         };
-        app.metrics.sample_modes(&mut app.store, now_ns);
+        app.metrics.sample_modes(&app.store, now_ns);
         app.metrics.sample_processes(&app.store, now_ns);
         app.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         app
@@ -296,7 +296,7 @@ impl App {
         if self.store.reap(now_ns) > 0 {
             self.data_generation += 1;
         }
-        self.metrics.sample_modes(&mut self.store, now_ns);
+        self.metrics.sample_modes(&self.store, now_ns);
         self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         self.users.refresh();
         if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
@@ -318,7 +318,8 @@ impl App {
         self.now_ns = now_ns;
     }
 
-    /// Mutable access to the store (tests that change data directly).
+    /// Mutable access to the store (tests that change data directly). Test builds only.
+    #[cfg(feature = "test-support")]
     pub fn store_mut(&mut self) -> &mut TableStore {
         self.data_generation += 1;
         &mut self.store
@@ -552,54 +553,66 @@ impl App {
 
     fn prepare_order(&mut self, layout: ScreenLayout) {
         let rows = layout.table_rows();
-        let stamp_of = |sort: SortState, filter: u64, app: &App| OrderStamp {
-            data: app
-                .frozen
-                .as_ref()
-                .map_or(app.data_generation, |f| f.generation),
-            sort,
-            filter,
-            mode: app.mode,
-            paused: app.frozen.is_some(),
-        };
         match self.tab {
             Tab::Processes => {
-                let stamp = stamp_of(self.processes.sort, self.processes.filter.generation, self);
-                if !self.processes.order_is_current(&stamp) {
-                    let ctx = self.row_context();
-                    let order = sorted_filtered(
-                        self.processes_table(),
-                        PROCESS_COLUMNS,
-                        stamp.sort,
-                        &self.processes.filter.active,
-                        &ctx,
-                        |row, ctx, filter| filter.matches(&ProcessSubject { row, ctx }),
-                    );
+                let fresh = self.stale_order(
+                    &self.processes,
+                    self.processes_table(),
+                    PROCESS_COLUMNS,
+                    |row, ctx, filter| filter.matches(&ProcessSubject { row, ctx }),
+                );
+                if let Some((order, stamp)) = fresh {
                     self.processes.set_order(order, stamp);
                 }
                 self.processes.set_page_rows(rows);
             }
             Tab::Connections => {
-                let stamp = stamp_of(
-                    self.connections.sort,
-                    self.connections.filter.generation,
-                    self,
+                let fresh = self.stale_order(
+                    &self.connections,
+                    self.connections_table(),
+                    CONNECTION_COLUMNS,
+                    |row, ctx, filter| filter.matches(&ConnectionSubject { row, ctx }),
                 );
-                if !self.connections.order_is_current(&stamp) {
-                    let ctx = self.row_context();
-                    let order = sorted_filtered(
-                        self.connections_table(),
-                        CONNECTION_COLUMNS,
-                        stamp.sort,
-                        &self.connections.filter.active,
-                        &ctx,
-                        |row, ctx, filter| filter.matches(&ConnectionSubject { row, ctx }),
-                    );
+                if let Some((order, stamp)) = fresh {
                     self.connections.set_order(order, stamp);
                 }
                 self.connections.set_page_rows(rows);
             }
         }
+    }
+
+    /// A new order for `view` over `table` (with the stamp it answers to), or `None` when the
+    /// view's order is current for the data, sort, filter, mode and pause state.
+    fn stale_order<R: Entity>(
+        &self,
+        view: &TableView<R::Key>,
+        table: &OrderedTable<R>,
+        columns: &[ColumnSpec<R>],
+        matches: impl Fn(&R, &RowContext, &Filter) -> bool,
+    ) -> Option<(Vec<R::Key>, OrderStamp)> {
+        let stamp = OrderStamp {
+            data: self
+                .frozen
+                .as_ref()
+                .map_or(self.data_generation, |f| f.generation),
+            sort: view.sort,
+            filter: view.filter.generation,
+            mode: self.mode,
+            paused: self.frozen.is_some(),
+        };
+        if view.order_is_current(&stamp) {
+            return None;
+        }
+        let ctx = self.row_context();
+        let order = sorted_filtered(
+            table,
+            columns,
+            stamp.sort,
+            &view.filter.active,
+            &ctx,
+            matches,
+        );
+        Some((order, stamp))
     }
 }
 

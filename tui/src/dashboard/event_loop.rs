@@ -15,7 +15,9 @@ use super::app::{App, Control};
 
 /// Fault injection for the end-to-end test of the panic path: when this variable is set, the
 /// loop panics right after drawing its first frame, so the test can check that the panic hook
-/// and the terminal guard give the shell back a usable terminal.
+/// and the terminal guard give the shell back a usable terminal. Compiled into test builds only
+/// (feature `test-support`, enabled by this crate's dev-dependency on itself).
+#[cfg(feature = "test-support")]
 pub const TEST_PANIC_VARIABLE: &str = "BPFTOP_ORDERED_TEST_PANIC";
 
 /// Messages applied in one go before input is looked at again (keeps keys responsive under a
@@ -47,6 +49,7 @@ pub fn run<B: Backend>(
     let second = tick(Duration::from_secs(1));
     let refresh = tick(interval);
     redraw(terminal, app)?;
+    #[cfg(feature = "test-support")]
     if std::env::var_os(TEST_PANIC_VARIABLE).is_some() {
         panic!("{TEST_PANIC_VARIABLE} is set: panicking after the first frame, as asked");
     }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bridge::{
     contract::{ModeKind, ProcessRow, RowOrigin},
-    stats::{rate_per_s, ModeStats},
+    stats::{rate_per_s, LagHistogram, ModeStats},
     store::TableStore,
 };
 use probe_common::ProcKey;
@@ -86,6 +86,8 @@ pub struct ModeMetrics {
     /// Why the mode stopped, if it failed.
     pub failure: Option<String>,
     previous: Option<ModeSample>,
+    /// The store's lag histogram as of the last sample; the next window is what came since.
+    lag_seen: LagHistogram,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,8 +98,15 @@ struct ModeSample {
 }
 
 impl ModeMetrics {
+    /// Lag percentiles of the changes applied since the previous call: (p50, p99, max), ns.
+    pub fn lag_window(&mut self, store_lag: &LagHistogram) -> LagWindow {
+        let window = store_lag.since(&self.lag_seen).percentiles();
+        self.lag_seen.clone_from(store_lag);
+        window
+    }
+
     /// Takes a sample at `now_ns`: `stats` from the store, `lag` the window just closed
-    /// (`take_lag_window`).
+    /// (see [`ModeMetrics::lag_window`]).
     pub fn sample(&mut self, stats: ModeStats, lag: LagWindow, now_ns: u64) {
         if let Some(previous) = self.previous {
             let window = now_ns.saturating_sub(previous.at_ns);
@@ -297,12 +306,13 @@ impl Metrics {
         &self.process_cpu[mode.index()]
     }
 
-    /// The once-a-second sample of every mode's panel figures (takes the lag windows).
-    pub fn sample_modes(&mut self, store: &mut TableStore, now_ns: u64) {
+    /// The once-a-second sample of every mode's panel figures (reads the store, writes
+    /// nothing there).
+    pub fn sample_modes(&mut self, store: &TableStore, now_ns: u64) {
         for mode in ModeKind::ALL {
-            let lag = store.mode_mut(mode).apply.take_lag_window();
             let tables = store.mode(mode);
             let metrics = &mut self.modes[mode.index()];
+            let lag = metrics.lag_window(tables.apply.lag_histogram());
             metrics.active = tables.active;
             metrics.failure = tables.failure.clone();
             metrics.sample(store.stats(mode), lag, now_ns);
