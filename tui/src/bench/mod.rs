@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bridge::{contract::ModeKind, store::TableStore};
+use bridge::{contract::ModeKind, session::Session, store::TableStore};
 use serde_json::{json, Map, Value};
 
 use crate::cli::{BenchArgs, Format, Workload};
@@ -37,10 +37,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if args.transport {
         return transport::run(args);
     }
-    if args.spawners == 0 {
-        eprintln!("bpftop-ordered: --spawners must be at least 1");
-        return Ok(2);
-    }
+    // --modes ring,ring,perf compares ring and perf (each once, in the order given).
     let mut modes: Vec<ModeKind> = Vec::new();
     for mode in &args.modes {
         if !modes.contains(mode) {
@@ -57,13 +54,55 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let mut store = session.new_store();
+    wait_until_modes_deliver(&session, &mut store, &modes, interval);
+    let generated = generate(args, &session, &mut store, &modes, interval)?;
+    session.finish_into(&mut store);
 
-    // Generate only once every mode has delivered a batch (its probes and consumer are live).
+    let common = Common {
+        workload: match args.workload {
+            Workload::Exec => "exec",
+            Workload::Connect => "connect",
+            Workload::Mixed => "mixed",
+        },
+        generated_s: generated.generated_for.as_secs_f64(),
+        spawners: args.spawners,
+        rate_target: args.rate,
+        exec: generated.exec.as_ref(),
+        connect: generated.connect.as_ref(),
+    };
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for (mode, during) in modes.iter().zip(&generated.applied_during) {
+        if let Some(error) = &store.mode(*mode).failure {
+            eprintln!("bpftop-ordered: {mode} mode failed: {error}");
+            failed = true;
+        }
+        rows.push(mode_row(&store, *mode, *during, &common));
+    }
+    if let Some(seen) = &generated.procfs {
+        rows.push(procfs_row(seen, &common));
+    }
+    session.stop();
+    print_rows(args.format, &rows, &common)?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Applies messages until every mode has delivered a batch (its probes and consumer are live)
+/// or failed, at most three intervals (5 s at least); notes a mode that stayed silent.
+fn wait_until_modes_deliver(
+    session: &Session,
+    store: &mut TableStore,
+    modes: &[ModeKind],
+    interval: Duration,
+) {
     let ready_by = Instant::now() + (interval * 3).max(Duration::from_secs(5));
-    while !modes.iter().all(|m| {
-        let t = store.mode(*m);
-        t.active || t.failure.is_some()
-    }) {
+    let settled = |store: &TableStore| {
+        modes.iter().all(|m| {
+            let t = store.mode(*m);
+            t.active || t.failure.is_some()
+        })
+    };
+    while !settled(store) {
         let now = Instant::now();
         if now >= ready_by {
             break;
@@ -73,13 +112,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             Err(_) => break,
         }
     }
-    for mode in &modes {
+    for mode in modes {
         let t = store.mode(*mode);
         if !t.active && t.failure.is_none() {
             eprintln!("bpftop-ordered: note: {mode} sent no batch before the workload started");
         }
     }
+}
 
+/// What the workload generated, as its generators recorded it, and what was applied meanwhile.
+struct Generated {
+    generated_for: Duration,
+    exec: Option<ExecTruth>,
+    connect: Option<ConnectTruth>,
+    /// Per mode (in the order of `modes`), rows applied while the load ran.
+    applied_during: Vec<u64>,
+    /// What the /proc poller saw, when it ran.
+    procfs: Option<ProcfsSeen>,
+}
+
+/// Runs the workload (and the /proc poller beside it) while applying the session's messages,
+/// then one more poll interval so every collector gets a look after the last entity.
+fn generate(
+    args: &BenchArgs,
+    session: &Session,
+    store: &mut TableStore,
+    modes: &[ModeKind],
+    interval: Duration,
+) -> anyhow::Result<Generated> {
     let (run_exec, run_connect) = match args.workload {
         Workload::Exec => (true, false),
         Workload::Connect => (false, true),
@@ -113,71 +173,52 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         Some(l) => workload::start_connect(args.spawners, rate, deadline, l.addr),
         None => Vec::new(),
     };
-
     // Apply while the load runs (the store owner must keep up, or the modes back up).
-    session.pump_until(&mut store, deadline);
+    session.pump_until(store, deadline);
     while !exec_handles.iter().all(JoinHandle::is_finished)
         || !connect_handles.iter().all(JoinHandle::is_finished)
     {
-        session.pump_until(&mut store, Instant::now() + Duration::from_millis(10));
+        session.pump_until(store, Instant::now() + Duration::from_millis(10));
     }
     let generated_for = started.elapsed();
-    let exec_truth = run_exec.then(|| workload::join_exec(exec_handles));
-    let connect_truth = run_connect.then(|| workload::join_connect(connect_handles));
+    let exec = run_exec.then(|| workload::join_exec(exec_handles));
+    let connect = run_connect.then(|| workload::join_connect(connect_handles));
     if let Some(l) = listener {
         l.stop();
     }
-    let applied_during: Vec<u64> = modes
+    let applied_during = modes
         .iter()
         .zip(&applied_before)
         .map(|(m, before)| store.mode(*m).apply.applied - before)
         .collect();
     // Settle: one more poll interval (and then some) so that the /proc poller gets a scan after
-    // the last entity; then the session's final flush and every mode's last drain / snapshot.
+    // the last entity; the session's final flush and the modes' last drain come after.
     session.pump_until(
-        &mut store,
+        store,
         Instant::now() + interval + Duration::from_millis(500),
     );
-    let procfs_seen = poller.map(ProcfsPoller::finish);
-    session.finish_into(&mut store);
+    Ok(Generated {
+        generated_for,
+        exec,
+        connect,
+        applied_during,
+        procfs: poller.map(ProcfsPoller::finish),
+    })
+}
 
-    let common = Common {
-        workload: match args.workload {
-            Workload::Exec => "exec",
-            Workload::Connect => "connect",
-            Workload::Mixed => "mixed",
-        },
-        generated_s: generated_for.as_secs_f64(),
-        spawners: args.spawners,
-        rate_target: args.rate,
-        exec: exec_truth.as_ref(),
-        connect: connect_truth.as_ref(),
-    };
-    let mut rows = Vec::new();
-    let mut failed = false;
-    for (mode, during) in modes.iter().zip(&applied_during) {
-        if let Some(error) = &store.mode(*mode).failure {
-            eprintln!("bpftop-ordered: {mode} mode failed: {error}");
-            failed = true;
-        }
-        rows.push(mode_row(&store, *mode, *during, &common));
-    }
-    if let Some(seen) = &procfs_seen {
-        rows.push(procfs_row(seen, &common));
-    }
-    session.stop();
-
+/// Prints the rows: one `{"stats": …}` object a line, or the text table.
+fn print_rows(format: Format, rows: &[Value], common: &Common) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match args.format {
+    match format {
         Format::Json => {
             for row in rows {
                 writeln!(out, "{}", json!({ "stats": row }))?;
             }
         }
-        Format::Table => print_table(&mut out, &rows, &common)?,
+        Format::Table => print_table(&mut out, rows, common)?,
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(())
 }
 
 /// What every row shares: the workload and its ground truth.

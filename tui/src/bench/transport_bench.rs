@@ -153,104 +153,180 @@ fn load_bench_object(config: &TransportBenchConfig) -> Result<Ebpf, LoadError> {
     Ok(ebpf)
 }
 
+/// The benchmark object's control and counter maps.
+struct BenchMaps {
+    config: Array<aya::maps::MapData, BenchConfig>,
+    seq: Array<aya::maps::MapData, u64>,
+    failures: PerCpuArray<aya::maps::MapData, u64>,
+}
+
+impl BenchMaps {
+    fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
+        let mut take = |name: &'static str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| map_error(name, "missing"))
+        };
+        let config = take("BENCH_CONFIG")?;
+        let seq = take("BENCH_SEQ")?;
+        let failures = take("BENCH_DROPS")?;
+        Ok(BenchMaps {
+            config: Array::try_from(config).map_err(|e| map_error("BENCH_CONFIG", e))?,
+            seq: Array::try_from(seq).map_err(|e| map_error("BENCH_SEQ", e))?,
+            failures: PerCpuArray::try_from(failures).map_err(|e| map_error("BENCH_DROPS", e))?,
+        })
+    }
+
+    /// Arms (or, with `BenchConfig::default()`, disarms) the probe.
+    fn set(&mut self, value: BenchConfig) -> Result<(), LoadError> {
+        self.config
+            .set(0, value, 0)
+            .map_err(|e| map_error("BENCH_CONFIG", e))
+    }
+
+    /// (records offered, transport failures) as the probe counted them.
+    fn counters(&self) -> Result<(u64, u64), LoadError> {
+        let produced = self.seq.get(&0, 0).map_err(|e| map_error("BENCH_SEQ", e))?;
+        let drops = self
+            .failures
+            .get(&0, 0)
+            .map_err(|e| map_error("BENCH_DROPS", e))?
+            .iter()
+            .sum();
+        Ok((produced, drops))
+    }
+}
+
+/// What the consumer side counts, shared with its threads.
+#[derive(Default)]
+struct ConsumerCounts {
+    stop: AtomicBool,
+    consumed: AtomicU64,
+    perf_lost: AtomicU64,
+    cpu_ns: AtomicU64,
+}
+
 /// Runs one configuration and returns what was measured.
 pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadError> {
     let mut ebpf = load_bench_object(config)?;
-    let mut bench_config: Array<_, BenchConfig> = Array::try_from(
-        ebpf.take_map("BENCH_CONFIG")
-            .ok_or_else(|| map_error("BENCH_CONFIG", "missing"))?,
-    )
-    .map_err(|e| map_error("BENCH_CONFIG", e))?;
-    let seq: Array<_, u64> = Array::try_from(
-        ebpf.take_map("BENCH_SEQ")
-            .ok_or_else(|| map_error("BENCH_SEQ", "missing"))?,
-    )
-    .map_err(|e| map_error("BENCH_SEQ", e))?;
-    let failures: PerCpuArray<_, u64> = PerCpuArray::try_from(
-        ebpf.take_map("BENCH_DROPS")
-            .ok_or_else(|| map_error("BENCH_DROPS", "missing"))?,
-    )
-    .map_err(|e| map_error("BENCH_DROPS", e))?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let consumed = Arc::new(AtomicU64::new(0));
-    let perf_lost = Arc::new(AtomicU64::new(0));
-    let consumer_cpu = Arc::new(AtomicU64::new(0));
+    let mut maps = BenchMaps::take(&mut ebpf)?;
+    let counts = Arc::new(ConsumerCounts::default());
     let (sender, receiver) = crossbeam_channel::bounded::<ModeMessage>(1024);
-    let mode = match config.transport {
+    // The consumer is started (and its buffers opened) before the probe is armed.
+    let full = config.consumer == Consumer::Full;
+    let consumer_thread = spawn_consumer(&mut ebpf, config, full.then_some(sender), &counts)?;
+    let store_thread = full.then(|| spawn_store(receiver, config.transport, &counts));
+    maps.set(BenchConfig {
+        tgid: std::process::id(),
+        syscall_nr: libc::SYS_getpgid as u32,
+        transport: match config.transport {
+            Transport::Ring => BENCH_TRANSPORT_RING,
+            Transport::Perf => BENCH_TRANSPORT_PERF,
+        },
+        wakeup_every: config.wakeup_every,
+    })?;
+    let run_ns = run_producers(config.producers.max(1), config.duration);
+    maps.set(BenchConfig::default())?;
+    let (produced, kernel_drops) = maps.counters()?;
+    // Let the consumer take what is still in the buffer, then stop it.
+    let drain_deadline = Instant::now() + Duration::from_secs(2);
+    while counts.consumed.load(Ordering::Relaxed) + kernel_drops < produced
+        && Instant::now() < drain_deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    counts.stop.store(true, Ordering::Relaxed);
+    let _ = consumer_thread.join();
+    let (applied, lag_p99_ns) = store_thread
+        .map(|t| t.join().unwrap_or((0, 0)))
+        .unwrap_or((0, 0));
+    let consumed = counts.consumed.load(Ordering::Relaxed);
+    Ok(TransportBenchResult {
+        transport: config.transport,
+        consumer: config.consumer,
+        wakeup_every: config.wakeup_every,
+        produced,
+        consumed,
+        kernel_drops,
+        perf_lost: counts.perf_lost.load(Ordering::Relaxed),
+        consumed_per_s: rate_per_s(consumed, run_ns),
+        produced_per_s: rate_per_s(produced, run_ns),
+        consumer_cpu_ns: counts.cpu_ns.load(Ordering::Relaxed),
+        applied,
+        lag_p99_ns,
+        run_ns,
+    })
+}
+
+/// Opens the transport and starts the consumer thread on it; `sender` is the full pipeline's
+/// channel (`None`: the null consumer).
+fn spawn_consumer(
+    ebpf: &mut Ebpf,
+    config: &TransportBenchConfig,
+    sender: Option<crossbeam_channel::Sender<ModeMessage>>,
+    counts: &Arc<ConsumerCounts>,
+) -> Result<std::thread::JoinHandle<()>, LoadError> {
+    let counts = Arc::clone(counts);
+    let config = config.clone();
+    Ok(match config.transport {
+        Transport::Ring => {
+            let map = ebpf
+                .take_map("BENCH_RING")
+                .ok_or_else(|| map_error("BENCH_RING", "missing"))?;
+            let ring = RingBuf::try_from(map).map_err(|e| map_error("BENCH_RING", e))?;
+            std::thread::spawn(move || {
+                consume_ring(ring, &config, sender, &counts.stop, &counts.consumed);
+                counts.cpu_ns.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+            })
+        }
+        Transport::Perf => {
+            let map = ebpf
+                .take_map("BENCH_PERF")
+                .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
+            let buffers = PerfBuffers::open(map, config.perf_pages, config.wakeup_every)
+                .map_err(|e| map_error("BENCH_PERF", format!("{e:#}")))?;
+            std::thread::spawn(move || {
+                let ConsumerCounts {
+                    stop,
+                    consumed,
+                    perf_lost,
+                    ..
+                } = &*counts;
+                consume_perf(buffers, &config, sender, stop, consumed, perf_lost);
+                counts.cpu_ns.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+            })
+        }
+    })
+}
+
+/// The full pipeline's store thread: applies every batch; returns (rows applied, p99 lag ns).
+fn spawn_store(
+    receiver: crossbeam_channel::Receiver<ModeMessage>,
+    transport: Transport,
+    counts: &Arc<ConsumerCounts>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    let counts = Arc::clone(counts);
+    let mode = match transport {
         Transport::Ring => ModeKind::Ring,
         Transport::Perf => ModeKind::Perf,
     };
-
-    // The consumer is started (and its buffers opened) before the probe is armed.
-    let consumer_thread = {
-        let stop = Arc::clone(&stop);
-        let consumed = Arc::clone(&consumed);
-        let perf_lost = Arc::clone(&perf_lost);
-        let consumer_cpu = Arc::clone(&consumer_cpu);
-        let config = config.clone();
-        let full = config.consumer == Consumer::Full;
-        let sender = full.then(|| sender.clone());
-        match config.transport {
-            Transport::Ring => {
-                let map = ebpf
-                    .take_map("BENCH_RING")
-                    .ok_or_else(|| map_error("BENCH_RING", "missing"))?;
-                let ring = RingBuf::try_from(map).map_err(|e| map_error("BENCH_RING", e))?;
-                std::thread::spawn(move || {
-                    consume_ring(ring, &config, sender, &stop, &consumed);
-                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
-                })
-            }
-            Transport::Perf => {
-                let map = ebpf
-                    .take_map("BENCH_PERF")
-                    .ok_or_else(|| map_error("BENCH_PERF", "missing"))?;
-                let buffers = PerfBuffers::open(map, config.perf_pages, config.wakeup_every)
-                    .map_err(|e| map_error("BENCH_PERF", format!("{e:#}")))?;
-                std::thread::spawn(move || {
-                    consume_perf(buffers, &config, sender, &stop, &consumed, &perf_lost);
-                    consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
-                })
+    std::thread::spawn(move || {
+        let mut store = TableStore::new(0, Retention::default());
+        for message in receiver {
+            if let ModeMessage::Batch(batch) = message {
+                store.apply(batch);
             }
         }
-    };
-    drop(sender);
-    let store_thread = (config.consumer == Consumer::Full).then(|| {
-        let consumer_cpu = Arc::clone(&consumer_cpu);
-        std::thread::spawn(move || {
-            let mut store = TableStore::new(0, Retention::default());
-            for message in receiver {
-                if let ModeMessage::Batch(batch) = message {
-                    store.apply(batch);
-                }
-            }
-            consumer_cpu.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
-            let stats = store.stats(mode);
-            (stats.events, stats.lag_p99_ns)
-        })
-    });
+        counts.cpu_ns.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
+        let stats = store.stats(mode);
+        (stats.events, stats.lag_p99_ns)
+    })
+}
 
-    let transport_code = match config.transport {
-        Transport::Ring => BENCH_TRANSPORT_RING,
-        Transport::Perf => BENCH_TRANSPORT_PERF,
-    };
-    bench_config
-        .set(
-            0,
-            BenchConfig {
-                tgid: std::process::id(),
-                syscall_nr: libc::SYS_getpgid as u32,
-                transport: transport_code,
-                wakeup_every: config.wakeup_every,
-            },
-            0,
-        )
-        .map_err(|e| map_error("BENCH_CONFIG", e))?;
-
+/// Runs `producers` threads calling `getpgid()` for `duration`; returns their run time, ns.
+fn run_producers(producers: usize, duration: Duration) -> u64 {
     let producing = Arc::new(AtomicBool::new(true));
     let started = Instant::now();
-    let producers: Vec<_> = (0..config.producers.max(1))
+    let threads: Vec<_> = (0..producers)
         .map(|_| {
             let producing = Arc::clone(&producing);
             std::thread::spawn(move || {
@@ -263,49 +339,12 @@ pub fn run(config: &TransportBenchConfig) -> Result<TransportBenchResult, LoadEr
             })
         })
         .collect();
-    std::thread::sleep(config.duration);
+    std::thread::sleep(duration);
     producing.store(false, Ordering::Relaxed);
-    for p in producers {
-        let _ = p.join();
+    for thread in threads {
+        let _ = thread.join();
     }
-    let run_ns = started.elapsed().as_nanos() as u64;
-    bench_config
-        .set(0, BenchConfig::default(), 0)
-        .map_err(|e| map_error("BENCH_CONFIG", e))?;
-    let produced = seq.get(&0, 0).map_err(|e| map_error("BENCH_SEQ", e))?;
-    let kernel_drops: u64 = failures
-        .get(&0, 0)
-        .map_err(|e| map_error("BENCH_DROPS", e))?
-        .iter()
-        .sum();
-    // Let the consumer take what is still in the buffer, then stop it.
-    let drain_deadline = Instant::now() + Duration::from_secs(2);
-    while consumed.load(Ordering::Relaxed) + kernel_drops < produced
-        && Instant::now() < drain_deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let _ = consumer_thread.join();
-    let (applied, lag_p99_ns) = store_thread
-        .map(|t| t.join().unwrap_or((0, 0)))
-        .unwrap_or((0, 0));
-    let consumed = consumed.load(Ordering::Relaxed);
-    Ok(TransportBenchResult {
-        transport: config.transport,
-        consumer: config.consumer,
-        wakeup_every: config.wakeup_every,
-        produced,
-        consumed,
-        kernel_drops,
-        perf_lost: perf_lost.load(Ordering::Relaxed),
-        consumed_per_s: rate_per_s(consumed, run_ns),
-        produced_per_s: rate_per_s(produced, run_ns),
-        consumer_cpu_ns: consumer_cpu.load(Ordering::Relaxed),
-        applied,
-        lag_p99_ns,
-        run_ns,
-    })
+    started.elapsed().as_nanos() as u64
 }
 
 fn drain_timeout(config: &TransportBenchConfig) -> Duration {
