@@ -1,4 +1,4 @@
-//! Per-mode statistics, all measured (see DESIGN "Stats per mode").
+//! Per-mode statistics, all measured (`docs/contract.md` "Stats lines" names and defines every field).
 //!
 //! Two halves are combined into one [`ModeStats`]:
 //! - [`ModeCounters`], kept by the mode's own thread (received records, loss, resyncs, CPU time of
@@ -125,7 +125,7 @@ fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64) {
 }
 
 /// The combined, serialisable statistics of one mode: the `{"stats": {...}}` line of the JSON
-/// contract (field names fixed by DESIGN; extra fields are additions).
+/// contract (field names fixed by `docs/contract.md`; extra fields are additions).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ModeStats {
     /// "ring", "perf" or "poll".

@@ -1,5 +1,5 @@
 //! Command line (clap): the dashboard by default, `dump` and `bench` headless.
-//! The contract is DESIGN's "CLI and JSON contract"; exit code 2 for usage errors is clap's.
+//! The contract is `docs/contract.md` ("Command line", "Exit codes"); exit code 2 for usage errors is clap's.
 
 use std::{path::PathBuf, time::Duration};
 

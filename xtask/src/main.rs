@@ -24,7 +24,7 @@ const OBJECTS: &[(&str, &str)] = &[
 ];
 /// Hash of the objects' inputs, relative to the workspace root.
 const HASH_PATH: &str = "ebpf-probe/bpftop-probe.bpf.o.sha256";
-/// The bpf-linker release that works with rustc 1.96 / LLVM 22 (see DESIGN "Toolchain facts").
+/// The bpf-linker release that works with rustc 1.96 / LLVM 22 (see docs/design.md "Toolchain").
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 

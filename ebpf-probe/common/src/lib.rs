@@ -5,7 +5,7 @@
 //! zerocopy's byte conversions (which also prove at compile time that no type has implicit
 //! padding).
 //!
-//! Contract of a change record (see `../shared/DESIGN.md`): a [`RecordHeader`] followed by the
+//! Contract of a change record (see `docs/design.md`, "Kernel side"): a [`RecordHeader`] followed by the
 //! entity's key and its *full current state* (not a delta). A consumer may therefore apply records
 //! with "highest `seq` wins" per entity and ignore stale ones; `seq` is counted per table and per
 //! mode, only for records that were offered to that mode, so a gap means a lost record.

@@ -1,5 +1,5 @@
 //! Key bindings: the dashboard's actions, their default keys (htop/bottom conventions, see
-//! DESIGN "TUI keys"), key names as written in the config file, and lookup.
+//! README "Keys"), key names as written in the config file, and lookup.
 //!
 //! Ctrl-C always quits, whatever the bindings say, so a bad config can never trap the user.
 
