@@ -15,6 +15,8 @@ pub const PERF_WAKEUP_EVERY: u32 = 1;
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Flush period of what changes without an event of its own.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(100);
+/// [`UPDATE_INTERVAL`] as the command line writes it (humantime); a test checks they agree.
+pub const UPDATE_INTERVAL_TEXT: &str = "100ms";
 /// How long finished entries stay in the kernel state maps (at least three poll intervals).
 pub const KERNEL_RETENTION: Duration = Duration::from_secs(10);
 /// How long finished rows stay in the user-space tables.

@@ -66,7 +66,7 @@ pub struct BridgeArgs {
     /// Flush period: what changes without an event of its own (CPU time, task state, byte
     /// counters, renames) is sent at most once per entity per period, and at the latest one
     /// period after it changed (10ms..10s).
-    #[arg(long, default_value = "100ms", value_parser = parse_update_interval)]
+    #[arg(long, default_value = defaults::UPDATE_INTERVAL_TEXT, value_parser = parse_update_interval)]
     pub update_interval: Duration,
     /// In-kernel filter: only this pid (tgid).
     #[arg(long, default_value_t = 0)]
@@ -296,4 +296,17 @@ pub struct BenchArgs {
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_update_interval_default_is_the_bridge_default() {
+        assert_eq!(
+            parse_update_interval(defaults::UPDATE_INTERVAL_TEXT),
+            Ok(defaults::UPDATE_INTERVAL)
+        );
+    }
 }
