@@ -50,20 +50,8 @@ fn same_long_lived_workload_gives_the_same_rows_in_every_mode() {
     let dir = TempDir::new("modes");
     let sleeper = dir.program("/bin/sleep", "bto_sleep");
     let common = ["--modes", "ring,perf,poll", "--interval", "500ms"];
-    let processes = DumpSpec::new(
-        &[
-            &["dump", "--table", "processes", "--format", "json"][..],
-            &common,
-        ]
-        .concat(),
-    );
-    let connections = DumpSpec::new(
-        &[
-            &["dump", "--table", "connections", "--format", "json"][..],
-            &common,
-        ]
-        .concat(),
-    );
+    let processes = DumpSpec::json("processes", &common);
+    let connections = DumpSpec::json("connections", &common);
     let (outputs, (children, held)) = run_dumps(
         &[processes, connections],
         Duration::from_secs(4),
@@ -187,17 +175,10 @@ fn exec_burst_ring_and_perf_see_all_poll_sees_a_correct_subset() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf,poll",
-        "--interval",
-        "1s",
-        "--table",
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
+        &["--modes", "ring,perf,poll", "--interval", "1s"],
+    );
     let (outputs, burst) = run_dumps(
         &[spec],
         Duration::from_secs(8),
@@ -298,15 +279,7 @@ fn twenty_held_connections_are_established_in_every_mode_as_ss_lists_them() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf,poll",
-        "--table",
-        "connections",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("connections", &["--modes", "ring,perf,poll"]);
     let (outputs, held) = run_dumps(
         &[spec],
         Duration::from_secs(4),
@@ -344,17 +317,7 @@ fn provoked_ring_loss_is_counted_resynced_and_recovered() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--ring-bytes",
-        "4096",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring", "--ring-bytes", "4096"]);
     // A spawn burst, then 300 exits at once (one SIGKILL to a process group).
     let (outputs, (burst, killed)) = run_dumps(
         &[spec],
@@ -404,19 +367,17 @@ fn sampled_wakeups_lose_nothing_in_ring_and_perf() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf",
-        "--ring-wakeup-every",
-        "64",
-        "--perf-wakeup-every",
-        "64",
-        "--table",
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--modes",
+            "ring,perf",
+            "--ring-wakeup-every",
+            "64",
+            "--perf-wakeup-every",
+            "64",
+        ],
+    );
     let (outputs, burst) = run_dumps(
         &[spec],
         Duration::from_secs(6),
@@ -456,21 +417,19 @@ fn lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,poll",
-        "--poll-map",
-        "lru",
-        "--state-map-entries",
-        "256",
-        "--interval",
-        "1s",
-        "--table",
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--modes",
+            "ring,poll",
+            "--poll-map",
+            "lru",
+            "--state-map-entries",
+            "256",
+            "--interval",
+            "1s",
+        ],
+    );
     let mut sleeper = std::process::Command::new("sleep")
         .arg("30")
         .spawn()

@@ -63,15 +63,7 @@ fn pid_reuse_makes_two_rows() {
     }
     let dir = TempDir::new("reuse");
     let program = dir.program("/bin/sh", "bto_reuse");
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
     let (outputs, pid) = run_dumps(
         &[spec],
         Duration::from_secs(3),

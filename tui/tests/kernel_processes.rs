@@ -5,11 +5,8 @@ mod kernel_support;
 
 use std::{collections::HashMap, process::Command, time::Duration};
 
-use kernel_support::{num, privileged_or_skip, run_dumps, text, DumpSpec, TempDir};
+use kernel_support::{num, privileged_or_skip, run_dumps, text, DumpSpec, TempDir, SPIN};
 use serde_json::Value;
-
-/// About 100 ms of CPU in dash on this kind of machine (≥ 20 ms even on a 5× faster one).
-const SPIN: &str = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
 
 #[test]
 fn known_child_shows_pid_ppid_comm_exit_code_and_cpu() {
@@ -19,15 +16,7 @@ fn known_child_shows_pid_ppid_comm_exit_code_and_cpu() {
     }
     let dir = TempDir::new("exit7");
     let program = dir.program("/bin/sh", "bto_exit7");
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
     let (outputs, (pid, status)) = run_dumps(
         &[spec],
         Duration::from_secs(3),
@@ -77,15 +66,7 @@ fn burst_of_1000_processes_all_appear_as_exited() {
     if !privileged_or_skip(test) {
         return;
     }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
     let (outputs, burst) = run_dumps(
         &[spec],
         Duration::from_secs(8),

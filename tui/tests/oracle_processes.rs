@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kernel_support::{num, privileged_or_skip, DumpOutput, DumpSpec, RunningDump, TempDir};
+use kernel_support::{num, privileged_or_skip, DumpOutput, DumpSpec, RunningDump, TempDir, SPIN};
 use procfs_oracle::{
     cpu_tolerance, mono_ns, Adopted, CpuTimeline, CpuTruth, ExitTruth, Expected, OriginTruth, Proc,
     Reaped, Scorecard, Snapshot, TracingStop,
@@ -50,21 +50,9 @@ const MODES: [&str; 3] = ["ring", "perf", "poll"];
 /// own (cpu_ns, task_state, uid, ppid, comm) the row may still show the old value.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// About 100 ms of CPU in dash on this kind of machine.
-const SPIN: &str = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
-
 /// The system's python (not a pyenv shim: a shim forks, and its children would add to the
 /// rusage oracle and change comm).
 const PYTHON: &str = "/usr/bin/python3";
-
-fn me() -> u32 {
-    std::process::id()
-}
-
-fn my_uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() }
-}
 
 /// A `dump --modes ring,perf,poll --table processes --format json` whose probes are up, with
 /// the CLOCK_MONOTONIC instant the harness saw them up (after its ready margin).
@@ -75,20 +63,8 @@ struct Session {
 
 impl Session {
     fn start(extra: &[&str], duration: Duration) -> Session {
-        let args = [
-            &[
-                "dump",
-                "--modes",
-                "ring,perf,poll",
-                "--table",
-                "processes",
-                "--format",
-                "json",
-            ][..],
-            extra,
-        ]
-        .concat();
-        let mut dump = RunningDump::start(&DumpSpec::new(&args), duration);
+        let args = [&["--modes", "ring,perf,poll"][..], extra].concat();
+        let mut dump = RunningDump::start(&DumpSpec::json("processes", &args), duration);
         dump.wait_ready();
         Session {
             dump,
@@ -496,7 +472,7 @@ fn uid_parent_and_name_changes_follow_the_kernel() {
             "orphan parent",
             &parent_alive,
             "bto_orph_par",
-            ExitTruth::reaped(&parent_reaped, parent_spawned),
+            parent_spawned,
             &parent_reaped,
         ),
     ];
@@ -768,7 +744,7 @@ fn exits_and_signals_match_waitpid() {
         .zip(&alive)
         .zip(reaped.iter().zip(&since))
         .map(|(((label, comm, _, _), alive), (r, since))| {
-            Expected::reaped(label, alive, comm, ExitTruth::reaped(r, *since), r)
+            Expected::reaped(label, alive, comm, *since, r)
         })
         .collect();
     let mut z = Expected::live("zombie", &zombie_snap, OriginTruth::Kernel);
@@ -778,10 +754,7 @@ fn exits_and_signals_match_waitpid() {
         core_dumped: zombie_reaped.core_dumped,
         window: (zombie_proc.spawned_ns, zombie_snap.read_ns),
     });
-    z.cpu = CpuTruth::Near {
-        oracle_ns: zombie_reaped.cpu_ns,
-        source: "wait4 rusage utime+stime",
-    };
+    z.cpu = CpuTruth::wait4(&zombie_reaped);
     expected.push(z);
     let mut card = Scorecard::new(test);
     compare_all(&mut card, &out, &expected);
@@ -1037,25 +1010,7 @@ fn startup_window_processes_appear_in_every_mode() {
                 missing.push(*pid);
                 continue;
             }
-            let want = Expected {
-                label: "tick".into(),
-                pid: *pid,
-                ppid: me(),
-                comm: "bto_tick".into(),
-                uid: my_uid(),
-                task_state: 'X',
-                start_window: (*at, reaped.reaped_ns),
-                exit: Some(ExitTruth::reaped(reaped, *at)),
-                cpu: CpuTruth::Near {
-                    oracle_ns: reaped.cpu_ns,
-                    source: "wait4 rusage utime+stime",
-                },
-                cpu_partial: false,
-                threads: None,
-                kernel_thread: false,
-                origin: OriginTruth::Kernel,
-                sampled_window: (*at, mono_ns()),
-            };
+            let want = Expected::reaped_child("tick", "bto_tick", *at, reaped);
             card.process(mode, &rows, &want);
         }
         let seen_before = before
