@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kernel_support::{num, privileged_or_skip, DumpOutput, DumpSpec, RunningDump, TempDir, SPIN};
+use kernel_support::{num, privileged, DumpOutput, DumpSpec, RunningDump, TempDir, SPIN};
 use procfs_oracle::{
     cpu_tolerance, mono_ns, Adopted, CpuTimeline, CpuTruth, ExitTruth, Expected, OriginTruth, Proc,
     Reaped, Scorecard, Snapshot, TracingStop,
@@ -233,10 +233,7 @@ const GROUP_CLOCK: &str = "process CPU clock (dead threads included)";
 /// (no earlier than the deadline minus one update interval and 50 ms).
 #[test]
 fn long_lived_processes_match_proc() {
-    let test = "long_lived_processes_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("long_lived_processes_match_proc");
     let dir = TempDir::new("oracle-long");
     let sleeper = dir.program("/bin/sleep", "bto_sleep");
     let spin = dir.program("/bin/sh", "bto_spin");
@@ -366,10 +363,7 @@ fn long_lived_processes_match_proc() {
 /// in the file doc); all changes are done ≥ 1.5 s before the dump ends.
 #[test]
 fn uid_parent_and_name_changes_follow_the_kernel() {
-    let test = "uid_parent_and_name_changes_follow_the_kernel";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("uid_parent_and_name_changes_follow_the_kernel");
     let dir = TempDir::new("oracle-change");
     let nobody = dir.program("/bin/sleep", "bto_nobody");
     let py_uid = dir.program(PYTHON, "bto_py_uid");
@@ -492,10 +486,7 @@ fn uid_parent_and_name_changes_follow_the_kernel() {
 /// doc.
 #[test]
 fn thread_exec_and_multithreaded_cpu_match_proc() {
-    let test = "thread_exec_and_multithreaded_cpu_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("thread_exec_and_multithreaded_cpu_match_proc");
     let dir = TempDir::new("oracle-threads");
     let py_thx = dir.program(PYTHON, "bto_py_thx");
     let after = dir.program("/bin/sleep", "bto_after_x");
@@ -599,10 +590,7 @@ fn thread_exec_and_multithreaded_cpu_match_proc() {
 /// the dump: task_state Z (from /proc), state exited, exit code and cpu from the later `wait4`.
 #[test]
 fn exits_and_signals_match_waitpid() {
-    let test = "exits_and_signals_match_waitpid";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("exits_and_signals_match_waitpid");
     let dir = TempDir::new("oracle-exits");
     let prog = |name: &str, target: &str| dir.program(target, name);
     let (exit7, exit137) = (prog("bto_exit7", "/bin/sh"), prog("bto_exit137", "/bin/sh"));
@@ -771,10 +759,7 @@ fn exits_and_signals_match_waitpid() {
 /// may be null instead of the `wait4` figures; everything else as in the file doc.
 #[test]
 fn task_states_match_proc() {
-    let test = "task_states_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("task_states_match_proc");
     let dir = TempDir::new("oracle-states");
     let sleep = |name: &str| dir.program("/bin/sleep", name);
     let (s_sleep, s_stop, s_cont, s_prestop, s_traced) = (
@@ -943,10 +928,7 @@ fn task_states_match_proc() {
 /// evictions) are nonzero and at least the number missed. Per-mode counts are printed.
 #[test]
 fn startup_window_processes_appear_in_every_mode() {
-    let test = "startup_window_processes_appear_in_every_mode";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("startup_window_processes_appear_in_every_mode");
     let dir = TempDir::new("oracle-startup");
     let tick = dir.program("/bin/true", "bto_tick");
     let ready = Arc::new(AtomicU64::new(0));
@@ -1071,10 +1053,7 @@ fn startup_window_processes_appear_in_every_mode() {
 /// must match /proc after the dump in every field (tolerances in the file doc).
 #[test]
 fn filter_pid_shows_only_that_process() {
-    let test = "filter_pid_shows_only_that_process";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("filter_pid_shows_only_that_process");
     let dir = TempDir::new("oracle-filter");
     let py = dir.program(PYTHON, "bto_py_filt");
     let decoy = dir.program("/bin/sh", "bto_decoy");

@@ -76,6 +76,22 @@ pub fn privileged_or_skip(test: &str) -> bool {
     }
 }
 
+/// `let test = privileged!("name");` opens a real-kernel test: it returns from the test when
+/// this process may not load probes (a skip, or a failure under `CI=true`: see
+/// [`privileged_or_skip`]), else it is the test's name.
+#[allow(unused_macros)]
+macro_rules! privileged {
+    ($test:expr) => {{
+        let test: &str = $test;
+        if !$crate::kernel_support::privileged_or_skip(test) {
+            return;
+        }
+        test
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use privileged;
+
 /// One `dump` invocation (arguments after the binary name).
 #[derive(Clone, Debug)]
 pub struct DumpSpec {
@@ -314,6 +330,20 @@ pub fn run_dumps<T>(
     unreachable!()
 }
 
+/// One dump (see [`run_dumps`]) around an [`exec_burst`] of `count` `/bin/true` from 2 threads:
+/// the dump's output and the burst.
+pub fn dump_exec_burst(
+    spec: DumpSpec,
+    count: usize,
+    duration: Duration,
+    tail: Duration,
+) -> (DumpOutput, Vec<(u32, ExitStatus)>) {
+    let (mut outputs, burst) = run_dumps(&[spec], duration, tail, || {
+        exec_burst("/bin/true", count, 2)
+    });
+    (outputs.remove(0), burst)
+}
+
 /// Parsed `dump --format json` output: rows and one stats object per mode.
 #[derive(Debug)]
 pub struct DumpOutput {
@@ -382,11 +412,8 @@ impl TempDir {
     /// Creates a fresh directory.
     pub fn new(tag: &str) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bto-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("bto-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
