@@ -235,75 +235,87 @@ fn apply_ordered_table(table: &mut OrderedTable<ProcessRow>, ops: &[Op]) -> usiz
 }
 
 /// Key-ordered map state: the map plus the keys of exited rows awaiting the next reap.
-struct BTreeState {
-    map: BTreeMap<ProcKey, ProcessRow>,
+struct KeyedState<M> {
+    map: M,
     exited: Vec<ProcKey>,
 }
 
-fn apply_btree(state: &mut BTreeState, ops: &[Op]) -> usize {
-    let mut removed = 0;
-    for op in ops {
-        match op {
-            Op::Apply(row) => {
-                let exits = row.is_exited();
-                match state.map.get_mut(&row.key) {
-                    Some(existing) => {
-                        if !newer(existing, row) {
-                            continue;
-                        }
-                        let was_exited = existing.is_exited();
-                        *existing = row.clone();
-                        if exits && !was_exited {
-                            state.exited.push(row.key);
-                        }
-                    }
-                    None => {
-                        state.map.insert(row.key, row.clone());
-                        if exits {
-                            state.exited.push(row.key);
-                        }
+impl<M> KeyedState<M> {
+    fn new(map: M) -> Self {
+        KeyedState {
+            map,
+            exited: Vec::new(),
+        }
+    }
+
+    /// Applies `ops`: `change` applies one row to the map and says whether its key joins the
+    /// reap queue; at a reap every queued key is removed with `remove` (true: a row went).
+    /// Returns the number of rows reaped.
+    fn apply(
+        &mut self,
+        ops: &[Op],
+        mut change: impl FnMut(&mut M, &ProcessRow) -> bool,
+        mut remove: impl FnMut(&mut M, &ProcKey) -> bool,
+    ) -> usize {
+        let mut removed = 0;
+        for op in ops {
+            match op {
+                Op::Apply(row) => {
+                    if change(&mut self.map, row) {
+                        self.exited.push(row.key);
                     }
                 }
-            }
-            Op::Reap(_) => {
-                for key in state.exited.drain(..) {
-                    removed += state.map.remove(&key).is_some() as usize;
+                Op::Reap(_) => {
+                    for key in self.exited.drain(..) {
+                        removed += remove(&mut self.map, &key) as usize;
+                    }
                 }
             }
         }
+        removed
     }
-    removed
 }
 
-struct SkipState {
-    map: SkipMap<ProcKey, ProcessRow>,
-    exited: Vec<ProcKey>,
+type BTreeState = KeyedState<BTreeMap<ProcKey, ProcessRow>>;
+type SkipState = KeyedState<SkipMap<ProcKey, ProcessRow>>;
+
+fn apply_btree(state: &mut BTreeState, ops: &[Op]) -> usize {
+    state.apply(
+        ops,
+        |map, row| {
+            let exits = row.is_exited();
+            match map.get_mut(&row.key) {
+                Some(existing) => {
+                    if !newer(existing, row) {
+                        return false;
+                    }
+                    let was_exited = existing.is_exited();
+                    *existing = row.clone();
+                    exits && !was_exited
+                }
+                None => {
+                    map.insert(row.key, row.clone());
+                    exits
+                }
+            }
+        },
+        |map, key| map.remove(key).is_some(),
+    )
 }
 
 fn apply_skip(state: &mut SkipState, ops: &[Op]) -> usize {
-    let mut removed = 0;
-    for op in ops {
-        match op {
-            Op::Apply(row) => {
-                // Replaces the row only when the change is newer (in one atomic step, as a
-                // concurrent reader would need); an older change leaves it and gets the row
-                // back. A key queued twice (a newer exited change of an exited row) is removed
-                // once: the second `remove` finds nothing.
-                let entry = state
-                    .map
-                    .compare_insert(row.key, row.clone(), |old| newer(old, row));
-                if row.is_exited() && entry.value().seq == row.seq {
-                    state.exited.push(row.key);
-                }
-            }
-            Op::Reap(_) => {
-                for key in state.exited.drain(..) {
-                    removed += state.map.remove(&key).is_some() as usize;
-                }
-            }
-        }
-    }
-    removed
+    state.apply(
+        ops,
+        |map, row| {
+            // Replaces the row only when the change is newer (in one atomic step, as a
+            // concurrent reader would need); an older change leaves it and gets the row back.
+            // A key queued twice (a newer exited change of an exited row) is removed once: the
+            // second `remove` finds nothing.
+            let entry = map.compare_insert(row.key, row.clone(), |old| newer(old, row));
+            row.is_exited() && entry.value().seq == row.seq
+        },
+        |map, key| map.remove(key).is_some(),
+    )
 }
 
 /// Keys of the first `WINDOW` rows in view order, from any row iterator.
@@ -320,14 +332,8 @@ fn top_window<'a>(rows: impl Iterator<Item = &'a ProcessRow>) -> Vec<ProcKey> {
 /// All three structures end in the same rows after the same stream, and give the same views.
 fn check_equivalent(w: &Workload) {
     let mut table = ordered_table(&w.initial);
-    let mut btree = BTreeState {
-        map: btree_map(&w.initial),
-        exited: Vec::new(),
-    };
-    let mut skip = SkipState {
-        map: skip_map(&w.initial),
-        exited: Vec::new(),
-    };
+    let mut btree = KeyedState::new(btree_map(&w.initial));
+    let mut skip = KeyedState::new(skip_map(&w.initial));
     let a = apply_ordered_table(&mut table, &w.ops);
     let b = apply_btree(&mut btree, &w.ops);
     let c = apply_skip(&mut skip, &w.ops);
@@ -396,20 +402,14 @@ fn bench_apply_structures(
     });
     group.bench_with_input(BenchmarkId::new("btree_map", param), w, |b, w| {
         b.iter_batched_ref(
-            || BTreeState {
-                map: btree_map(&w.initial),
-                exited: Vec::new(),
-            },
+            || KeyedState::new(btree_map(&w.initial)),
             |state| black_box(apply_btree(state, &w.ops)),
             BatchSize::LargeInput,
         )
     });
     group.bench_with_input(BenchmarkId::new("skip_map", param), w, |b, w| {
         b.iter_batched_ref(
-            || SkipState {
-                map: skip_map(&w.initial),
-                exited: Vec::new(),
-            },
+            || KeyedState::new(skip_map(&w.initial)),
             |state| black_box(apply_skip(state, &w.ops)),
             BatchSize::LargeInput,
         )
@@ -417,17 +417,23 @@ fn bench_apply_structures(
 }
 
 fn bench_sort(c: &mut Criterion) {
-    let tables: Vec<(usize, Vec<ProcessRow>)> = SIZES
+    // Each size's rows in all three structures, built once for both groups.
+    let tables: Vec<_> = SIZES
         .iter()
-        .map(|&rows| (rows, RowGen::new(0xd1b5_4a32_d192_ed03 ^ rows as u64)))
-        .map(|(rows, mut gen)| (rows, (0..rows).map(|_| gen.new_row()).collect()))
+        .map(|&rows| {
+            let mut gen = RowGen::new(0xd1b5_4a32_d192_ed03 ^ rows as u64);
+            let initial: Vec<ProcessRow> = (0..rows).map(|_| gen.new_row()).collect();
+            let structures = (
+                ordered_table(&initial),
+                btree_map(&initial),
+                skip_map(&initial),
+            );
+            (rows, structures)
+        })
         .collect();
 
     let mut group = c.benchmark_group("sort_full");
-    for (rows, initial) in &tables {
-        let table = ordered_table(initial);
-        let btree = btree_map(initial);
-        let skip = skip_map(initial);
+    for (rows, (table, btree, skip)) in &tables {
         group.throughput(Throughput::Elements(*rows as u64));
         group.bench_function(BenchmarkId::new("ordered_table", rows), |b| {
             b.iter(|| black_box(table.sorted_keys(|_| true, by_cpu_desc)))
@@ -450,10 +456,7 @@ fn bench_sort(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("sort_top50");
-    for (rows, initial) in &tables {
-        let table = ordered_table(initial);
-        let btree = btree_map(initial);
-        let skip = skip_map(initial);
+    for (rows, (table, btree, skip)) in &tables {
         group.throughput(Throughput::Elements(*rows as u64));
         group.bench_function(BenchmarkId::new("ordered_table", rows), |b| {
             b.iter(|| black_box(top_window(table.iter())))

@@ -142,31 +142,27 @@ fn burst_while_pumping(session: &Session, store: &mut TableStore) -> Vec<Expecte
     all
 }
 
-/// Highest seq among the ring table's kernel process rows: every record up to it has been
-/// applied or found missing.
-fn highest_row_seq(store: &TableStore) -> u64 {
+/// The ring table's process rows that came from the probes (not from the /proc seed).
+fn kernel_process_rows(store: &TableStore) -> impl Iterator<Item = &ProcessRow> {
     store
         .mode(ModeKind::Ring)
         .processes
         .rows()
         .iter()
         .filter(|r| r.origin == RowOrigin::Kernel)
-        .map(|r| r.seq)
-        .max()
-        .unwrap_or(0)
+}
+
+/// Highest seq among the ring table's kernel process rows: every record up to it has been
+/// applied or found missing.
+fn highest_row_seq(store: &TableStore) -> u64 {
+    kernel_process_rows(store).map(|r| r.seq).max().unwrap_or(0)
 }
 
 /// Compares the ring table with a map read at `t_read`; returns the differences.
 fn differences(store: &TableStore, map: &HashMap<ProcKey, ProcState>, t_read: u64) -> Vec<String> {
     let mut diffs = Vec::new();
-    let rows: HashMap<ProcKey, &ProcessRow> = store
-        .mode(ModeKind::Ring)
-        .processes
-        .rows()
-        .iter()
-        .filter(|r| r.origin == RowOrigin::Kernel)
-        .map(|r| (r.key, r))
-        .collect();
+    let rows: HashMap<ProcKey, &ProcessRow> =
+        kernel_process_rows(store).map(|r| (r.key, r)).collect();
     for (key, entry) in map {
         if !rows.contains_key(key) {
             diffs.push(format!(
@@ -212,13 +208,7 @@ fn differences(store: &TableStore, map: &HashMap<ProcKey, ProcState>, t_read: u6
 }
 
 fn kernel_rows(store: &TableStore) -> usize {
-    store
-        .mode(ModeKind::Ring)
-        .processes
-        .rows()
-        .iter()
-        .filter(|r| r.origin == RowOrigin::Kernel)
-        .count()
+    kernel_process_rows(store).count()
 }
 
 #[test]

@@ -83,6 +83,14 @@ fn bytes_of<T: Copy>(v: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
 }
 
+/// A fresh map of `map_type` holding entries `0..n` with what was inserted, or the skip
+/// (`None`) of [`create_or_skip`].
+fn filled_or_skip(map_type: u32, n: u32, test: &str) -> Option<(OwnedFd, Entries)> {
+    let fd = create_or_skip(map_type, 0, test)?;
+    let inserted = fill(&fd, n);
+    Some((fd, inserted))
+}
+
 fn fill(fd: &OwnedFd, n: u32) -> Entries {
     let mut inserted = Entries::new();
     for i in 0..n {
@@ -173,12 +181,12 @@ fn lru_hash_batch_and_iteration_agree() {
 
 #[test]
 fn sparse_map_and_buffer_reuse() {
-    let test = "sparse_map_and_buffer_reuse";
-    let Some(fd) = create_or_skip(BPF_MAP_TYPE_HASH, 0, test) else {
+    // 16384 buckets, 3 entries: the batch walk must cross many empty buckets and end on ENOENT.
+    let Some((fd, mut inserted)) =
+        filled_or_skip(BPF_MAP_TYPE_HASH, 3, "sparse_map_and_buffer_reuse")
+    else {
         return;
     };
-    // 16384 buckets, 3 entries: the batch walk must cross many empty buckets and end on ENOENT.
-    let mut inserted = fill(&fd, 3);
     let mut out = MapDump::new();
     assert!(dump_set(&fd, DumpStrategy::Auto, &mut out) == inserted);
 
@@ -211,11 +219,10 @@ fn sparse_map_and_buffer_reuse() {
 
 #[test]
 fn typed_dump_matches_inserted() {
-    let test = "typed_dump_matches_inserted";
-    let Some(fd) = create_or_skip(BPF_MAP_TYPE_LRU_HASH, 0, test) else {
+    let Some((fd, _)) = filled_or_skip(BPF_MAP_TYPE_LRU_HASH, 999, "typed_dump_matches_inserted")
+    else {
         return;
     };
-    fill(&fd, 999);
     let mut scratch = MapDump::new();
     for strategy in [DumpStrategy::Auto, DumpStrategy::IterateOnly] {
         let (mut got, path) =
@@ -242,11 +249,13 @@ fn typed_dump_matches_inserted() {
 
 #[test]
 fn wrong_sizes_and_types_are_typed_errors() {
-    let test = "wrong_sizes_and_types_are_typed_errors";
-    let Some(fd) = create_or_skip(BPF_MAP_TYPE_HASH, 0, test) else {
+    let Some((fd, _)) = filled_or_skip(
+        BPF_MAP_TYPE_HASH,
+        10,
+        "wrong_sizes_and_types_are_typed_errors",
+    ) else {
         return;
     };
-    fill(&fd, 10);
     let mut out = MapDump::new();
     let e = dump_map(fd.as_fd(), 8, VALUE_SIZE, DumpStrategy::Auto, &mut out).unwrap_err();
     assert!(
@@ -337,10 +346,9 @@ fn memlock_of_real_map_fd() {
 #[test]
 fn timing_batch_vs_iteration_10k() {
     let test = "timing_batch_vs_iteration_10k";
-    let Some(fd) = create_or_skip(BPF_MAP_TYPE_HASH, 0, test) else {
+    let Some((fd, _)) = filled_or_skip(BPF_MAP_TYPE_HASH, 10_000, test) else {
         return;
     };
-    fill(&fd, 10_000);
     let time = |strategy: DumpStrategy, chunk: u32| -> Duration {
         let mut out = MapDump::with_batch_entries(chunk);
         // Warm-up (also sizes the buffer), then the median of 7 runs.
@@ -381,10 +389,9 @@ fn timing_batch_vs_iteration_10k() {
 #[test]
 fn dump_under_concurrent_churn() {
     let test = "dump_under_concurrent_churn";
-    let Some(fd) = create_or_skip(BPF_MAP_TYPE_HASH, 0, test) else {
+    let Some((fd, stable)) = filled_or_skip(BPF_MAP_TYPE_HASH, 2000, test) else {
         return;
     };
-    let stable = fill(&fd, 2000);
     let churn: Vec<(ProcKey, ProcState)> = (100_000..102_000).map(entry).collect();
     let known: Entries = stable
         .clone()

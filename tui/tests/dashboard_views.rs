@@ -15,30 +15,31 @@ use bridge::contract::{
 use crossterm::event::{Event, KeyCode};
 use probe_common::{ProcKey, ProcState};
 use ratatui::style::Modifier;
-use support::{find, find_below, screen_text, Harness};
+use support::{assert_shows, find, find_below, screen_text, Harness};
 
 #[test]
 fn processes_view_shows_header_tabs_columns_and_rows() {
     let mut h = Harness::new();
     let screen = h.screen();
-    for text in [
-        "bpftop-ordered",
-        "host testhost",
-        "kernel 6.18.0-test",
-        "mode ring",
-        "Processes",
-        "Connections",
-        "PID",
-        "PPID",
-        "USER",
-        "COMM",
-        " S ",
-        "CPU TIME",
-        "START",
-        "EXIT",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            "bpftop-ordered",
+            "host testhost",
+            "kernel 6.18.0-test",
+            "mode ring",
+            "Processes",
+            "Connections",
+            "PID",
+            "PPID",
+            "USER",
+            "COMM",
+            " S ",
+            "CPU TIME",
+            "START",
+            "EXIT",
+        ],
+    );
     // Sorted by CPU% high to low: the marker sits before the right-aligned title.
     assert!(screen.contains("▼CPU%"), "{screen}");
     // The footer lists the keys.
@@ -52,21 +53,22 @@ fn connections_view_shows_endpoints_states_and_bytes() {
     h.press(KeyCode::Tab);
     assert_eq!(h.app.tab(), Tab::Connections);
     let screen = h.screen();
-    for text in [
-        "PROTO",
-        "LOCAL",
-        "REMOTE",
-        "STATE",
-        "SENT",
-        "RECV",
-        "AGE",
-        "10.0.0.5:",
-        "LISTEN",
-        "ESTABLISHED",
-        "MiB",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            "PROTO",
+            "LOCAL",
+            "REMOTE",
+            "STATE",
+            "SENT",
+            "RECV",
+            "AGE",
+            "10.0.0.5:",
+            "LISTEN",
+            "ESTABLISHED",
+            "MiB",
+        ],
+    );
     // Default sort: youngest first.
     assert!(screen.contains("▲AGE"), "{screen}");
 }
@@ -87,21 +89,22 @@ fn mode_panel_shows_three_modes_with_the_visible_one_highlighted() {
     let mut h = Harness::new();
     let buffer = h.draw();
     let screen = screen_text(&buffer);
-    for text in [
-        " 1 ring ◆ shown ",
-        " 2 perf ",
-        " 3 poll ",
-        "events/s",
-        "lag p50·p99·max",
-        "drops·resyncs",
-        "mem kernel·user",
-        "cpu",
-        "ev/s",
-        "p99",
-        "MiB",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            " 1 ring ◆ shown ",
+            " 2 perf ",
+            " 3 poll ",
+            "events/s",
+            "lag p50·p99·max",
+            "drops·resyncs",
+            "mem kernel·user",
+            "cpu",
+            "ev/s",
+            "p99",
+            "MiB",
+        ],
+    );
     let active = Theme::default_theme().panel_title_active;
     let is_active = |buffer: &ratatui::buffer::Buffer, title: &str| {
         let (x, y) = find(buffer, title).unwrap_or_else(|| panic!("{title} on screen"));
@@ -137,15 +140,16 @@ fn help_overlay_lists_every_key() {
     h.press(KeyCode::Char('?'));
     let screen = h.screen();
     assert!(screen.contains("Help — bpftop-ordered"), "{screen}");
-    for text in [
-        "quit",
-        "Tab",
-        "Space",
-        "follow the selected entity",
-        "Mouse",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            "quit",
+            "Tab",
+            "Space",
+            "follow the selected entity",
+            "Mouse",
+        ],
+    );
     // The full text (all of it, even what needs scrolling on small screens).
     let all: String = help_lines(&h.app)
         .iter()
@@ -223,34 +227,36 @@ fn detail_pane_shows_every_field_and_cpu_history() {
     let mut h = Harness::new();
     h.press(KeyCode::Enter);
     let screen = h.screen();
-    for text in [
-        "Process ",
-        "parent",
-        "user",
-        "command",
-        "state",
-        "started",
-        "cpu time",
-        "cpu now",
-        "last change",
-        "origin",
-        "CPU% over the last",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            "Process ",
+            "parent",
+            "user",
+            "command",
+            "state",
+            "started",
+            "cpu time",
+            "cpu now",
+            "last change",
+            "origin",
+            "CPU% over the last",
+        ],
+    );
     h.press(KeyCode::Esc);
     h.press(KeyCode::Tab);
     h.press(KeyCode::Enter);
     let screen = h.screen();
-    for text in [
-        "Connection ",
-        "protocol",
-        "states seen",
-        "owner",
-        "received",
-    ] {
-        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
-    }
+    assert_shows(
+        &screen,
+        &[
+            "Connection ",
+            "protocol",
+            "states seen",
+            "owner",
+            "received",
+        ],
+    );
 }
 
 #[test]

@@ -58,7 +58,11 @@ fn transfer(listener: TcpListener) -> Transfer {
     }
 }
 
+/// The test of one address family (skipped without the privileges to load probes).
 fn check_transfer(test: &str, ip: IpAddr) {
+    if !privileged_or_skip(test) {
+        return;
+    }
     let listener = match TcpListener::bind((ip, 0)) {
         Ok(l) => l,
         Err(e) => {
@@ -66,15 +70,7 @@ fn check_transfer(test: &str, ip: IpAddr) {
             return;
         }
     };
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "connections",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("connections", &["--mode", "ring"]);
     let mut listener = Some(listener);
     let (outputs, t) = run_dumps(
         &[spec],
@@ -147,18 +143,16 @@ fn check_transfer(test: &str, ip: IpAddr) {
 
 #[test]
 fn loopback_ipv4_connection_has_tuple_owner_states_and_exact_bytes() {
-    let test = "loopback_ipv4_connection_has_tuple_owner_states_and_exact_bytes";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    check_transfer(test, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    check_transfer(
+        "loopback_ipv4_connection_has_tuple_owner_states_and_exact_bytes",
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    );
 }
 
 #[test]
 fn loopback_ipv6_connection_has_tuple_owner_states_and_exact_bytes() {
-    let test = "loopback_ipv6_connection_has_tuple_owner_states_and_exact_bytes";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    check_transfer(test, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    check_transfer(
+        "loopback_ipv6_connection_has_tuple_owner_states_and_exact_bytes",
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    );
 }

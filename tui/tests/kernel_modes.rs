@@ -10,8 +10,8 @@ use std::{
 };
 
 use kernel_support::{
-    num, privileged_or_skip, row_endpoints, run_dumps, text, Children, DumpOutput, DumpSpec,
-    HeldConnections, TempDir,
+    dump_exec_burst, num, privileged, row_endpoints, run_dumps, text, Children, DumpOutput,
+    DumpSpec, HeldConnections, TempDir,
 };
 use serde_json::Value;
 
@@ -43,27 +43,12 @@ fn connections_on_port(
 
 #[test]
 fn same_long_lived_workload_gives_the_same_rows_in_every_mode() {
-    let test = "same_long_lived_workload_gives_the_same_rows_in_every_mode";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("same_long_lived_workload_gives_the_same_rows_in_every_mode");
     let dir = TempDir::new("modes");
     let sleeper = dir.program("/bin/sleep", "bto_sleep");
     let common = ["--modes", "ring,perf,poll", "--interval", "500ms"];
-    let processes = DumpSpec::new(
-        &[
-            &["dump", "--table", "processes", "--format", "json"][..],
-            &common,
-        ]
-        .concat(),
-    );
-    let connections = DumpSpec::new(
-        &[
-            &["dump", "--table", "connections", "--format", "json"][..],
-            &common,
-        ]
-        .concat(),
-    );
+    let processes = DumpSpec::json("processes", &common);
+    let connections = DumpSpec::json("connections", &common);
     let (outputs, (children, held)) = run_dumps(
         &[processes, connections],
         Duration::from_secs(4),
@@ -183,29 +168,18 @@ fn same_long_lived_workload_gives_the_same_rows_in_every_mode() {
 
 #[test]
 fn exec_burst_ring_and_perf_see_all_poll_sees_a_correct_subset() {
-    let test = "exec_burst_ring_and_perf_see_all_poll_sees_a_correct_subset";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf,poll",
-        "--interval",
-        "1s",
-        "--table",
+    let test = privileged!("exec_burst_ring_and_perf_see_all_poll_sees_a_correct_subset");
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
-    let (outputs, burst) = run_dumps(
-        &[spec],
+        &["--modes", "ring,perf,poll", "--interval", "1s"],
+    );
+    let (out, burst) = dump_exec_burst(
+        spec,
+        1000,
         Duration::from_secs(8),
         Duration::from_millis(1500),
-        || kernel_support::exec_burst("/bin/true", 1000, 2),
     );
-    let out = &outputs[0];
-    check_modes_ran(out);
+    check_modes_ran(&out);
     let burst_pids: BTreeSet<u64> = burst.iter().map(|(p, _)| *p as u64).collect();
     for mode in MODES {
         // Exited `true` children of this test, by pid.
@@ -294,19 +268,9 @@ fn ss_established_on(port: u16) -> BTreeSet<(String, String)> {
 
 #[test]
 fn twenty_held_connections_are_established_in_every_mode_as_ss_lists_them() {
-    let test = "twenty_held_connections_are_established_in_every_mode_as_ss_lists_them";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf,poll",
-        "--table",
-        "connections",
-        "--format",
-        "json",
-    ]);
+    let test =
+        privileged!("twenty_held_connections_are_established_in_every_mode_as_ss_lists_them");
+    let spec = DumpSpec::json("connections", &["--modes", "ring,perf,poll"]);
     let (outputs, held) = run_dumps(
         &[spec],
         Duration::from_secs(4),
@@ -340,21 +304,8 @@ fn twenty_held_connections_are_established_in_every_mode_as_ss_lists_them() {
 
 #[test]
 fn provoked_ring_loss_is_counted_resynced_and_recovered() {
-    let test = "provoked_ring_loss_is_counted_resynced_and_recovered";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--ring-bytes",
-        "4096",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let test = privileged!("provoked_ring_loss_is_counted_resynced_and_recovered");
+    let spec = DumpSpec::json("processes", &["--mode", "ring", "--ring-bytes", "4096"]);
     // A spawn burst, then 300 exits at once (one SIGKILL to a process group).
     let (outputs, (burst, killed)) = run_dumps(
         &[spec],
@@ -400,30 +351,24 @@ fn provoked_ring_loss_is_counted_resynced_and_recovered() {
 /// are woken, never what they see: a 300-exec burst is complete in both incremental modes.
 #[test]
 fn sampled_wakeups_lose_nothing_in_ring_and_perf() {
-    let test = "sampled_wakeups_lose_nothing_in_ring_and_perf";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,perf",
-        "--ring-wakeup-every",
-        "64",
-        "--perf-wakeup-every",
-        "64",
-        "--table",
+    let test = privileged!("sampled_wakeups_lose_nothing_in_ring_and_perf");
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
-    let (outputs, burst) = run_dumps(
-        &[spec],
+        &[
+            "--modes",
+            "ring,perf",
+            "--ring-wakeup-every",
+            "64",
+            "--perf-wakeup-every",
+            "64",
+        ],
+    );
+    let (out, burst) = dump_exec_burst(
+        spec,
+        300,
         Duration::from_secs(6),
         Duration::from_millis(1500),
-        || kernel_support::exec_burst("/bin/true", 300, 2),
     );
-    let out = &outputs[0];
     let burst_pids: BTreeSet<u64> = burst.iter().map(|(p, _)| *p as u64).collect();
     for mode in ["ring", "perf"] {
         let seen: BTreeSet<u64> = out
@@ -452,39 +397,33 @@ fn sampled_wakeups_lose_nothing_in_ring_and_perf() {
 /// running before the dump (seeded from /proc) stays in every table.
 #[test]
 fn lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed() {
-    let test = "lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--modes",
-        "ring,poll",
-        "--poll-map",
-        "lru",
-        "--state-map-entries",
-        "256",
-        "--interval",
-        "1s",
-        "--table",
+    let test = privileged!("lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed");
+    let spec = DumpSpec::json(
         "processes",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--modes",
+            "ring,poll",
+            "--poll-map",
+            "lru",
+            "--state-map-entries",
+            "256",
+            "--interval",
+            "1s",
+        ],
+    );
     let mut sleeper = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .expect("spawn sleep");
     let sleeper_pid = sleeper.id() as u64;
-    let (outputs, burst) = run_dumps(
-        &[spec],
+    let (out, burst) = dump_exec_burst(
+        spec,
+        600,
         Duration::from_secs(6),
         Duration::from_millis(1500),
-        || kernel_support::exec_burst("/bin/true", 600, 2),
     );
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    let out = &outputs[0];
     let burst_pids: BTreeSet<u64> = burst.iter().map(|(p, _)| *p as u64).collect();
     let seen = |mode: &str| -> usize {
         out.rows_of(mode)

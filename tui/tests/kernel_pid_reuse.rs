@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kernel_support::{num, privileged_or_skip, run_dumps, skip_or_fail, text, DumpSpec, TempDir};
+use kernel_support::{num, privileged, run_dumps, skip_or_fail, text, DumpSpec, TempDir};
 use serde_json::Value;
 
 const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
@@ -53,25 +53,14 @@ fn two_processes_with_one_pid(program: &std::path::Path) -> u32 {
 
 #[test]
 fn pid_reuse_makes_two_rows() {
-    let test = "pid_reuse_makes_two_rows";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("pid_reuse_makes_two_rows");
     if let Err(e) = std::fs::OpenOptions::new().write(true).open(NS_LAST_PID) {
         skip_or_fail(test, &format!("cannot write {NS_LAST_PID}: {e}"));
         return;
     }
     let dir = TempDir::new("reuse");
     let program = dir.program("/bin/sh", "bto_reuse");
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
     let (outputs, pid) = run_dumps(
         &[spec],
         Duration::from_secs(3),

@@ -5,29 +5,15 @@ mod kernel_support;
 
 use std::{collections::HashMap, process::Command, time::Duration};
 
-use kernel_support::{num, privileged_or_skip, run_dumps, text, DumpSpec, TempDir};
+use kernel_support::{dump_exec_burst, num, privileged, run_dumps, text, DumpSpec, TempDir, SPIN};
 use serde_json::Value;
-
-/// About 100 ms of CPU in dash on this kind of machine (≥ 20 ms even on a 5× faster one).
-const SPIN: &str = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
 
 #[test]
 fn known_child_shows_pid_ppid_comm_exit_code_and_cpu() {
-    let test = "known_child_shows_pid_ppid_comm_exit_code_and_cpu";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("known_child_shows_pid_ppid_comm_exit_code_and_cpu");
     let dir = TempDir::new("exit7");
     let program = dir.program("/bin/sh", "bto_exit7");
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
     let (outputs, (pid, status)) = run_dumps(
         &[spec],
         Duration::from_secs(3),
@@ -73,26 +59,14 @@ fn known_child_shows_pid_ppid_comm_exit_code_and_cpu() {
 
 #[test]
 fn burst_of_1000_processes_all_appear_as_exited() {
-    let test = "burst_of_1000_processes_all_appear_as_exited";
-    if !privileged_or_skip(test) {
-        return;
-    }
-    let spec = DumpSpec::new(&[
-        "dump",
-        "--mode",
-        "ring",
-        "--table",
-        "processes",
-        "--format",
-        "json",
-    ]);
-    let (outputs, burst) = run_dumps(
-        &[spec],
+    let test = privileged!("burst_of_1000_processes_all_appear_as_exited");
+    let spec = DumpSpec::json("processes", &["--mode", "ring"]);
+    let (out, burst) = dump_exec_burst(
+        spec,
+        1000,
         Duration::from_secs(8),
         Duration::from_millis(500),
-        || kernel_support::exec_burst("/bin/true", 1000, 2),
     );
-    let out = &outputs[0];
     // Exited `true` rows by pid; a pid may in principle appear twice (reuse by another
     // process), so keep every start time.
     let mut exited: HashMap<u64, Vec<&Value>> = HashMap::new();

@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kernel_support::{num, privileged_or_skip, DumpOutput, DumpSpec, RunningDump, TempDir};
+use kernel_support::{num, privileged, DumpOutput, DumpSpec, RunningDump, TempDir, SPIN};
 use procfs_oracle::{
     cpu_tolerance, mono_ns, Adopted, CpuTimeline, CpuTruth, ExitTruth, Expected, OriginTruth, Proc,
     Reaped, Scorecard, Snapshot, TracingStop,
@@ -50,21 +50,9 @@ const MODES: [&str; 3] = ["ring", "perf", "poll"];
 /// own (cpu_ns, task_state, uid, ppid, comm) the row may still show the old value.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// About 100 ms of CPU in dash on this kind of machine.
-const SPIN: &str = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
-
 /// The system's python (not a pyenv shim: a shim forks, and its children would add to the
 /// rusage oracle and change comm).
 const PYTHON: &str = "/usr/bin/python3";
-
-fn me() -> u32 {
-    std::process::id()
-}
-
-fn my_uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() }
-}
 
 /// A `dump --modes ring,perf,poll --table processes --format json` whose probes are up, with
 /// the CLOCK_MONOTONIC instant the harness saw them up (after its ready margin).
@@ -75,20 +63,8 @@ struct Session {
 
 impl Session {
     fn start(extra: &[&str], duration: Duration) -> Session {
-        let args = [
-            &[
-                "dump",
-                "--modes",
-                "ring,perf,poll",
-                "--table",
-                "processes",
-                "--format",
-                "json",
-            ][..],
-            extra,
-        ]
-        .concat();
-        let mut dump = RunningDump::start(&DumpSpec::new(&args), duration);
+        let args = [&["--modes", "ring,perf,poll"][..], extra].concat();
+        let mut dump = RunningDump::start(&DumpSpec::json("processes", &args), duration);
         dump.wait_ready();
         Session {
             dump,
@@ -257,10 +233,7 @@ const GROUP_CLOCK: &str = "process CPU clock (dead threads included)";
 /// (no earlier than the deadline minus one update interval and 50 ms).
 #[test]
 fn long_lived_processes_match_proc() {
-    let test = "long_lived_processes_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("long_lived_processes_match_proc");
     let dir = TempDir::new("oracle-long");
     let sleeper = dir.program("/bin/sleep", "bto_sleep");
     let spin = dir.program("/bin/sh", "bto_spin");
@@ -390,10 +363,7 @@ fn long_lived_processes_match_proc() {
 /// in the file doc); all changes are done ≥ 1.5 s before the dump ends.
 #[test]
 fn uid_parent_and_name_changes_follow_the_kernel() {
-    let test = "uid_parent_and_name_changes_follow_the_kernel";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("uid_parent_and_name_changes_follow_the_kernel");
     let dir = TempDir::new("oracle-change");
     let nobody = dir.program("/bin/sleep", "bto_nobody");
     let py_uid = dir.program(PYTHON, "bto_py_uid");
@@ -496,7 +466,7 @@ fn uid_parent_and_name_changes_follow_the_kernel() {
             "orphan parent",
             &parent_alive,
             "bto_orph_par",
-            ExitTruth::reaped(&parent_reaped, parent_spawned),
+            parent_spawned,
             &parent_reaped,
         ),
     ];
@@ -516,10 +486,7 @@ fn uid_parent_and_name_changes_follow_the_kernel() {
 /// doc.
 #[test]
 fn thread_exec_and_multithreaded_cpu_match_proc() {
-    let test = "thread_exec_and_multithreaded_cpu_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("thread_exec_and_multithreaded_cpu_match_proc");
     let dir = TempDir::new("oracle-threads");
     let py_thx = dir.program(PYTHON, "bto_py_thx");
     let after = dir.program("/bin/sleep", "bto_after_x");
@@ -623,10 +590,7 @@ fn thread_exec_and_multithreaded_cpu_match_proc() {
 /// the dump: task_state Z (from /proc), state exited, exit code and cpu from the later `wait4`.
 #[test]
 fn exits_and_signals_match_waitpid() {
-    let test = "exits_and_signals_match_waitpid";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("exits_and_signals_match_waitpid");
     let dir = TempDir::new("oracle-exits");
     let prog = |name: &str, target: &str| dir.program(target, name);
     let (exit7, exit137) = (prog("bto_exit7", "/bin/sh"), prog("bto_exit137", "/bin/sh"));
@@ -768,7 +732,7 @@ fn exits_and_signals_match_waitpid() {
         .zip(&alive)
         .zip(reaped.iter().zip(&since))
         .map(|(((label, comm, _, _), alive), (r, since))| {
-            Expected::reaped(label, alive, comm, ExitTruth::reaped(r, *since), r)
+            Expected::reaped(label, alive, comm, *since, r)
         })
         .collect();
     let mut z = Expected::live("zombie", &zombie_snap, OriginTruth::Kernel);
@@ -778,10 +742,7 @@ fn exits_and_signals_match_waitpid() {
         core_dumped: zombie_reaped.core_dumped,
         window: (zombie_proc.spawned_ns, zombie_snap.read_ns),
     });
-    z.cpu = CpuTruth::Near {
-        oracle_ns: zombie_reaped.cpu_ns,
-        source: "wait4 rusage utime+stime",
-    };
+    z.cpu = CpuTruth::wait4(&zombie_reaped);
     expected.push(z);
     let mut card = Scorecard::new(test);
     compare_all(&mut card, &out, &expected);
@@ -798,10 +759,7 @@ fn exits_and_signals_match_waitpid() {
 /// may be null instead of the `wait4` figures; everything else as in the file doc.
 #[test]
 fn task_states_match_proc() {
-    let test = "task_states_match_proc";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("task_states_match_proc");
     let dir = TempDir::new("oracle-states");
     let sleep = |name: &str| dir.program("/bin/sleep", name);
     let (s_sleep, s_stop, s_cont, s_prestop, s_traced) = (
@@ -970,10 +928,7 @@ fn task_states_match_proc() {
 /// evictions) are nonzero and at least the number missed. Per-mode counts are printed.
 #[test]
 fn startup_window_processes_appear_in_every_mode() {
-    let test = "startup_window_processes_appear_in_every_mode";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("startup_window_processes_appear_in_every_mode");
     let dir = TempDir::new("oracle-startup");
     let tick = dir.program("/bin/true", "bto_tick");
     let ready = Arc::new(AtomicU64::new(0));
@@ -1037,25 +992,7 @@ fn startup_window_processes_appear_in_every_mode() {
                 missing.push(*pid);
                 continue;
             }
-            let want = Expected {
-                label: "tick".into(),
-                pid: *pid,
-                ppid: me(),
-                comm: "bto_tick".into(),
-                uid: my_uid(),
-                task_state: 'X',
-                start_window: (*at, reaped.reaped_ns),
-                exit: Some(ExitTruth::reaped(reaped, *at)),
-                cpu: CpuTruth::Near {
-                    oracle_ns: reaped.cpu_ns,
-                    source: "wait4 rusage utime+stime",
-                },
-                cpu_partial: false,
-                threads: None,
-                kernel_thread: false,
-                origin: OriginTruth::Kernel,
-                sampled_window: (*at, mono_ns()),
-            };
+            let want = Expected::reaped_child("tick", "bto_tick", *at, reaped);
             card.process(mode, &rows, &want);
         }
         let seen_before = before
@@ -1116,10 +1053,7 @@ fn startup_window_processes_appear_in_every_mode() {
 /// must match /proc after the dump in every field (tolerances in the file doc).
 #[test]
 fn filter_pid_shows_only_that_process() {
-    let test = "filter_pid_shows_only_that_process";
-    if !privileged_or_skip(test) {
-        return;
-    }
+    let test = privileged!("filter_pid_shows_only_that_process");
     let dir = TempDir::new("oracle-filter");
     let py = dir.program(PYTHON, "bto_py_filt");
     let decoy = dir.program("/bin/sh", "bto_decoy");

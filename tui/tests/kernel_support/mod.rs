@@ -14,6 +14,7 @@ use std::{
     collections::BTreeSet,
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -25,6 +26,9 @@ use serde_json::Value;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_bpftop-ordered");
+
+/// A dash loop of about 100 ms of CPU on this kind of machine (≥ 20 ms even on a 5× faster one).
+pub const SPIN: &str = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -72,6 +76,22 @@ pub fn privileged_or_skip(test: &str) -> bool {
     }
 }
 
+/// `let test = privileged!("name");` opens a real-kernel test: it returns from the test when
+/// this process may not load probes (a skip, or a failure under `CI=true`: see
+/// [`privileged_or_skip`]), else it is the test's name.
+#[allow(unused_macros)]
+macro_rules! privileged {
+    ($test:expr) => {{
+        let test: &str = $test;
+        if !$crate::kernel_support::privileged_or_skip(test) {
+            return;
+        }
+        test
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use privileged;
+
 /// One `dump` invocation (arguments after the binary name).
 #[derive(Clone, Debug)]
 pub struct DumpSpec {
@@ -97,6 +117,11 @@ impl DumpSpec {
             "the harness sets --duration"
         );
         DumpSpec { args, modes }
+    }
+
+    /// `dump --table <table> --format json` followed by `args` (modes and other options).
+    pub fn json(table: &str, args: &[&str]) -> Self {
+        DumpSpec::new(&[&["dump", "--table", table, "--format", "json"][..], args].concat())
     }
 }
 
@@ -305,6 +330,20 @@ pub fn run_dumps<T>(
     unreachable!()
 }
 
+/// One dump (see [`run_dumps`]) around an [`exec_burst`] of `count` `/bin/true` from 2 threads:
+/// the dump's output and the burst.
+pub fn dump_exec_burst(
+    spec: DumpSpec,
+    count: usize,
+    duration: Duration,
+    tail: Duration,
+) -> (DumpOutput, Vec<(u32, ExitStatus)>) {
+    let (mut outputs, burst) = run_dumps(&[spec], duration, tail, || {
+        exec_burst("/bin/true", count, 2)
+    });
+    (outputs.remove(0), burst)
+}
+
 /// Parsed `dump --format json` output: rows and one stats object per mode.
 #[derive(Debug)]
 pub struct DumpOutput {
@@ -373,11 +412,8 @@ impl TempDir {
     /// Creates a fresh directory.
     pub fn new(tag: &str) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bto-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("bto-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
@@ -529,46 +565,7 @@ impl HeldConnections {
     /// first reads in a thread named `server_thread` (thread names are what `comm` shows).
     pub fn open(ip: IpAddr, count: usize, client_thread: &str, server_thread: &str) -> Self {
         let listener = TcpListener::bind((ip, 0)).expect("bind loopback listener");
-        let addr = listener.local_addr().unwrap();
-        let server_listener = listener.try_clone().unwrap();
-        let server = std::thread::Builder::new()
-            .name(server_thread.into())
-            .spawn(move || {
-                (0..count)
-                    .map(|_| {
-                        let stream = accept_within(&server_listener, Duration::from_secs(10))?;
-                        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-                        let mut ping = [0u8; 4];
-                        (&stream).read_exact(&mut ping)?;
-                        (&stream).write_all(b"pong")?;
-                        Ok(stream)
-                    })
-                    .collect::<std::io::Result<Vec<TcpStream>>>()
-            })
-            .unwrap();
-        let client = std::thread::Builder::new()
-            .name(client_thread.into())
-            .spawn(move || {
-                (0..count)
-                    .map(|_| {
-                        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-                        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-                        (&stream).write_all(b"ping")?;
-                        let mut pong = [0u8; 4];
-                        (&stream).read_exact(&mut pong)?;
-                        Ok(stream)
-                    })
-                    .collect::<std::io::Result<Vec<TcpStream>>>()
-            })
-            .unwrap();
-        let clients = client.join().unwrap().expect("client side");
-        let servers = server.join().unwrap().expect("server side");
-        // Accept order equals connect order: the client connects one at a time and waits for
-        // the server's reply before the next connect.
-        let streams: Vec<_> = clients.into_iter().zip(servers).collect();
-        for (c, s) in &streams {
-            assert_eq!(c.local_addr().unwrap(), s.peer_addr().unwrap());
-        }
+        let streams = ping_pong(&listener, count, client_thread, server_thread);
         HeldConnections { listener, streams }
     }
 
@@ -576,6 +573,85 @@ impl HeldConnections {
     pub fn port(&self) -> u16 {
         self.listener.local_addr().unwrap().port()
     }
+}
+
+/// Opens `count` connections to `listener` fast: a thread named `client_thread` connects and
+/// writes "ping", a thread named `server_thread` accepts (blocking, 10 s timeout), reads it and
+/// answers "pong", which the client reads. Returns the (client, server) streams in connect
+/// order (4 bytes each way).
+pub fn ping_pong(
+    listener: &TcpListener,
+    count: usize,
+    client_thread: &str,
+    server_thread: &str,
+) -> Vec<(TcpStream, TcpStream)> {
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(false).unwrap();
+    set_accept_timeout(listener, Duration::from_secs(10));
+    let server_listener = listener.try_clone().unwrap();
+    let server = std::thread::Builder::new()
+        .name(server_thread.into())
+        .spawn(move || {
+            (0..count)
+                .map(|_| {
+                    let (stream, _) = server_listener.accept()?;
+                    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    let mut ping = [0u8; 4];
+                    (&stream).read_exact(&mut ping)?;
+                    (&stream).write_all(b"pong")?;
+                    Ok(stream)
+                })
+                .collect::<std::io::Result<Vec<TcpStream>>>()
+        })
+        .unwrap();
+    let client = std::thread::Builder::new()
+        .name(client_thread.into())
+        .spawn(move || {
+            (0..count)
+                .map(|_| {
+                    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+                    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    (&stream).write_all(b"ping")?;
+                    let mut pong = [0u8; 4];
+                    (&stream).read_exact(&mut pong)?;
+                    Ok(stream)
+                })
+                .collect::<std::io::Result<Vec<TcpStream>>>()
+        })
+        .unwrap();
+    let clients = client.join().unwrap().expect("client side");
+    let servers = server.join().unwrap().expect("server side");
+    // Accept order equals connect order: the client connects one at a time and waits for the
+    // server's reply before the next connect.
+    let streams: Vec<_> = clients.into_iter().zip(servers).collect();
+    for (c, s) in &streams {
+        assert_eq!(c.local_addr().unwrap(), s.peer_addr().unwrap());
+    }
+    streams
+}
+
+/// setsockopt(SOL_SOCKET, `name`, `value`) on an open socket; panics naming `what` on failure.
+pub fn set_socket_option<T>(socket: &impl AsRawFd, name: libc::c_int, value: &T, what: &str) {
+    // SAFETY: setsockopt on an open socket with a pointer to a live `T` and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+/// SO_RCVTIMEO on a listener: a blocking accept() gives up after `timeout`.
+pub fn set_accept_timeout(listener: &TcpListener, timeout: Duration) {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    set_socket_option(listener, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO");
 }
 
 /// Accepts one connection, giving up after `limit` (so a failed client cannot hang the test).

@@ -588,6 +588,16 @@ pub enum CpuTruth {
     },
 }
 
+impl CpuTruth {
+    /// Near the `wait4` rusage (utime + stime) of a reaped process.
+    pub fn wait4(reaped: &Reaped) -> CpuTruth {
+        CpuTruth::Near {
+            oracle_ns: reaped.cpu_ns,
+            source: "wait4 rusage utime+stime",
+        }
+    }
+}
+
 /// How a process ended, per `wait4` (or, for a zombie, per /proc and the later `wait4`).
 #[derive(Clone, Debug)]
 pub struct ExitTruth {
@@ -670,29 +680,40 @@ impl Expected {
     }
 
     /// A reaped child: identity from a /proc read while it was alive (`alive`; ppid, uid and
-    /// comm as given), end and CPU from `wait4`.
+    /// comm as given), end and CPU from `wait4` (see [`Expected::reaped_child`]).
     pub fn reaped(
         label: &str,
         alive: &Snapshot,
         comm: &str,
-        exit: ExitTruth,
+        since: u64,
         reaped: &Reaped,
     ) -> Expected {
-        let start_window = alive.start_window();
         Expected {
-            label: label.to_string(),
             pid: alive.pid,
             ppid: alive.ppid,
-            comm: comm.to_string(),
             uid: alive.uid,
+            start_window: alive.start_window(),
+            ..Expected::reaped_child(label, comm, since, reaped)
+        }
+    }
+
+    /// A child of this process with its uid, known from `wait4` alone: started no earlier than
+    /// `since` (before its fork), exited (`X`) as `wait4` says between `since` and the reap, CPU
+    /// from its rusage.
+    pub fn reaped_child(label: &str, comm: &str, since: u64, reaped: &Reaped) -> Expected {
+        let exit = ExitTruth::reaped(reaped, since);
+        Expected {
+            label: label.to_string(),
+            pid: reaped.pid,
+            ppid: std::process::id(),
+            comm: comm.to_string(),
+            // SAFETY: getuid has no preconditions.
+            uid: unsafe { libc::getuid() },
             task_state: 'X',
-            start_window,
+            start_window: exit.window,
             sampled_window: (exit.window.0, mono_ns()),
             exit: Some(exit),
-            cpu: CpuTruth::Near {
-                oracle_ns: reaped.cpu_ns,
-                source: "wait4 rusage utime+stime",
-            },
+            cpu: CpuTruth::wait4(reaped),
             cpu_partial: false,
             threads: None,
             kernel_thread: false,

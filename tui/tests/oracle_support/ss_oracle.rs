@@ -24,7 +24,6 @@ use std::{
     fmt,
     io::{BufRead, BufReader, Read, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -32,7 +31,8 @@ use std::{
 
 use serde_json::Value;
 
-use crate::kernel_support::{DumpOutput, DumpSpec, RunningDump};
+pub use crate::kernel_support::set_accept_timeout;
+use crate::kernel_support::{ping_pong, set_socket_option, DumpOutput, DumpSpec, RunningDump};
 
 /// (local, peer) socket addresses; a listener's peer is `0.0.0.0:0` / `[::]:0`.
 pub type Tuple = (SocketAddr, SocketAddr);
@@ -900,16 +900,10 @@ pub fn stats_line(out: &DumpOutput, mode: &str) -> String {
 
 /// The connections dump of every oracle test: all three modes, JSON, plus `extra`.
 pub fn connections_spec(extra: &[&str]) -> DumpSpec {
-    let base = [
-        "dump",
-        "--modes",
-        "ring,perf,poll",
-        "--table",
+    DumpSpec::json(
         "connections",
-        "--format",
-        "json",
-    ];
-    DumpSpec::new(&[&base[..], extra].concat())
+        &[&["--modes", "ring,perf,poll"][..], extra].concat(),
+    )
 }
 
 /// How long before the end of the dump's collection window the ss snapshot is taken.
@@ -1036,36 +1030,7 @@ pub fn set_linger_zero(stream: &TcpStream) {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: setsockopt on an open socket with a correctly sized linger struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-}
-
-/// SO_RCVTIMEO on a listener: a blocking accept() gives up after `timeout`.
-pub fn set_accept_timeout(listener: &TcpListener, timeout: Duration) {
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt on an open socket with a correctly sized timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    set_socket_option(stream, libc::SO_LINGER, &linger, "SO_LINGER");
 }
 
 /// connect() to a closed IPv4 port without bind(), the way a client does; returns the local
@@ -1171,58 +1136,15 @@ pub fn open_pair(listener: &TcpListener, c2s: usize, s2c: usize) -> Pair {
     }
 }
 
-/// Opens `count` connections to `listener` fast: a client thread connects and writes "ping",
-/// an accepting thread (blocking accept, 10 s timeout) reads it and answers "pong", which the
-/// client reads. Returns the pairs in connect order (4 bytes each way).
+/// Opens `count` connections to `listener` fast (see [`ping_pong`]): 4 bytes each way.
 pub fn hold_connections(listener: &TcpListener, count: usize) -> Vec<Pair> {
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(false).unwrap();
-    set_accept_timeout(listener, Duration::from_secs(10));
-    let server_listener = listener.try_clone().unwrap();
-    let server = std::thread::Builder::new()
-        .name("bto-hold-accept".into())
-        .spawn(move || {
-            (0..count)
-                .map(|_| {
-                    let (stream, _) = server_listener.accept()?;
-                    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-                    let mut ping = [0u8; 4];
-                    (&stream).read_exact(&mut ping)?;
-                    (&stream).write_all(b"pong")?;
-                    Ok(stream)
-                })
-                .collect::<std::io::Result<Vec<TcpStream>>>()
-        })
-        .unwrap();
-    let client = std::thread::Builder::new()
-        .name("bto-hold-connect".into())
-        .spawn(move || {
-            (0..count)
-                .map(|_| {
-                    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-                    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-                    (&stream).write_all(b"ping")?;
-                    let mut pong = [0u8; 4];
-                    (&stream).read_exact(&mut pong)?;
-                    Ok(stream)
-                })
-                .collect::<std::io::Result<Vec<TcpStream>>>()
-        })
-        .unwrap();
-    let clients = client.join().unwrap().expect("client side");
-    let servers = server.join().unwrap().expect("server side");
-    // Accept order equals connect order: each connect waits for its pong before the next.
-    clients
+    ping_pong(listener, count, "bto-hold-connect", "bto-hold-accept")
         .into_iter()
-        .zip(servers)
-        .map(|(client, server)| {
-            assert_eq!(client.local_addr().unwrap(), server.peer_addr().unwrap());
-            Pair {
-                client,
-                server,
-                c2s: 4,
-                s2c: 4,
-            }
+        .map(|(client, server)| Pair {
+            client,
+            server,
+            c2s: 4,
+            s2c: 4,
         })
         .collect()
 }

@@ -129,6 +129,15 @@ pub fn screen_text(buffer: &Buffer) -> String {
         .join("\n")
 }
 
+/// Asserts that `screen` contains every one of `texts` (the message names the first missing
+/// one and shows the screen).
+#[track_caller]
+pub fn assert_shows(screen: &str, texts: &[&str]) {
+    for text in texts {
+        assert!(screen.contains(text), "missing {text:?} in\n{screen}");
+    }
+}
+
 /// Position (x, y) of the first occurrence of `needle` on screen.
 pub fn find(buffer: &Buffer, needle: &str) -> Option<(u16, u16)> {
     find_below(buffer, needle, 0)
