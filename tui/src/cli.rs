@@ -129,10 +129,22 @@ fn parse_bounded(s: &str, max: Duration, what: &str) -> Result<Duration, String>
     if value > max {
         return Err(format!(
             "{s} is too long for {what} (at most {})",
-            humantime::format_duration(max)
+            format_limit(max)
         ));
     }
     Ok(value)
+}
+
+/// A limit as people write it: whole days as days (`365 days`, not humantime's
+/// `11months 30days 3h 50m 24s`), anything else in humantime.
+fn format_limit(limit: Duration) -> String {
+    const DAY_S: u64 = 86_400;
+    match limit.as_secs() / DAY_S {
+        days if days > 0 && limit == Duration::from_secs(days * DAY_S) => {
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        }
+        _ => humantime::format_duration(limit).to_string(),
+    }
 }
 
 fn parse_run_duration(s: &str) -> Result<Duration, String> {
@@ -301,6 +313,13 @@ pub struct BenchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_read_as_written() {
+        assert_eq!(format_limit(MAX_RETENTION), "365 days");
+        assert_eq!(format_limit(MAX_RUN), "1 day");
+        assert_eq!(format_limit(Duration::from_secs(3600)), "1h");
+    }
 
     #[test]
     fn the_update_interval_default_is_the_bridge_default() {

@@ -35,82 +35,9 @@ use toml::Spanned;
 use crate::{
     dashboard::keymap::{Action, KeyChord, KeyMap},
     theme::Theme,
+    user_file::{read_bounded, FileError},
     view::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
 };
-
-/// A problem in a config or theme file, located for the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line and column, when known.
-    pub location: Option<(usize, usize)>,
-    /// What is wrong (and what would be valid).
-    pub message: String,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, column)) => write!(
-                f,
-                "{}:{line}:{column}: {}",
-                self.path.display(),
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for FileError {}
-
-impl FileError {
-    /// An error at byte `offset` of `text` (the file's content).
-    pub fn at(path: &Path, text: &str, offset: usize, message: impl Into<String>) -> FileError {
-        FileError {
-            path: path.to_path_buf(),
-            location: Some(line_and_column(text, offset)),
-            message: message.into(),
-        }
-    }
-
-    /// An error about the file as a whole (e.g. it cannot be read).
-    pub fn whole(path: &Path, message: impl Into<String>) -> FileError {
-        FileError {
-            path: path.to_path_buf(),
-            location: None,
-            message: message.into(),
-        }
-    }
-
-    /// A TOML parse or deserialisation error, located by its span.
-    pub fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> FileError {
-        // toml's messages end with a newline and sometimes repeat the key; keep the first line.
-        let message = error
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid TOML")
-            .trim();
-        match error.span() {
-            Some(span) => FileError::at(path, text, span.start, message),
-            None => FileError::whole(path, message),
-        }
-    }
-}
-
-/// 1-based (line, column) of byte `offset` in `text`; the column counts characters.
-pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
 
 /// The config file as written (every field optional; unknown fields are errors).
 #[derive(Debug, Default, Deserialize)]
@@ -217,8 +144,7 @@ impl Config {
                 _ => return Ok(Config::default()),
             },
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| FileError::whole(&path, format!("cannot read the config file: {e}")))?;
+        let text = read_bounded(&path, "config file")?;
         Config::parse(&path, &text)
     }
 
@@ -377,15 +303,6 @@ fn column_indices(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_and_columns_are_one_based() {
-        let text = "a = 1\nbb = 2\n";
-        assert_eq!(line_and_column(text, 0), (1, 1));
-        assert_eq!(line_and_column(text, 6), (2, 1));
-        assert_eq!(line_and_column(text, 11), (2, 6));
-        assert_eq!(line_and_column(text, 999), (3, 1));
-    }
 
     #[test]
     fn a_full_config_parses() {

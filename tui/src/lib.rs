@@ -4,4 +4,5 @@
 pub mod config;
 pub mod dashboard;
 pub mod theme;
+pub mod user_file;
 pub mod view;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
-use crate::config::FileError;
+use crate::user_file::{read_bounded, FileError};
 
 /// The built-in themes: (name, TOML text). The first is the default.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -300,7 +300,9 @@ impl Theme {
         }
         let given = PathBuf::from(name_or_path);
         let candidates = [base_dir.join(&given), given];
-        match candidates.iter().find(|p| p.is_file()) {
+        // Anything that exists is read as a theme file, so a directory, FIFO or device gets the
+        // file reader's precise refusal instead of "unknown theme".
+        match candidates.iter().find(|p| p.exists()) {
             Some(path) => Theme::load(path).map_err(ThemeError::File),
             None => Err(ThemeError::Unknown(format!(
                 "unknown theme `{name_or_path}` (built-in: {}; or a path to a .toml theme file)",
@@ -311,8 +313,7 @@ impl Theme {
 
     /// Loads a theme file; missing styles come from the `default` theme.
     pub fn load(path: &Path) -> Result<Theme, FileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| FileError::whole(path, format!("cannot read the theme file: {e}")))?;
+        let text = read_bounded(path, "theme file")?;
         Theme::parse(path, &text, Some(&Theme::default_theme()))
     }
 

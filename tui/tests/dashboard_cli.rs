@@ -101,3 +101,144 @@ fn without_a_terminal_the_dashboard_points_to_dump() {
     );
     assert!(stderr.contains("bpftop-ordered dump"), "{stderr}");
 }
+
+/// Runs the binary with `args`, killing it (and failing) if it has not exited within 10 s.
+fn run_bounded(args: &[&str]) -> (i32, String) {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("bpftop-cli-test-empty-config"),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`bpftop-ordered {}` still ran after 10 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn config_and_theme_files_must_be_small_regular_files() {
+    let dir = std::env::temp_dir().join(format!("bpftop-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.toml");
+    let status = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let big = dir.join("big.toml");
+    std::fs::write(&big, "#".repeat(2 << 20)).unwrap();
+    let (fifo, big, dir_text) = (
+        fifo.display().to_string(),
+        big.display().to_string(),
+        dir.display().to_string(),
+    );
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--config", "/dev/zero"],
+            "it is a character device, not a regular file",
+        ),
+        (&["--config", &fifo], "it is a FIFO, not a regular file"),
+        (&["--config", &big], "too large"),
+        (
+            &["--config", &dir_text],
+            "it is a directory, not a regular file",
+        ),
+        (
+            &["--theme", "/dev/zero"],
+            "cannot read the theme file: it is a character device",
+        ),
+        (
+            &["--theme", &fifo],
+            "cannot read the theme file: it is a FIFO",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stderr) = run_bounded(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn absurd_numbers_are_usage_errors_not_panics_or_wraps() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "dump",
+                "--table",
+                "processes",
+                "--duration",
+                "18446744073709551615s",
+            ],
+            "is too long for a run (at most 1 day)",
+        ),
+        (
+            &[
+                "dump",
+                "--table",
+                "processes",
+                "--retention",
+                "18446744074s",
+            ],
+            "is too long for the retention (at most 365 days)",
+        ),
+        (
+            &[
+                "dump",
+                "--table",
+                "processes",
+                "--interval",
+                "18446744073709551615s",
+            ],
+            "is too long for the interval (at most 1h)",
+        ),
+        (
+            &[
+                "dump",
+                "--table",
+                "processes",
+                "--update-interval",
+                "99999999999999999999s",
+            ],
+            "--update-interval",
+        ),
+        (
+            &["dump", "--table", "processes", "--state-map-entries", "0"],
+            "0 is not in 1..=16777216",
+        ),
+        (
+            &["bench", "--spawners", "100000"],
+            "100000 is not in 1..=256",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stderr) = run_bounded(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+    }
+}

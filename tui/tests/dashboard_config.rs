@@ -12,9 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use bpftop_ordered::{
-    config::{Config, FileError},
-    dashboard::keymap::Action,
-    theme::Theme,
+    config::Config, dashboard::keymap::Action, theme::Theme, user_file::FileError,
 };
 use bridge::contract::ModeKind;
 
