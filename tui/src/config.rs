@@ -34,9 +34,9 @@ use toml::Spanned;
 
 use crate::{
     dashboard::keymap::{Action, KeyChord, KeyMap},
+    model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
     theme::Theme,
     user_file::{read_bounded, FileError},
-    view::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
 };
 
 /// The config file as written (every field optional; unknown fields are errors).

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dashboard;
+pub mod model;
 pub mod theme;
 pub mod user_file;
 pub mod view;

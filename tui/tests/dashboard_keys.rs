@@ -12,7 +12,7 @@ use bpftop_ordered::{
         app::{Control, Overlay, Tab},
         event_loop::{self, LoopInputs},
     },
-    view::columns::{column_index, PROCESS_COLUMNS},
+    model::columns::{column_index, PROCESS_COLUMNS},
 };
 use bridge::{
     contract::{ModeKind, ModeMessage},

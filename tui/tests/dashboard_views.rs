@@ -5,9 +5,7 @@
 mod support;
 
 use bpftop_ordered::{
-    dashboard::app::Tab,
-    theme::Theme,
-    view::{columns::PROCESS_COLUMNS, help::help_lines},
+    dashboard::app::Tab, model::columns::PROCESS_COLUMNS, theme::Theme, view::help::help_lines,
 };
 use bridge::contract::{
     ModeBatch, ModeCounters, ModeKind, ModeMessage, ProcessRow, RowChange, RowOrigin,

@@ -22,11 +22,13 @@ use super::{
     metrics::Metrics,
     row_match::{ConnectionSubject, ProcessSubject},
     table_view::{OrderStamp, SortState, TableView},
-    user_names::UserNames,
 };
 use crate::{
+    model::{
+        columns::{column_index, ColumnSpec, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
+        user_names::UserNames,
+    },
     theme::Theme,
-    view::columns::{column_index, ColumnSpec, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
 };
 
 /// Which table is shown.
@@ -137,7 +139,7 @@ pub struct AppSettings {
     /// Modes that were started (the others show "not running").
     pub running_modes: Vec<ModeKind>,
     /// The session's kernel flush period (`--update-interval`): how stale a process's CPU
-    /// time can be (see [`crate::dashboard::metrics::ProcessCpu`]).
+    /// time can be (see [`crate::model::process_cpu::ProcessCpu`]).
     pub flush_period: Duration,
 }
 

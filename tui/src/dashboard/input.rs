@@ -10,10 +10,9 @@ use super::{
     app::{App, Control, FilterPrompt, Overlay, Tab},
     keymap::Action,
 };
-use crate::view::{
-    columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
-    table::column_at,
-    tabs::tab_at,
+use crate::{
+    model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
+    view::{table::column_at, tabs::tab_at},
 };
 
 /// Rows moved per mouse-wheel notch.

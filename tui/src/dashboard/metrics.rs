@@ -5,63 +5,15 @@
 //! The store's own `events_per_s` is a lifetime average; a live dashboard wants "now", so every
 //! rate here is a difference of two samples divided by the time between them.
 
-use std::collections::{HashMap, VecDeque};
-
+use crate::model::{
+    process_cpu::ProcessCpu,
+    series::{cpu_percent, Series},
+};
 use bridge::{
-    contract::{ModeKind, ProcessRow, RowOrigin},
+    contract::ModeKind,
     stats::{rate_per_s, LagHistogram, ModeStats},
     store::TableStore,
 };
-use probe_common::ProcKey;
-
-/// Points kept in every history (one per second for mode histories, one per refresh for
-/// process CPU): a minute at the default interval.
-pub const HISTORY_POINTS: usize = 60;
-
-/// A bounded series of samples, oldest first.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Series<T> {
-    values: VecDeque<T>,
-}
-
-impl<T: Copy> Series<T> {
-    /// Appends a sample, dropping the oldest beyond [`HISTORY_POINTS`].
-    pub fn push(&mut self, value: T) {
-        if self.values.len() == HISTORY_POINTS {
-            self.values.pop_front();
-        }
-        self.values.push_back(value);
-    }
-
-    /// The samples, oldest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + ExactSizeIterator + '_ {
-        self.values.iter().copied()
-    }
-
-    /// The newest sample.
-    pub fn last(&self) -> Option<T> {
-        self.values.back().copied()
-    }
-
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// True when no sample was taken yet.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-}
-
-/// CPU time as a percentage of one core over a window; 0 for an empty window.
-pub fn cpu_percent(cpu_delta_ns: u64, window_ns: u64) -> f64 {
-    if window_ns == 0 {
-        0.0
-    } else {
-        cpu_delta_ns as f64 * 100.0 / window_ns as f64
-    }
-}
 
 /// Lag percentiles of one window: (p50, p99, max), ns.
 pub type LagWindow = (u64, u64, u64);
@@ -124,137 +76,6 @@ impl ModeMetrics {
             cpu_ns: stats.cpu_ns,
         });
         self.stats = stats;
-    }
-}
-
-/// Per-process CPU% over the refresh window, and each process's recent history.
-///
-/// Each figure is the growth of the kernel's lifetime `cpu_ns` between two of its own samples,
-/// divided by the time between those samples, not by the refresh interval: the kernel reads a
-/// process's CPU time whenever it changed (at most `flush_period` later), so a value is the
-/// process's CPU time as of `max(sampled_ns, refresh − flush_period)`. A running thread's share
-/// is as of its last scheduler tick, so one window's figure can be off by two ticks; it is
-/// capped at 100% per thread (and `ncpus × 100%`).
-#[derive(Clone, Debug)]
-pub struct ProcessCpu {
-    entries: HashMap<ProcKey, ProcessCpuEntry>,
-    epoch: u64,
-    /// The previous sample's horizon: rows known until then.
-    previous_horizon_ns: Option<u64>,
-    flush_period_ns: u64,
-    cpus: u32,
-}
-
-impl Default for ProcessCpu {
-    fn default() -> Self {
-        ProcessCpu::new(100_000_000)
-    }
-}
-
-#[derive(Clone, Debug)]
-struct ProcessCpuEntry {
-    cpu_ns: u64,
-    /// Until when `cpu_ns` is known to be the process's CPU time (see [`ProcessCpu`]).
-    valid_ns: u64,
-    origin: RowOrigin,
-    percent: Option<f64>,
-    /// Percent × 10, one point per refresh.
-    history: Series<u64>,
-    epoch: u64,
-}
-
-impl ProcessCpu {
-    /// A tracker for a session whose kernel flush runs every `flush_period_ns`.
-    pub fn new(flush_period_ns: u64) -> Self {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32;
-        ProcessCpu {
-            entries: HashMap::new(),
-            epoch: 0,
-            previous_horizon_ns: None,
-            flush_period_ns,
-            cpus,
-        }
-    }
-
-    /// Samples every row at `now_ns`. A process first seen in this sample has no figure yet,
-    /// unless it started after the previous sample (then its whole `cpu_ns` counts, from its
-    /// start). A row whose source changed (/proc seed → kernel) restarts its baseline. Entries
-    /// of rows that are gone are dropped.
-    pub fn sample<'a>(&mut self, rows: impl Iterator<Item = &'a ProcessRow>, now_ns: u64) {
-        self.epoch += 1;
-        let epoch = self.epoch;
-        let horizon = now_ns.saturating_sub(self.flush_period_ns);
-        for row in rows {
-            let cpu_ns = row.state.cpu_ns;
-            let sampled_ns = if row.is_exited() {
-                // Final: the CPU time at exit is valid from then on.
-                row.state.sampled_ns.max(row.state.exit_ns)
-            } else {
-                row.state.sampled_ns
-            };
-            let valid_ns = sampled_ns.max(horizon).min(now_ns.max(sampled_ns));
-            let cap = 100.0 * f64::from(row.state.threads.clamp(1, self.cpus));
-            let window_percent = |cpu0: u64, t0: u64| {
-                (cpu_ns >= cpu0 && valid_ns > t0)
-                    .then(|| cpu_percent(cpu_ns - cpu0, valid_ns - t0).min(cap))
-            };
-            match self.entries.get_mut(&row.key) {
-                Some(entry) => {
-                    let percent = if entry.origin != row.origin {
-                        None
-                    } else if cpu_ns == entry.cpu_ns {
-                        Some(0.0)
-                    } else {
-                        window_percent(entry.cpu_ns, entry.valid_ns)
-                    };
-                    entry.percent = percent;
-                    entry
-                        .history
-                        .push(percent.map_or(0, |p| (p * 10.0).round() as u64));
-                    entry.cpu_ns = cpu_ns;
-                    entry.valid_ns = valid_ns;
-                    entry.origin = row.origin;
-                    entry.epoch = epoch;
-                }
-                None => {
-                    let started_in_window = row.origin == RowOrigin::Kernel
-                        && self
-                            .previous_horizon_ns
-                            .is_some_and(|previous| row.key.start_ns >= previous);
-                    let percent = started_in_window
-                        .then(|| window_percent(0, row.key.start_ns))
-                        .flatten();
-                    let mut history = Series::default();
-                    if let Some(p) = percent {
-                        history.push((p * 10.0).round() as u64);
-                    }
-                    self.entries.insert(
-                        row.key,
-                        ProcessCpuEntry {
-                            cpu_ns,
-                            valid_ns,
-                            origin: row.origin,
-                            percent,
-                            history,
-                            epoch,
-                        },
-                    );
-                }
-            }
-        }
-        self.entries.retain(|_, entry| entry.epoch == epoch);
-        self.previous_horizon_ns = Some(horizon);
-    }
-
-    /// CPU% of a process over the last window (`None` until it has been sampled twice).
-    pub fn percent(&self, key: &ProcKey) -> Option<f64> {
-        self.entries.get(key).and_then(|e| e.percent)
-    }
-
-    /// Recent CPU% history of a process, percent × 10, oldest first.
-    pub fn history(&self, key: &ProcKey) -> Option<&Series<u64>> {
-        self.entries.get(key).map(|e| &e.history)
     }
 }
 
@@ -330,46 +151,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge::contract::RowOrigin;
-    use probe_common::ProcState;
 
     const S: u64 = 1_000_000_000;
-
-    fn row(tgid: u32, start_ns: u64, cpu_ns: u64) -> ProcessRow {
-        ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns,
-            },
-            state: ProcState {
-                cpu_ns,
-                start_ns,
-                ..Default::default()
-            },
-            seq: 1,
-            changed_ns: 1,
-            origin: RowOrigin::Kernel,
-        }
-    }
-
-    #[test]
-    fn series_is_bounded() {
-        let mut s = Series::default();
-        for i in 0..100u64 {
-            s.push(i);
-        }
-        assert_eq!(s.len(), HISTORY_POINTS);
-        assert_eq!(s.iter().next(), Some(40));
-        assert_eq!(s.last(), Some(99));
-    }
-
-    #[test]
-    fn cpu_percent_of_one_core() {
-        assert_eq!(cpu_percent(500_000_000, S), 50.0);
-        assert_eq!(cpu_percent(2 * S, S), 200.0);
-        assert_eq!(cpu_percent(5, 0), 0.0);
-    }
 
     #[test]
     fn mode_rates_are_windowed() {
@@ -392,75 +175,6 @@ mod tests {
         assert_eq!(m.lag, Some((1_000, 9_000, 20_000)));
         assert_eq!(m.lag_p99_history.iter().collect::<Vec<_>>(), vec![9_000, 0]);
         assert_eq!(m.events_history.iter().collect::<Vec<_>>(), vec![250, 0]);
-    }
-
-    fn sampled(mut r: ProcessRow, sampled_ns: u64, threads: u32) -> ProcessRow {
-        r.state.sampled_ns = sampled_ns;
-        r.state.threads = threads;
-        r
-    }
-
-    #[test]
-    fn process_cpu_over_the_kernel_sample_window() {
-        let mut cpu = ProcessCpu::new(S / 10);
-        cpu.cpus = 4;
-        let a = sampled(row(1, 0, S), 9 * S + S / 2, 1);
-        cpu.sample([&a].into_iter(), 10 * S);
-        assert_eq!(cpu.percent(&a.key), None, "first sight has no window");
-        // a's value was known valid until 10 s − flush period; its next sample, 0.25 s of CPU
-        // later, was taken at 10.9 s: 0.25 / 1.0 s.
-        let a2 = sampled(row(1, 0, S + S / 4), 10 * S + 9 * S / 10, 1);
-        // Process 2 started within the window: all its CPU since its start counts.
-        let b = sampled(row(2, 10 * S + S / 2, S / 10), 10 * S + 9 * S / 10, 1);
-        cpu.sample([&a2, &b].into_iter(), 11 * S);
-        assert!((cpu.percent(&a.key).unwrap() - 25.0).abs() < 1e-9);
-        assert!(
-            (cpu.percent(&b.key).unwrap() - 25.0).abs() < 1e-9,
-            "0.1 s over 0.4 s"
-        );
-        assert_eq!(
-            cpu.history(&a.key).unwrap().iter().collect::<Vec<_>>(),
-            vec![250]
-        );
-        // Gone rows are forgotten; unchanged CPU reads 0.
-        cpu.sample([&b].into_iter(), 12 * S);
-        assert_eq!(cpu.percent(&a.key), None);
-        assert!(cpu.history(&a.key).is_none());
-        assert_eq!(cpu.percent(&b.key), Some(0.0));
-    }
-
-    #[test]
-    fn one_thread_never_exceeds_one_core() {
-        let mut cpu = ProcessCpu::new(S / 10);
-        cpu.cpus = 2;
-        // A spinner sampled a tick late at one end and early at the other: 1.008 s of CPU
-        // in 1 s of samples is capped at 100%.
-        let a = sampled(row(1, 0, 10 * S), 10 * S, 1);
-        cpu.sample([&a].into_iter(), 10 * S);
-        let a2 = sampled(row(1, 0, 11 * S + 8_000_000), 11 * S, 1);
-        cpu.sample([&a2].into_iter(), 11 * S);
-        assert_eq!(cpu.percent(&a.key), Some(100.0));
-        // Four busy threads on two CPUs: at most 200%.
-        let t = sampled(row(3, 0, 0), 10 * S, 4);
-        cpu.sample([&t].into_iter(), 10 * S);
-        let t2 = sampled(row(3, 0, 3 * S), 11 * S, 4);
-        cpu.sample([&t2].into_iter(), 11 * S);
-        assert_eq!(cpu.percent(&t.key), Some(200.0));
-    }
-
-    #[test]
-    fn a_seed_replaced_by_kernel_data_restarts_the_baseline() {
-        let mut cpu = ProcessCpu::new(S / 10);
-        let mut seed = sampled(row(1, 0, 5 * S), 10 * S, 1);
-        seed.origin = RowOrigin::Procfs;
-        cpu.sample([&seed].into_iter(), 10 * S);
-        // The kernel's exact lifetime figure differs from the tick-based /proc one.
-        let kernel = sampled(row(1, 0, 5 * S + 30_000_000), 10 * S + S / 2, 1);
-        cpu.sample([&kernel].into_iter(), 11 * S);
-        assert_eq!(cpu.percent(&kernel.key), None);
-        let later = sampled(row(1, 0, 5 * S + 130_000_000), 11 * S + S / 2, 1);
-        cpu.sample([&later].into_iter(), 12 * S);
-        assert!((cpu.percent(&kernel.key).unwrap() - 10.0).abs() < 1e-9);
     }
 
     #[test]

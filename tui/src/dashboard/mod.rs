@@ -18,7 +18,6 @@ pub mod row_match;
 pub mod settings;
 pub mod table_view;
 pub mod terminal;
-pub mod user_names;
 
 use std::{io::IsTerminal, path::PathBuf, time::Duration};
 

@@ -4,7 +4,7 @@
 use bridge::contract::{ConnectionRow, ProcessRow};
 
 use super::filter::{FilterSubject, ProcessState, Term};
-use crate::view::columns::{endpoint, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS};
+use crate::model::columns::{endpoint, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS};
 
 /// A process row seen through the filter.
 pub struct ProcessSubject<'a> {
@@ -85,10 +85,9 @@ impl FilterSubject for ConnectionSubject<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::{
-        filter::{parse, FilterTable},
-        metrics::ProcessCpu,
-        user_names::UserNames,
+    use crate::{
+        dashboard::filter::{parse, FilterTable},
+        model::{process_cpu::ProcessCpu, user_names::UserNames},
     };
     use bridge::contract::RowOrigin;
     use probe_common::{ConnKey, ConnState, ProcKey, ProcState, AF_INET};

@@ -12,8 +12,8 @@ use super::{
 };
 use crate::{
     config::{Config, MAX_INTERVAL, MIN_INTERVAL},
+    model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
     theme::Theme,
-    view::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
 };
 
 /// Everything the dashboard needs to start.

@@ -10,13 +10,13 @@ use ratatui::{
     Frame,
 };
 
-use super::{
-    columns::{endpoint, RowContext, UNKNOWN},
-    format,
-    popup::{centered, frame_popup},
-};
+use super::popup::{centered, frame_popup};
 use crate::{
     dashboard::app::{App, Tab},
+    model::{
+        columns::{endpoint, RowContext, UNKNOWN},
+        format,
+    },
     theme::Theme,
 };
 

@@ -9,8 +9,8 @@ use ratatui::{
     Frame,
 };
 
-use super::format;
 use crate::dashboard::app::App;
+use crate::model::format;
 
 /// Draws the header.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {

@@ -4,10 +4,8 @@
 //! [`mode_panel`] and [`footer`] are the fixed parts; [`help`], [`picker`] and [`detail`] are
 //! popups; [`mod@format`] holds the human units.
 
-pub mod columns;
 pub mod detail;
 pub mod footer;
-pub mod format;
 pub mod header;
 pub mod help;
 pub mod mode_panel;
@@ -23,16 +21,14 @@ use ratatui::{
     Frame,
 };
 
-use self::{
-    columns::{ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
-    table::TableWidget,
-};
+use self::table::TableWidget;
 use crate::{
     dashboard::{
         app::{App, Overlay, Tab},
         layout::{ScreenLayout, MIN_HEIGHT, MIN_WIDTH},
         table_view::TableView,
     },
+    model::columns::{ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
     theme::Theme,
 };
 

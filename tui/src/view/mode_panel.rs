@@ -14,7 +14,8 @@ use ratatui::{
 };
 use unicode_width::UnicodeWidthStr;
 
-use super::{format, table::fit};
+use super::table::fit;
+use crate::model::format;
 use crate::{
     dashboard::{app::App, metrics::ModeMetrics},
     theme::Theme,

@@ -10,13 +10,15 @@ use ratatui::{
 };
 
 use super::{
-    columns::{ColumnSpec, CONNECTION_COLUMNS, PROCESS_COLUMNS},
     popup::{centered, frame_popup},
     table::{ASCENDING, DESCENDING},
 };
-use crate::dashboard::{
-    app::{App, Tab},
-    table_view::SortState,
+use crate::{
+    dashboard::{
+        app::{App, Tab},
+        table_view::SortState,
+    },
+    model::columns::{ColumnSpec, CONNECTION_COLUMNS, PROCESS_COLUMNS},
 };
 
 /// Draws the picker with the highlighted column `cursor`.

@@ -13,7 +13,7 @@ use ratatui::{
 };
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::columns::{Align, ColumnSpec, DisplayRow, RowContext};
+use crate::model::columns::{Align, ColumnSpec, DisplayRow, RowContext};
 use crate::{dashboard::table_view::SortState, theme::Theme};
 
 /// Cells before the first column: the /proc-seed marker.
@@ -239,7 +239,7 @@ fn put(buf: &mut Buffer, x: u16, y: u16, width: u16, align: Align, text: &str, s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS};
+    use crate::model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS};
 
     #[test]
     fn columns_are_placed_in_order_with_spacing() {

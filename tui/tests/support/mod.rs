@@ -2,10 +2,12 @@
 //! (invented rows, no kernel), drawn into a ratatui `TestBackend`.
 #![allow(dead_code)]
 
-use bpftop_ordered::dashboard::{
-    app::{App, AppSettings, Control, HostInfo},
-    draw_frame,
-    user_names::UserNames,
+use bpftop_ordered::{
+    dashboard::{
+        app::{App, AppSettings, Control, HostInfo},
+        draw_frame,
+    },
+    model::user_names::UserNames,
 };
 use bridge::{
     contract::{ModeKind, ModeMessage},

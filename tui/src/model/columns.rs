@@ -1,5 +1,5 @@
 //! The columns of the two tables, as data: a title, a width, an alignment, how to format a cell
-//! and how to compare two rows. The generic table widget ([`super::table`]) renders any list of
+//! and how to compare two rows. The generic table widget (`view::table`) renders any list of
 //! these; sorting, the plain-text filter, the column picker and the config file use the same
 //! lists, so adding a column is one entry here.
 
@@ -10,8 +10,7 @@ use bridge::{
     table::ProcessTable,
 };
 
-use super::format;
-use crate::dashboard::{metrics::ProcessCpu, user_names::UserNames};
+use super::{format, process_cpu::ProcessCpu, user_names::UserNames};
 
 /// What formatting and comparing a row may need besides the row.
 pub struct RowContext<'a> {
