@@ -142,3 +142,148 @@ impl ConnectionJson {
         }
     }
 }
+
+/// The JSON rows byte for byte: any change to a field's name, unit or null-ness fails here and
+/// must come with a `docs/contract.md` changelog entry.
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use bridge::{store::TableStore, table::Retention};
+    use probe_common::{
+        conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6,
+    };
+
+    fn comm(name: &str) -> [u8; probe_common::COMM_LEN] {
+        let mut comm = [0u8; probe_common::COMM_LEN];
+        comm[..name.len()].copy_from_slice(name.as_bytes());
+        comm
+    }
+
+    fn process(tgid: u32, state: ProcState, origin: RowOrigin) -> ProcessRow {
+        ProcessRow {
+            key: ProcKey {
+                tgid,
+                pad: 0,
+                start_ns: state.start_ns,
+            },
+            state,
+            seq: if origin == RowOrigin::Kernel { 42 } else { 0 },
+            changed_ns: 0,
+            origin,
+        }
+    }
+
+    #[test]
+    fn process_rows() {
+        // Killed by SIGKILL with a core dump, seen by the probes.
+        let killed = process(
+            4242,
+            ProcState {
+                ppid: 1,
+                uid: 65534,
+                start_ns: 1_000_000_000,
+                exit_ns: 3_500_000_000,
+                exit_code: 9 | 0x80,
+                cpu_ns: 1_234_567,
+                threads: 1,
+                sampled_ns: 3_500_000_000,
+                flags: proc_flags::EXITED,
+                exit_state: 0x10, // EXIT_DEAD: reaped
+                comm: comm("sleep"),
+                ..Default::default()
+            },
+            RowOrigin::Kernel,
+        );
+        // A running kernel thread read from /proc: what /proc cannot tell is 0 or null.
+        let seeded = process(
+            2,
+            ProcState {
+                start_ns: 10_000_000,
+                cpu_ns: 40_000_000,
+                flags: proc_flags::KERNEL_THREAD,
+                task_state: 0x0402, // TASK_IDLE: TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+                comm: comm("kthreadd"),
+                ..Default::default()
+            },
+            RowOrigin::Procfs,
+        );
+        let text: Vec<String> = [(ModeKind::Ring, &killed), (ModeKind::Poll, &seeded)]
+            .iter()
+            .map(|(mode, row)| serde_json::to_string(&ProcessJson::new(*mode, row)).unwrap())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn connection_rows() {
+        let store = TableStore::new(0, Retention::default());
+        let tables = store.mode(ModeKind::Perf);
+        let mut v4 = ConnKey {
+            family: AF_INET,
+            sport: 47020,
+            dport: 8080,
+            ..Default::default()
+        };
+        v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        // Closed, owner known, exact byte counts.
+        let closed = ConnectionRow {
+            key: v4,
+            state: ConnState {
+                tcp_state: 7, // TCP_CLOSE
+                states_seen_mask: (1 << 1) | (1 << 2) | (1 << 4) | (1 << 7),
+                pid: 4242,
+                comm: comm("curl"),
+                bytes_sent: 123_456,
+                bytes_received: 7_890,
+                start_ns: 2_000_000_000,
+                end_ns: 2_500_000_000,
+                flags: conn_flags::CLOSED | conn_flags::OWNER_KNOWN,
+                ..Default::default()
+            },
+            seq: 7,
+            changed_ns: 0,
+            origin: RowOrigin::Kernel,
+        };
+        // Found at start-up over IPv6: owner, bytes and start unknown.
+        let mut v6 = ConnKey {
+            family: AF_INET6,
+            sport: 22,
+            dport: 50000,
+            ..Default::default()
+        };
+        v6.saddr[15] = 1;
+        v6.daddr[15] = 1;
+        let seeded = ConnectionRow {
+            key: v6,
+            state: ConnState {
+                tcp_state: 1, // TCP_ESTABLISHED
+                states_seen_mask: 1 << 1,
+                flags: conn_flags::START_UNKNOWN | conn_flags::BYTES_UNKNOWN,
+                ..Default::default()
+            },
+            seq: 0,
+            changed_ns: 0,
+            origin: RowOrigin::Procfs,
+        };
+        let text: Vec<String> = [&closed, &seeded]
+            .iter()
+            .map(|row| {
+                serde_json::to_string(&ConnectionJson::new(ModeKind::Perf, row, tables)).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                r#"{"mode":"perf","family":4,"saddr":"127.0.0.1","sport":47020,"daddr":"127.0.0.1","dport":8080,"state":"CLOSE","pid":4242,"comm":"curl","bytes_sent":123456,"bytes_received":7890,"start_ns":2000000000,"end_ns":2500000000,"seq":7,"states_seen":["ESTABLISHED","SYN-SENT","FIN-WAIT-1","CLOSE"],"origin":"kernel"}"#,
+                r#"{"mode":"perf","family":6,"saddr":"::1","sport":22,"daddr":"::1","dport":50000,"state":"ESTABLISHED","pid":null,"comm":null,"bytes_sent":null,"bytes_received":null,"start_ns":null,"end_ns":null,"seq":0,"states_seen":["ESTABLISHED"],"origin":"procfs"}"#,
+            ]
+        );
+    }
+}
