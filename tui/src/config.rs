@@ -165,28 +165,10 @@ impl Config {
             config.mode = Some(parsed.map_err(|e| at(mode.span(), e))?);
         }
         if let Some(interval) = file.interval {
-            let value = parse_duration(interval.get_ref()).map_err(|e| at(interval.span(), e))?;
-            if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&value) {
-                return Err(at(
-                    interval.span(),
-                    format!(
-                        "interval `{}` is out of range (from {} to {})",
-                        interval.get_ref(),
-                        humantime::format_duration(MIN_INTERVAL),
-                        humantime::format_duration(MAX_INTERVAL)
-                    ),
-                ));
-            }
-            config.interval = Some(value);
+            config.interval = Some(parse_interval(&interval, &at)?);
         }
         if let Some(theme) = file.theme {
-            let base_dir = path.parent().unwrap_or(Path::new("."));
-            let loaded = Theme::resolve(theme.get_ref(), base_dir).map_err(|e| match e {
-                // A broken theme file is reported at its own file:line.
-                crate::theme::ThemeError::File(file_error) => file_error,
-                crate::theme::ThemeError::Unknown(message) => at(theme.span(), message),
-            })?;
-            config.theme = Some(loaded);
+            config.theme = Some(resolve_theme(path, &theme, &at)?);
         }
         if let Some(retention) = file.retention {
             if let Some(age) = retention.max_age {
@@ -214,44 +196,88 @@ impl Config {
             }
         }
         if let Some(keys) = file.keys {
-            let mut overrides = Vec::new();
-            let mut key_spans = Vec::new();
-            for (name, list) in keys {
-                let action = Action::from_config_name(name.get_ref()).ok_or_else(|| {
-                    let valid: Vec<&str> = Action::ALL.iter().map(|a| a.config_name()).collect();
-                    at(
-                        name.span(),
-                        format!(
-                            "unknown action `{}` in [keys] (actions: {})",
-                            name.get_ref(),
-                            valid.join(", ")
-                        ),
-                    )
-                })?;
-                let span = list.span();
-                let mut chords = Vec::new();
-                for key in &list.get_ref().0 {
-                    let chord = KeyChord::parse(key).map_err(|e| at(span.clone(), e))?;
-                    key_spans.push((chord, span.clone()));
-                    chords.push(chord);
-                }
-                overrides.push((action, chords));
-            }
-            config.keymap = KeyMap::with_overrides(&overrides).map_err(|conflict| {
-                // Point at the overriding key that collided (a default key has no line).
-                let span = key_spans
-                    .iter()
-                    .rev()
-                    .find(|(chord, _)| *chord == conflict.key)
-                    .map(|(_, span)| span.clone());
-                match span {
-                    Some(span) => at(span, conflict.to_string()),
-                    None => FileError::whole(path, conflict.to_string()),
-                }
-            })?;
+            config.keymap = parse_keys(path, keys, &at)?;
         }
         Ok(config)
     }
+}
+
+/// Where in the file an error is: a span and a message make a located [`FileError`].
+type Locate<'a> = dyn Fn(std::ops::Range<usize>, String) -> FileError + 'a;
+
+/// The `interval` key: a duration within the dashboard's range.
+fn parse_interval(interval: &Spanned<String>, at: &Locate) -> Result<Duration, FileError> {
+    let value = parse_duration(interval.get_ref()).map_err(|e| at(interval.span(), e))?;
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&value) {
+        return Err(at(
+            interval.span(),
+            format!(
+                "interval `{}` is out of range (from {} to {})",
+                interval.get_ref(),
+                humantime::format_duration(MIN_INTERVAL),
+                humantime::format_duration(MAX_INTERVAL)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// The `theme` key: a built-in name, or a theme file relative to the config file. A broken
+/// theme file is reported at its own file:line.
+fn resolve_theme(
+    config_path: &Path,
+    theme: &Spanned<String>,
+    at: &Locate,
+) -> Result<Theme, FileError> {
+    let base_dir = config_path.parent().unwrap_or(Path::new("."));
+    Theme::resolve(theme.get_ref(), base_dir).map_err(|e| match e {
+        crate::theme::ThemeError::File(file_error) => file_error,
+        crate::theme::ThemeError::Unknown(message) => at(theme.span(), message),
+    })
+}
+
+/// The `[keys]` table: each action's keys replace its defaults; a key bound twice is an error
+/// at the overriding key.
+fn parse_keys(
+    path: &Path,
+    keys: BTreeMap<Spanned<String>, Spanned<KeyList>>,
+    at: &Locate,
+) -> Result<KeyMap, FileError> {
+    let mut overrides = Vec::new();
+    let mut key_spans = Vec::new();
+    for (name, list) in keys {
+        let action = Action::from_config_name(name.get_ref()).ok_or_else(|| {
+            let valid: Vec<&str> = Action::ALL.iter().map(|a| a.config_name()).collect();
+            at(
+                name.span(),
+                format!(
+                    "unknown action `{}` in [keys] (actions: {})",
+                    name.get_ref(),
+                    valid.join(", ")
+                ),
+            )
+        })?;
+        let span = list.span();
+        let mut chords = Vec::new();
+        for key in &list.get_ref().0 {
+            let chord = KeyChord::parse(key).map_err(|e| at(span.clone(), e))?;
+            key_spans.push((chord, span.clone()));
+            chords.push(chord);
+        }
+        overrides.push((action, chords));
+    }
+    KeyMap::with_overrides(&overrides).map_err(|conflict| {
+        // Point at the overriding key that collided (a default key has no line).
+        let span = key_spans
+            .iter()
+            .rev()
+            .find(|(chord, _)| *chord == conflict.key)
+            .map(|(_, span)| span.clone());
+        match span {
+            Some(span) => at(span, conflict.to_string()),
+            None => FileError::whole(path, conflict.to_string()),
+        }
+    })
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
