@@ -133,6 +133,18 @@ fn run_bounded(args: &[&str]) -> (i32, String) {
     (status.code().unwrap_or(-1), stderr)
 }
 
+/// Each command line exits 2, promptly, with its expected text on stderr.
+fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, expected) in cases {
+        let (code, stderr) = run_bounded(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn config_and_theme_files_must_be_small_regular_files() {
     let dir = std::env::temp_dir().join(format!("bpftop-cli-files-{}", std::process::id()));
@@ -170,14 +182,7 @@ fn config_and_theme_files_must_be_small_regular_files() {
             "cannot read the theme file: it is a FIFO",
         ),
     ];
-    for (args, expected) in cases {
-        let (code, stderr) = run_bounded(args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{args:?}: expected `{expected}` in: {stderr}"
-        );
-    }
+    assert_usage_errors(&cases);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -233,12 +238,5 @@ fn absurd_numbers_are_usage_errors_not_panics_or_wraps() {
             "100000 is not in 1..=256",
         ),
     ];
-    for (args, expected) in cases {
-        let (code, stderr) = run_bounded(args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{args:?}: expected `{expected}` in: {stderr}"
-        );
-    }
+    assert_usage_errors(&cases);
 }
