@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
         assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
         assert_eq!(std::mem::size_of::<InfoAttr>(), 16);
-        assert_eq!(std::mem::size_of::<TestRunAttr>(), 72);
+        assert_eq!(std::mem::size_of::<TestRunAttr>(), 80); // up to batch_size, padded to 8
         assert_eq!(std::mem::size_of::<MapInfo>(), 40);
     }
 }
