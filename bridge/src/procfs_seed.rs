@@ -1,3 +1,17 @@
+// Why a hand-written parser and not the `procfs` crate (measured 2026-12-02, issue 9 step 5):
+// the seed path, `read_processes("/proc")` (stat + status + task/*/schedstat per process), vs
+// procfs 0.17.0 computing the same fields (`all_processes()`, `stat()`, `status().ruid`,
+// `tasks()` -> `schedstat()`), release build, Debian 12, kernel 6.18, 2 cores (load ~3 from other
+// test runs), runs interleaved with alternating order after one warm-up each:
+//   85 processes, 3 x 31 runs:   hand-written min 3.94 / median 4.37-4.54 / max 4.64-10.45 ms
+//                                procfs 0.17  min 5.13-5.90 / median 6.16-6.42 / max 8.01-14.73 ms
+//   ~486 processes, 3 x 21 runs: hand-written min 22.6-27.3 / median 30.0-33.6 / max 37.4-65.3 ms
+//                                procfs 0.17  min 35.1-40.6 / median 40.4-47.6 / max 52.1-58.3 ms
+// (ranges are over the 3 invocations). The hand-written parser is ~1.35-1.45x faster at the
+// median, so it stays and `procfs` is not a dependency. Command: a throwaway `evalbench` binary
+// in a copy of this workspace, `cargo run --release -p evalbench -- 31` (resp. `-- 21` with 400
+// extra `sleep` processes running), three times each.
+
 //! Seeding the tables from `/proc`: the processes and TCP connections that already exist when the
 //! probes attach.
 //!
