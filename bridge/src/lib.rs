@@ -19,5 +19,6 @@ pub mod stop;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod synthetic;
+pub(crate) mod sys;
 pub mod table;
 pub mod tcp_diag;

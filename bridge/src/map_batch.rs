@@ -25,67 +25,18 @@
 
 use std::fmt;
 use std::io;
-
-use crate::contract::Plain;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// `bpf(2)` command numbers used here (from `include/uapi/linux/bpf.h`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BpfCmd {
-    /// `BPF_MAP_CREATE` (0), only used by the test helpers.
-    MapCreate,
-    /// `BPF_MAP_LOOKUP_ELEM` (1).
-    MapLookupElem,
-    /// `BPF_MAP_UPDATE_ELEM` (2), only used by the test helpers.
-    MapUpdateElem,
-    /// `BPF_MAP_DELETE_ELEM` (3), only used by the test helpers.
-    MapDeleteElem,
-    /// `BPF_MAP_GET_NEXT_KEY` (4).
-    MapGetNextKey,
-    /// `BPF_OBJ_GET_INFO_BY_FD` (15).
-    ObjGetInfoByFd,
-    /// `BPF_MAP_LOOKUP_BATCH` (24).
-    MapLookupBatch,
-    /// `BPF_PROG_TEST_RUN` (10): runs the flush program on demand.
-    ProgTestRun,
-}
+use crate::contract::Plain;
+use crate::sys::bpf::{
+    map_delete_elem, map_get_next_key, map_info, map_lookup_batch, map_lookup_elem,
+    map_update_elem, BpfError, MapInfo,
+};
+use crate::sys::errno::{is_permission_denied, EINVAL, ENOSPC, EOPNOTSUPP};
 
-impl BpfCmd {
-    /// The kernel's number for this command.
-    pub const fn as_raw(self) -> libc::c_int {
-        match self {
-            BpfCmd::MapCreate => 0,
-            BpfCmd::MapLookupElem => 1,
-            BpfCmd::MapUpdateElem => 2,
-            BpfCmd::MapDeleteElem => 3,
-            BpfCmd::MapGetNextKey => 4,
-            BpfCmd::ObjGetInfoByFd => 15,
-            BpfCmd::MapLookupBatch => 24,
-            BpfCmd::ProgTestRun => 10,
-        }
-    }
-
-    /// The kernel's name for this command, e.g. `"BPF_MAP_LOOKUP_BATCH"`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            BpfCmd::MapCreate => "BPF_MAP_CREATE",
-            BpfCmd::MapLookupElem => "BPF_MAP_LOOKUP_ELEM",
-            BpfCmd::MapUpdateElem => "BPF_MAP_UPDATE_ELEM",
-            BpfCmd::MapDeleteElem => "BPF_MAP_DELETE_ELEM",
-            BpfCmd::MapGetNextKey => "BPF_MAP_GET_NEXT_KEY",
-            BpfCmd::ObjGetInfoByFd => "BPF_OBJ_GET_INFO_BY_FD",
-            BpfCmd::MapLookupBatch => "BPF_MAP_LOOKUP_BATCH",
-            BpfCmd::ProgTestRun => "BPF_PROG_TEST_RUN",
-        }
-    }
-}
-
-impl fmt::Display for BpfCmd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::sys::bpf::BpfCmd;
+/// Kernel-internal `ENOTSUPP` (524), which leaks to user space from some BPF commands.
+pub use crate::sys::errno::ENOTSUPP;
 
 /// `BPF_MAP_TYPE_HASH`.
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
@@ -95,8 +46,6 @@ pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 /// `BPF_F_NO_PREALLOC` map flag (hash maps allocate elements on insert instead of up front).
 pub const BPF_F_NO_PREALLOC: u32 = 1;
-/// Kernel-internal `ENOTSUPP` (524), which leaks to user space from some BPF commands.
-pub const ENOTSUPP: i32 = 524;
 
 /// Entries requested per `BPF_MAP_LOOKUP_BATCH` call unless [`MapDump::with_batch_entries`] says
 /// otherwise.
@@ -111,7 +60,7 @@ pub enum MapDumpError {
     Syscall {
         /// The command that failed.
         cmd: BpfCmd,
-        /// The raw errno (positive), e.g. `libc::EPERM`.
+        /// The raw errno (positive), e.g. `EPERM` (1).
         errno: i32,
     },
     /// The map's key size differs from the one the caller expects.
@@ -184,7 +133,7 @@ impl MapDumpError {
 
     /// True when the kernel refused for lack of privilege (`EPERM` / `EACCES`).
     pub fn is_permission_denied(&self) -> bool {
-        matches!(self.errno(), Some(libc::EPERM) | Some(libc::EACCES))
+        self.errno().is_some_and(is_permission_denied)
     }
 }
 
@@ -489,7 +438,7 @@ pub fn dump_map_typed<K: Plain, V: Plain>(
 /// True for the errnos with which a kernel says "no `BPF_MAP_LOOKUP_BATCH` here": `EINVAL`
 /// (command unknown, < 5.6), `ENOTSUPP` (524) and `EOPNOTSUPP` (map type without batch ops).
 pub fn is_batch_unsupported(errno: i32) -> bool {
-    errno == libc::EINVAL || errno == ENOTSUPP || errno == libc::EOPNOTSUPP
+    errno == EINVAL || errno == ENOTSUPP || errno == EOPNOTSUPP
 }
 
 /// The `memlock:` figure (bytes the kernel charges for the map) from `/proc/self/fdinfo/<fd>`.
@@ -514,125 +463,14 @@ fn parse_memlock(fdinfo: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Raw syscall layer.
-
-/// `union bpf_attr` member for `BPF_MAP_CREATE` (prefix up to `map_name`; the kernel zero-fills
-/// the rest).
-#[cfg(feature = "test-support")]
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-}
-
-/// `union bpf_attr` member for `BPF_MAP_*_ELEM` and `BPF_MAP_GET_NEXT_KEY`.
-#[repr(C)]
-#[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    /// `value` or `next_key`.
-    value: u64,
-    flags: u64,
-}
-
-/// `union bpf_attr` member `batch`, for `BPF_MAP_*_BATCH`.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-/// `union bpf_attr` member `info`, for `BPF_OBJ_GET_INFO_BY_FD`.
-#[repr(C)]
-#[derive(Default)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
-}
-
-/// Prefix of `struct bpf_map_info` (the kernel copies `min(info_len, sizeof)` bytes).
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct MapInfo {
-    map_type: u32,
-    id: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    name: [u8; 16],
-}
-
-/// `bpf(cmd, attr, sizeof attr)`, retried on `EINTR`. Returns the non-negative result or errno.
-///
-/// # Safety
-/// `attr` must be the `bpf_attr` member for `cmd`, and every pointer in it must be valid for the
-/// reads/writes the kernel does for `cmd` with the sizes the map has.
-unsafe fn sys_bpf<A>(cmd: BpfCmd, attr: &mut A) -> Result<libc::c_long, MapDumpError> {
-    loop {
-        // SAFETY: forwarded to the caller; `attr` is a live, exclusively borrowed struct.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd.as_raw(),
-                (attr as *mut A).cast::<libc::c_void>(),
-                std::mem::size_of::<A>() as libc::c_uint,
-            )
-        };
-        if r >= 0 {
-            return Ok(r);
-        }
-        let errno = io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        if errno != libc::EINTR {
-            return Err(MapDumpError::Syscall { cmd, errno });
+impl From<BpfError> for MapDumpError {
+    fn from(e: BpfError) -> Self {
+        MapDumpError::Syscall {
+            cmd: e.cmd,
+            errno: e.errno,
         }
     }
 }
-
-/// The `test` member of `union bpf_attr` (`BPF_PROG_TEST_RUN`).
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    pad: u32,
-}
-
-/// `BPF_F_TEST_RUN_ON_CPU`: run on `cpu` (through an IPI when it is another CPU).
-const BPF_F_TEST_RUN_ON_CPU: u32 = 1;
 
 /// Runs the raw tracepoint program `prog` once with `args` as its arguments
 /// (`BPF_PROG_TEST_RUN`), on `cpu` when given (the program then sees that CPU's current task),
@@ -642,34 +480,9 @@ pub fn run_raw_tracepoint(
     args: &[u64],
     cpu: Option<u32>,
 ) -> Result<u32, MapDumpError> {
-    let mut ctx: Vec<u64> = args.to_vec();
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        ctx_size_in: std::mem::size_of_val(args) as u32,
-        ctx_in: ctx.as_mut_ptr() as u64,
-        flags: if cpu.is_some() {
-            BPF_F_TEST_RUN_ON_CPU
-        } else {
-            0
-        },
-        cpu: cpu.unwrap_or(0),
-        ..TestRunAttr::default()
-    };
-    // SAFETY: `ctx` is readable for `ctx_size_in` bytes and outlives the call; no output buffers.
-    unsafe { sys_bpf(BpfCmd::ProgTestRun, &mut attr)? };
-    Ok(attr.retval)
-}
-
-fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, MapDumpError> {
-    let mut info = MapInfo::default();
-    let mut attr = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of::<MapInfo>() as u32,
-        info: (&mut info as *mut MapInfo) as u64,
-    };
-    // SAFETY: `info` is writable for `info_len` bytes; the kernel writes at most that many.
-    unsafe { sys_bpf(BpfCmd::ObjGetInfoByFd, &mut attr)? };
-    Ok(info)
+    Ok(crate::sys::bpf::prog_test_run_raw_tracepoint(
+        prog, args, cpu,
+    )?)
 }
 
 /// Batch walk. `out.key_size` / `out.value_size` are the map's (checked by the caller).
@@ -690,28 +503,23 @@ fn dump_by_batch(
         let count = out.batch_entries;
         let start = out.len;
         out.ensure_entries(start + count as usize);
-        let mut attr = BatchAttr {
-            in_batch: if first {
-                0
-            } else {
-                out.token_in.as_mut_ptr() as u64
-            },
-            out_batch: out.token_out.as_mut_ptr() as u64,
-            keys: out.keys[start * out.key_size..].as_mut_ptr() as u64,
-            values: out.values[start * out.value_size..].as_mut_ptr() as u64,
-            count,
-            map_fd: fd.as_raw_fd() as u32,
-            elem_flags: 0,
-            flags: 0,
-        };
+        let in_batch = if first { None } else { Some(&out.token_in[..]) };
         // SAFETY: keys/values have room for `count` entries of the map's sizes from `start`
         // (ensure_entries), the tokens hold at least `max(key_size, 8)` bytes (the kernel uses
         // 4 bytes for hash maps), and all buffers outlive the call.
-        let r = unsafe { sys_bpf(BpfCmd::MapLookupBatch, &mut attr) };
-        let done = match r {
-            Ok(_) => false,
-            Err(MapDumpError::Syscall { errno, .. }) if errno == libc::ENOENT => true,
-            Err(MapDumpError::Syscall { errno, .. }) if errno == libc::ENOSPC => {
+        let r = unsafe {
+            map_lookup_batch(
+                fd,
+                in_batch,
+                &mut out.token_out,
+                &mut out.keys[start * out.key_size..],
+                &mut out.values[start * out.value_size..],
+                count,
+            )
+        };
+        let step = match r {
+            Ok(step) => step,
+            Err(BpfError { errno: ENOSPC, .. }) => {
                 // A bucket has more entries than `count`: nothing was returned; retry the same
                 // position with a bigger chunk.
                 if count >= chunk_limit {
@@ -720,20 +528,20 @@ fn dump_by_batch(
                 out.batch_entries = count.saturating_mul(2).min(chunk_limit);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         // On both success and ENOENT the kernel wrote back how many entries it copied.
-        if attr.count > count {
+        if step.count > count {
             return Err(MapDumpError::BadBatchCount {
-                returned: attr.count,
+                returned: step.count,
                 capacity: count,
             });
         }
-        out.len = start + attr.count as usize;
-        if done {
+        out.len = start + step.count as usize;
+        if step.done {
             return Ok(());
         }
-        if attr.count == 0 && !first && out.token_in == out.token_out {
+        if step.count == 0 && !first && out.token_in == out.token_out {
             return Err(MapDumpError::BatchNoProgress);
         }
         std::mem::swap(&mut out.token_in, &mut out.token_out);
@@ -759,21 +567,14 @@ fn dump_by_iteration(
     let mut visited = 0usize;
     let mut have_prev = false;
     loop {
-        let mut attr = MapElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            key: if have_prev {
-                out.key_prev.as_ptr() as u64
-            } else {
-                0
-            },
-            value: out.key_next.as_mut_ptr() as u64,
-            ..Default::default()
+        let prev = if have_prev {
+            Some(&out.key_prev[..])
+        } else {
+            None
         };
         // SAFETY: key_prev is readable and key_next writable for `key_size` bytes.
-        match unsafe { sys_bpf(BpfCmd::MapGetNextKey, &mut attr) } {
-            Ok(_) => {}
-            Err(MapDumpError::Syscall { errno, .. }) if errno == libc::ENOENT => return Ok(()),
-            Err(e) => return Err(e),
+        if !unsafe { map_get_next_key(fd, prev, &mut out.key_next)? } {
+            return Ok(());
         }
         visited += 1;
         if visited > limit {
@@ -781,22 +582,12 @@ fn dump_by_iteration(
         }
         let n = out.len;
         out.ensure_entries(n + 1);
-        let mut attr = MapElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            key: out.key_next.as_ptr() as u64,
-            value: out.values[n * vs..].as_mut_ptr() as u64,
-            ..Default::default()
-        };
         // SAFETY: key_next is readable for `key_size` bytes, the value slot writable for
         // `value_size` bytes (ensure_entries; non-per-CPU map checked by the caller).
-        match unsafe { sys_bpf(BpfCmd::MapLookupElem, &mut attr) } {
-            Ok(_) => {
-                out.keys[n * ks..(n + 1) * ks].copy_from_slice(&out.key_next);
-                out.len = n + 1;
-            }
-            // Deleted between the two calls: skip it.
-            Err(MapDumpError::Syscall { errno, .. }) if errno == libc::ENOENT => {}
-            Err(e) => return Err(e),
+        // `false`: deleted between the two calls, so skipped.
+        if unsafe { map_lookup_elem(fd, &out.key_next, &mut out.values[n * vs..])? } {
+            out.keys[n * ks..(n + 1) * ks].copy_from_slice(&out.key_next);
+            out.len = n + 1;
         }
         std::mem::swap(&mut out.key_prev, &mut out.key_next);
         have_prev = true;
@@ -808,7 +599,7 @@ fn dump_by_iteration(
 #[cfg(feature = "test-support")]
 pub mod test_support {
     use super::*;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
 
     /// Create a map with `BPF_MAP_CREATE`. The returned fd owns the map (closing it frees it).
     pub fn create_map(
@@ -818,21 +609,13 @@ pub mod test_support {
         max_entries: u32,
         map_flags: u32,
     ) -> Result<OwnedFd, MapDumpError> {
-        let mut map_name = [0u8; 16];
-        map_name[..11].copy_from_slice(b"bpftop_test");
-        let mut attr = MapCreateAttr {
+        Ok(crate::sys::bpf::map_create(
             map_type,
             key_size,
             value_size,
             max_entries,
             map_flags,
-            map_name,
-            ..Default::default()
-        };
-        // SAFETY: BPF_MAP_CREATE reads only the attr itself.
-        let fd = unsafe { sys_bpf(BpfCmd::MapCreate, &mut attr)? };
-        // SAFETY: the kernel just returned this new fd and nobody else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        )?)
     }
 
     /// Create a `BPF_MAP_TYPE_HASH` map.
@@ -864,31 +647,31 @@ pub mod test_support {
     }
 }
 
-/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`: sets `key` to `value` in any map type. Both lengths
-/// are checked against the map's sizes first (one extra `BPF_OBJ_GET_INFO_BY_FD`), so a wrong
-/// length is an error, never an out-of-bounds read.
-pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
-    let info = map_info(fd)?;
+/// `KeySizeMismatch` unless `key` is exactly the map's key size.
+fn check_key_len(info: &MapInfo, key: &[u8]) -> Result<(), MapDumpError> {
     if key.len() != info.key_size as usize {
         return Err(MapDumpError::KeySizeMismatch {
             expected: info.key_size as usize,
             actual: key.len(),
         });
     }
+    Ok(())
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`: sets `key` to `value` in any map type. Both lengths
+/// are checked against the map's sizes first (one extra `BPF_OBJ_GET_INFO_BY_FD`), so a wrong
+/// length is an error, never an out-of-bounds read.
+pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
+    let info = map_info(fd)?;
+    check_key_len(&info, key)?;
     if value.len() != info.value_size as usize {
         return Err(MapDumpError::ValueSizeMismatch {
             expected: info.value_size as usize,
             actual: value.len(),
         });
     }
-    let mut attr = MapElemAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        value: value.as_ptr() as u64,
-        ..Default::default()
-    };
     // SAFETY: key and value are readable for the map's sizes (checked above).
-    unsafe { sys_bpf(BpfCmd::MapUpdateElem, &mut attr)? };
+    unsafe { map_update_elem(fd, key, value)? };
     Ok(())
 }
 
@@ -897,23 +680,9 @@ pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), M
 /// `BPF_OBJ_GET_INFO_BY_FD`), so a wrong length is an error, never an out-of-bounds read.
 pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, MapDumpError> {
     let info = map_info(fd)?;
-    if key.len() != info.key_size as usize {
-        return Err(MapDumpError::KeySizeMismatch {
-            expected: info.key_size as usize,
-            actual: key.len(),
-        });
-    }
-    let mut attr = MapElemAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        ..Default::default()
-    };
+    check_key_len(&info, key)?;
     // SAFETY: key is readable for the map's key size (checked above).
-    match unsafe { sys_bpf(BpfCmd::MapDeleteElem, &mut attr) } {
-        Ok(_) => Ok(true),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(unsafe { map_delete_elem(fd, key)? })
 }
 
 #[cfg(test)]
@@ -932,12 +701,12 @@ mod tests {
 
     #[test]
     fn batch_refusals_are_classified() {
-        assert!(is_batch_unsupported(libc::EINVAL));
+        assert!(is_batch_unsupported(crate::sys::errno::EINVAL));
         assert!(is_batch_unsupported(ENOTSUPP));
-        assert!(is_batch_unsupported(libc::EOPNOTSUPP));
-        assert!(!is_batch_unsupported(libc::EPERM));
-        assert!(!is_batch_unsupported(libc::ENOENT));
-        assert!(!is_batch_unsupported(libc::ENOSPC));
+        assert!(is_batch_unsupported(crate::sys::errno::EOPNOTSUPP));
+        assert!(!is_batch_unsupported(crate::sys::errno::EPERM));
+        assert!(!is_batch_unsupported(crate::sys::errno::ENOENT));
+        assert!(!is_batch_unsupported(crate::sys::errno::ENOSPC));
     }
 
     #[test]
@@ -952,9 +721,9 @@ mod tests {
     fn errors_carry_errno_and_command() {
         let e = MapDumpError::Syscall {
             cmd: BpfCmd::MapLookupBatch,
-            errno: libc::EPERM,
+            errno: crate::sys::errno::EPERM,
         };
-        assert_eq!(e.errno(), Some(libc::EPERM));
+        assert_eq!(e.errno(), Some(crate::sys::errno::EPERM));
         assert_eq!(e.cmd(), Some(BpfCmd::MapLookupBatch));
         assert!(e.is_permission_denied());
         assert!(e.to_string().contains("BPF_MAP_LOOKUP_BATCH"));

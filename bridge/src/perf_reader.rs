@@ -8,41 +8,19 @@
 
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
-    ptr::NonNull,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     sync::atomic::{AtomicU64, Ordering},
 };
 
-const PERF_TYPE_SOFTWARE: u32 = 1;
-const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
-const PERF_SAMPLE_RAW: u64 = 1 << 10;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+use crate::sys::perf::{open_bpf_output_event, page_size_bytes, SharedMapping};
+
 const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
-/// `PERF_ATTR_SIZE_VER1`: the attribute prefix up to `config2`.
-const PERF_ATTR_SIZE_VER1: u32 = 72;
 /// Offsets in `struct perf_event_mmap_page`.
 const DATA_HEAD_OFFSET: usize = 1024;
 const DATA_TAIL_OFFSET: usize = 1032;
 const DATA_OFFSET_OFFSET: usize = 1040;
 const DATA_SIZE_OFFSET: usize = 1048;
-
-/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1).
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttr {
-    type_: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
-    config2: u64,
-}
 
 /// What one read pass found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,17 +33,14 @@ pub struct ReadPass {
 
 /// One CPU's perf buffer with `wakeup_events = N`.
 pub struct SampledPerfBuffer {
+    /// Declared before `fd`, so it is unmapped before the fd is closed.
+    mmap: SharedMapping,
     fd: OwnedFd,
-    mmap: NonNull<u8>,
-    mmap_len: usize,
     data_offset: usize,
     data_size: usize,
     /// Reassembles samples that wrap the end of the data area.
     scratch: Vec<u8>,
 }
-
-// SAFETY: the mapping is only touched through &mut self (reads) and atomics on the metadata page.
-unsafe impl Send for SampledPerfBuffer {}
 
 impl SampledPerfBuffer {
     /// Opens a BPF-output perf event on `cpu` with `pages` data pages (a power of two) that
@@ -77,53 +52,12 @@ impl SampledPerfBuffer {
                 format!("perf pages must be a power of two, not {pages}"),
             ));
         }
-        let attr = PerfEventAttr {
-            type_: PERF_TYPE_SOFTWARE,
-            size: PERF_ATTR_SIZE_VER1,
-            config: PERF_COUNT_SW_BPF_OUTPUT,
-            sample_period: 1,
-            sample_type: PERF_SAMPLE_RAW,
-            wakeup_events: wakeup_events.max(1),
-            ..Default::default()
-        };
-        // SAFETY: attr is a valid, initialised perf_event_attr prefix of the size it declares.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_perf_event_open,
-                &attr as *const PerfEventAttr,
-                -1 as libc::pid_t,
-                cpu as libc::c_int,
-                -1 as libc::c_int,
-                PERF_FLAG_FD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-        // SAFETY: sysconf has no preconditions.
-        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let mmap_len = (pages + 1) * page_size;
-        // SAFETY: mapping a perf event fd as its ABI describes; the result is checked.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mmap_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let mmap = NonNull::new(addr.cast::<u8>()).expect("mmap does not return NULL on success");
+        let fd = open_bpf_output_event(cpu, wakeup_events)?;
+        let page_size = page_size_bytes();
+        let mmap = SharedMapping::map(&fd, (pages + 1) * page_size)?;
         let mut buffer = SampledPerfBuffer {
-            fd,
             mmap,
-            mmap_len,
+            fd,
             data_offset: page_size,
             data_size: pages * page_size,
             scratch: Vec::with_capacity(256),
@@ -141,8 +75,7 @@ impl SampledPerfBuffer {
     }
 
     fn meta_atomic(&self, offset: usize) -> &AtomicU64 {
-        // SAFETY: offsets within the first (metadata) page, 8-byte aligned, of a live mapping.
-        unsafe { &*self.mmap.as_ptr().add(offset).cast::<AtomicU64>() }
+        self.mmap.atomic_u64(offset)
     }
 
     fn meta(&self, offset: usize) -> u64 {
@@ -154,12 +87,9 @@ impl SampledPerfBuffer {
         out.clear();
         let start = (pos % self.data_size as u64) as usize;
         let first = len.min(self.data_size - start);
-        // SAFETY: both ranges lie inside the data area of the live mapping.
-        unsafe {
-            let base = self.mmap.as_ptr().add(self.data_offset);
-            out.extend_from_slice(std::slice::from_raw_parts(base.add(start), first));
-            out.extend_from_slice(std::slice::from_raw_parts(base, len - first));
-        }
+        // Both ranges lie inside the data area, which lies inside the mapping.
+        self.mmap.append_to(self.data_offset + start, first, out);
+        self.mmap.append_to(self.data_offset, len - first, out);
     }
 
     /// Reads every complete record, calling `on_sample` with each sample's raw bytes, then
@@ -206,13 +136,6 @@ impl AsFd for SampledPerfBuffer {
     }
 }
 
-impl Drop for SampledPerfBuffer {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `open`.
-        unsafe { libc::munmap(self.mmap.as_ptr().cast(), self.mmap_len) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,13 +144,5 @@ mod tests {
     fn rejects_non_power_of_two_pages() {
         assert!(SampledPerfBuffer::open(0, 3, 1).is_err());
         assert!(SampledPerfBuffer::open(0, 0, 1).is_err());
-    }
-
-    #[test]
-    fn attr_prefix_has_the_ver1_size() {
-        assert_eq!(
-            std::mem::size_of::<PerfEventAttr>(),
-            PERF_ATTR_SIZE_VER1 as usize
-        );
     }
 }

@@ -1,3 +1,17 @@
+// Why a hand-written parser and not the `procfs` crate (measured 2026-12-02, issue 9 step 5):
+// the seed path, `read_processes("/proc")` (stat + status + task/*/schedstat per process), vs
+// procfs 0.17.0 computing the same fields (`all_processes()`, `stat()`, `status().ruid`,
+// `tasks()` -> `schedstat()`), release build, Debian 12, kernel 6.18, 2 cores (load ~3 from other
+// test runs), runs interleaved with alternating order after one warm-up each:
+//   85 processes, 3 x 31 runs:   hand-written min 3.94 / median 4.37-4.54 / max 4.64-10.45 ms
+//                                procfs 0.17  min 5.13-5.90 / median 6.16-6.42 / max 8.01-14.73 ms
+//   ~486 processes, 3 x 21 runs: hand-written min 22.6-27.3 / median 30.0-33.6 / max 37.4-65.3 ms
+//                                procfs 0.17  min 35.1-40.6 / median 40.4-47.6 / max 52.1-58.3 ms
+// (ranges are over the 3 invocations). The hand-written parser is ~1.35-1.45x faster at the
+// median, so it stays and `procfs` is not a dependency. Command: a throwaway `evalbench` binary
+// in a copy of this workspace, `cargo run --release -p evalbench -- 31` (resp. `-- 21` with 400
+// extra `sleep` processes running), three times each.
+
 //! Seeding the tables from `/proc`: the processes and TCP connections that already exist when the
 //! probes attach.
 //!
@@ -33,13 +47,15 @@
 //! of `net/tcp` then `net/tcp6` for connections); nothing here sorts them.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::sys::clock::{clock_ns, Clock};
+use crate::sys::errno::ESRCH;
+use crate::sys::fs::read_at;
 use probe_common::{
     conn_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
 };
@@ -50,8 +66,6 @@ pub const PF_KTHREAD: u32 = 0x0020_0000;
 /// Slack added to one clock tick by [`start_ns_matches`], in ns (1 ms): covers the error of
 /// measuring the boot-time → monotonic clock offset.
 pub const START_NS_SLACK_NS: u64 = 1_000_000;
-
-const NSEC_PER_SEC: u64 = 1_000_000_000;
 
 /// Why seeding failed as a whole, or why one piece of procfs text could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -169,14 +183,7 @@ pub struct ProcNetTcpEntry {
     pub inode: u64,
 }
 
-/// Length of one clock tick (`USER_HZ`, `sysconf(_SC_CLK_TCK)`) in ns: 10,000,000 on every
-/// usual Linux system. Falls back to 100 Hz if `sysconf` fails. Always > 0.
-pub fn clock_tick_ns() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
-    (NSEC_PER_SEC / hz).max(1)
-}
+pub use crate::sys::clock::clock_tick_ns;
 
 /// Whether a start time seeded from procfs (`seeded_start_ns`, from [`SeededProcess`]) and the
 /// kernel's exact start time of the same process (`exact_start_ns`, e.g. from a probe record)
@@ -191,9 +198,9 @@ pub fn start_ns_matches(seeded_start_ns: u64, exact_start_ns: u64, tick_ns: u64)
 pub fn boottime_minus_monotonic_ns() -> u64 {
     let mut best: Option<(u64, u64)> = None; // (window, offset)
     for _ in 0..3 {
-        let m1 = clock_ns(libc::CLOCK_MONOTONIC);
-        let b = clock_ns(libc::CLOCK_BOOTTIME);
-        let m2 = clock_ns(libc::CLOCK_MONOTONIC);
+        let m1 = clock_ns(Clock::Monotonic);
+        let b = clock_ns(Clock::Boottime);
+        let m2 = clock_ns(Clock::Monotonic);
         let window = m2.saturating_sub(m1);
         let mid = m1 + window / 2;
         let offset = b.saturating_sub(mid);
@@ -630,42 +637,8 @@ fn pid_dirs(proc_root: &Path) -> Result<Vec<(u32, PathBuf)>, SeedError> {
     Ok(out)
 }
 
-/// Reads a file relative to an open directory.
-fn read_at(dir: &File, name: &CStr) -> io::Result<Vec<u8>> {
-    // SAFETY: `dir` is an open descriptor and `name` is NUL-terminated; the result is checked.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened by us and is owned by nothing else.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    let mut buf = Vec::with_capacity(1024);
-    file.read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 fn is_vanished(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .saturating_mul(NSEC_PER_SEC)
-        .saturating_add(ts.tv_nsec as u64)
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH)
 }
 
 /// Copies a name into a kernel-style comm: at most `COMM_LEN - 1` bytes, NUL-padded.
@@ -970,10 +943,13 @@ mod tests {
         assert!(start_ns_matches(0, u64::MAX, u64::MAX));
 
         let t = clock_tick_ns();
-        assert!(t > 0 && NSEC_PER_SEC.checked_rem(t) == Some(0), "tick {t}");
+        assert!(
+            t > 0 && 1_000_000_000u64.checked_rem(t) == Some(0),
+            "tick {t}"
+        );
         // No suspend in a test machine's life is longer than its uptime.
         let off = boottime_minus_monotonic_ns();
-        assert!(off <= clock_ns(libc::CLOCK_BOOTTIME));
+        assert!(off <= clock_ns(Clock::Boottime));
     }
 
     /// A throw-away directory under the system temp dir, removed on drop.

@@ -11,30 +11,7 @@ use serde::Serialize;
 
 use crate::contract::{ModeCounters, ModeKind};
 
-/// Current CLOCK_MONOTONIC time in ns (the clock of `bpf_ktime_get_ns`).
-pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-/// CPU time consumed by the calling thread, ns (`CLOCK_THREAD_CPUTIME_ID`).
-pub fn thread_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// CPU time consumed by the whole process, ns (`CLOCK_PROCESS_CPUTIME_ID`).
-pub fn process_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; the clocks used here always exist on Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::sys::clock::{monotonic_ns, process_cpu_ns, thread_cpu_ns};
 
 /// Events per second over `elapsed_ns`; 0 when no time has passed.
 pub fn rate_per_s(events: u64, elapsed_ns: u64) -> f64 {

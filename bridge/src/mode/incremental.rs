@@ -307,37 +307,4 @@ impl ResyncSource for KernelShared {
 #[error("the table store stopped receiving")]
 pub struct SendClosed;
 
-/// A `pollfd` for the stop token's eventfd, to add to a transport's poll set so a stop wakes
-/// the thread at once.
-pub fn stop_pollfd(stop: &crate::stop::StopToken) -> libc::pollfd {
-    use std::os::fd::AsRawFd;
-    libc::pollfd {
-        fd: stop.fd().as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
-/// Waits until `fds` are readable or `timeout` passes. EINTR counts as a timeout.
-pub fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<bool> {
-    for fd in fds.iter_mut() {
-        fd.events = libc::POLLIN;
-        fd.revents = 0;
-    }
-    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd.
-    let n = unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
-        )
-    };
-    if n < 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EINTR) {
-            return Ok(false);
-        }
-        return Err(error);
-    }
-    Ok(n > 0)
-}
+pub use crate::sys::poll::wait_readable;

@@ -18,7 +18,7 @@ use crossbeam_channel::Sender;
 use crate::{
     contract::{ModeKind, ModeMessage},
     mode::{
-        incremental::{stop_pollfd, wait_readable, IncrementalConsumer},
+        incremental::{wait_readable, IncrementalConsumer},
         perf_buffers::PerfBuffers,
         KernelShared, Mode,
     },
@@ -71,10 +71,8 @@ impl Mode for PerfMode {
         controls
             .set_mode_enabled(ModeKind::Perf, true)
             .context("enabling perf emission")?;
-        let mut pollfds = buffers.pollfds();
         let page_size = 4096u64;
-        let buffer_bytes = pollfds.len() as u64 * (config.pages as u64 + 1) * page_size;
-        pollfds.push(stop_pollfd(stop));
+        let buffer_bytes = buffers.len() as u64 * (config.pages as u64 + 1) * page_size;
         let mut consumer =
             IncrementalConsumer::new(ModeKind::Perf, transport.map_kernel_bytes + buffer_bytes);
         let timeout = if config.wakeup_every > 1 {
@@ -86,7 +84,8 @@ impl Mode for PerfMode {
             loop {
                 let stopping = stop.is_stopped();
                 if !stopping {
-                    wait_readable(&mut pollfds, timeout).context("waiting on perf buffers")?;
+                    wait_readable(buffers.fds().chain([stop.fd()]), timeout)
+                        .context("waiting on perf buffers")?;
                 }
                 let (_, lost) = buffers.drain(|head, tail| consumer.push_perf_sample(head, tail));
                 if consumer

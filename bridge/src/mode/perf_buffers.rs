@@ -6,7 +6,7 @@
 //! Ownership: `PerfBuffers` owns the array map and the buffers; the array must outlive the
 //! buffers (closing its last fd clears the entries), which the field order guarantees.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use anyhow::{Context, Result};
 use aya::maps::{
@@ -70,21 +70,29 @@ impl PerfBuffers {
         })
     }
 
-    /// `pollfd`s of every buffer, for `poll(2)`.
-    pub fn pollfds(&self) -> Vec<libc::pollfd> {
-        let fd = |raw| libc::pollfd {
-            fd: raw,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+    /// The fd of every CPU's buffer, for waiting on them (`wait_readable`); borrowed, so
+    /// take them anew for each wait.
+    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> + '_ {
+        let (per_sample, sampled): (&[PerfEventArrayBuffer<MapData>], &[SampledPerfBuffer]) =
+            match self {
+                PerfBuffers::PerSample { buffers, .. } => (buffers, &[]),
+                PerfBuffers::Sampled { buffers, .. } => (&[], buffers),
+            };
+        let per_sample = per_sample.iter().map(|b| b.as_fd());
+        per_sample.chain(sampled.iter().map(|b| b.as_fd()))
+    }
+
+    /// How many CPU buffers there are (one per online CPU).
+    pub fn len(&self) -> usize {
         match self {
-            PerfBuffers::PerSample { buffers, .. } => {
-                buffers.iter().map(|b| fd(b.as_raw_fd())).collect()
-            }
-            PerfBuffers::Sampled { buffers, .. } => {
-                buffers.iter().map(|b| fd(b.as_fd().as_raw_fd())).collect()
-            }
+            PerfBuffers::PerSample { buffers, .. } => buffers.len(),
+            PerfBuffers::Sampled { buffers, .. } => buffers.len(),
         }
+    }
+
+    /// True when there are no buffers (no online CPU; never in practice).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Drains every CPU's buffer, calling `on_sample(head, tail)` per sample (`tail` is

@@ -5,7 +5,7 @@
 //! records submitted without a wake-up are not left waiting. On stop it drains once more, so
 //! what the final kernel flush sent is in its last batch.
 
-use std::{os::fd::AsRawFd, time::Duration};
+use std::{os::fd::AsFd, time::Duration};
 
 use anyhow::{Context, Result};
 use aya::maps::RingBuf;
@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use crate::{
     contract::{ModeKind, ModeMessage},
     mode::{
-        incremental::{stop_pollfd, wait_readable, IncrementalConsumer, MAX_BATCH},
+        incremental::{wait_readable, IncrementalConsumer, MAX_BATCH},
         KernelShared, Mode,
     },
     probe::RingTransport,
@@ -69,19 +69,12 @@ impl Mode for RingMode {
         } else {
             Duration::from_millis(100)
         };
-        let mut pollfds = [
-            libc::pollfd {
-                fd: ring.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            stop_pollfd(stop),
-        ];
         let controls = &kernel.controls;
         loop {
             let stopping = stop.is_stopped();
             if !stopping {
-                wait_readable(&mut pollfds, timeout).context("waiting on the ring buffer")?;
+                wait_readable([ring.as_fd(), stop.fd()], timeout)
+                    .context("waiting on the ring buffer")?;
             }
             loop {
                 let mut drained_all = true;

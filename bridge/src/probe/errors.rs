@@ -4,6 +4,7 @@
 use std::error::Error as StdError;
 
 use super::offsets::OffsetsError;
+use crate::sys::errno::is_permission_denied;
 
 /// Why the probes could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ pub(crate) fn classify(
     error: &(dyn StdError + 'static),
 ) -> LoadError {
     match errno_in_chain(error) {
-        Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
+        Some(errno) if is_permission_denied(errno) => LoadError::Privilege {
             what: what.to_string(),
             capability,
             detail: describe(error),

@@ -6,6 +6,7 @@
 use aya::{programs::RawTracePoint, Ebpf, EbpfLoader};
 
 use super::errors::{classify, describe, errno_in_chain, LoadError};
+use crate::sys::errno::is_permission_denied;
 
 /// The eBPF object built from `ebpf-probe/` (see `cargo xtask build-ebpf`).
 pub static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(
@@ -30,13 +31,11 @@ pub(crate) const PROGRAMS: &[(&str, &str, bool)] = &[
 /// The flush program: loaded, never attached; run with `BPF_PROG_TEST_RUN`.
 pub(crate) const FLUSH_PROGRAM: &str = "flush_dirty";
 
-/// Loads `program` from `ebpf` and attaches it to the raw tracepoint `tracepoint`. EPERM/EACCES
-/// are missing privileges; any other attach failure means this kernel lacks the tracepoint.
-pub fn attach_raw_tracepoint(
-    ebpf: &mut Ebpf,
+/// Finds the raw tracepoint program `program` in `ebpf` and loads it into the kernel.
+fn load_raw_tracepoint<'e>(
+    ebpf: &'e mut Ebpf,
     program: &str,
-    tracepoint: &'static str,
-) -> Result<(), LoadError> {
+) -> Result<&'e mut RawTracePoint, LoadError> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(program)
         .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
@@ -44,9 +43,20 @@ pub fn attach_raw_tracepoint(
         .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
     prog.load()
         .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    Ok(prog)
+}
+
+/// Loads `program` from `ebpf` and attaches it to the raw tracepoint `tracepoint`. EPERM/EACCES
+/// are missing privileges; any other attach failure means this kernel lacks the tracepoint.
+pub fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+) -> Result<(), LoadError> {
+    let prog = load_raw_tracepoint(ebpf, program)?;
     prog.attach(tracepoint)
         .map_err(|e| match errno_in_chain(&e) {
-            Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Privilege {
+            Some(errno) if is_permission_denied(errno) => LoadError::Privilege {
                 what: format!("attaching to tracepoint `{tracepoint}`"),
                 capability: "CAP_PERFMON",
                 detail: describe(&e),
@@ -64,13 +74,7 @@ pub(crate) fn load_unattached(
     ebpf: &mut Ebpf,
     program: &str,
 ) -> Result<aya::programs::ProgramFd, LoadError> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
-        .try_into()
-        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
-    prog.load()
-        .map_err(|e| classify(&format!("loading program `{program}`"), "CAP_BPF", &e))?;
+    let prog = load_raw_tracepoint(ebpf, program)?;
     let fd = prog
         .fd()
         .map_err(|e| classify(&format!("program `{program}`"), "CAP_BPF", &e))?;

@@ -563,6 +563,34 @@ impl Resolver<'_> {
         expect: Expect,
     ) -> Result<u32, OffsetsError> {
         let found = self.find(outer, member)?;
+        let offset = self.byte_offset(outer, member, &found)?;
+        let ty = self.peel(found.member.get_type_id().unwrap_or(0))?;
+        match expect {
+            Expect::Size(None) => {}
+            Expect::Size(Some(expected)) => {
+                self.check_size(outer, member.to_string(), &ty, expected)?
+            }
+            Expect::Pointer => {
+                if !matches!(ty, Type::Ptr(_)) {
+                    return Err(self.unexpected(outer, member, "a pointer", &ty));
+                }
+                self.check_size(outer, member.to_string(), &ty, POINTER_SIZE)?;
+            }
+            Expect::Wrapper(field, width) => {
+                self.check_wrapper(outer, member, &found, &ty, field, width)?
+            }
+        }
+        Ok(offset)
+    }
+
+    /// The byte offset of `found` (`outer.member`): an error for a bitfield, an offset that is
+    /// not a whole byte, or one that does not fit a `u32`.
+    fn byte_offset(
+        &self,
+        outer: &Composite<'_>,
+        member: &str,
+        found: &Found,
+    ) -> Result<u32, OffsetsError> {
         if let Some(bits) = found.member.bitfield_size().filter(|b| *b != 0) {
             return Err(OffsetsError::Bitfield {
                 path: self.path.to_path_buf(),
@@ -572,7 +600,7 @@ impl Resolver<'_> {
                 bit_offset: found.bit_offset,
             });
         }
-        if found.bit_offset % 8 != 0 {
+        if !found.bit_offset.is_multiple_of(8) {
             return Err(OffsetsError::Unaligned {
                 path: self.path.to_path_buf(),
                 strukt: outer.name,
@@ -580,82 +608,78 @@ impl Resolver<'_> {
                 bit_offset: found.bit_offset,
             });
         }
-        let offset = u32::try_from(found.bit_offset / 8).map_err(|_| {
-            self.malformed(format!("offset of `{}.{member}` overflows", outer.name))
-        })?;
+        u32::try_from(found.bit_offset / 8)
+            .map_err(|_| self.malformed(format!("offset of `{}.{member}` overflows", outer.name)))
+    }
 
-        let ty = self.peel(found.member.get_type_id().unwrap_or(0))?;
-        let size_check = |expected: usize, member: String| -> Result<(), OffsetsError> {
-            let found = self.size_of_type(&ty)?;
-            if found != expected {
-                return Err(OffsetsError::SizeMismatch {
+    /// `SizeMismatch` unless the (peeled) type `ty` of `outer.member` is `expected` bytes.
+    fn check_size(
+        &self,
+        outer: &Composite<'_>,
+        member: String,
+        ty: &Type,
+        expected: usize,
+    ) -> Result<(), OffsetsError> {
+        let found = self.size_of_type(ty)?;
+        if found != expected {
+            return Err(OffsetsError::SizeMismatch {
+                path: self.path.to_path_buf(),
+                strukt: outer.name,
+                member,
+                expected,
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that `outer.member` (found as `found`, of peeled type `ty`) is a one-field wrapper
+    /// struct such as `atomic_t` or `kuid_t`: `field` at offset 0, not a bitfield, `width` bytes.
+    fn check_wrapper(
+        &self,
+        outer: &Composite<'_>,
+        member: &str,
+        found: &Found,
+        ty: &Type,
+        field: &'static str,
+        width: usize,
+    ) -> Result<(), OffsetsError> {
+        let Type::Struct(inner) = ty else {
+            return Err(self.unexpected(
+                outer,
+                member,
+                "a struct (such as `atomic_t` or `kuid_t`)",
+                ty,
+            ));
+        };
+        let member_path = format!("{member}.{field}");
+        let inner_found =
+            self.find_in(inner, field, 0, 0)?
+                .ok_or_else(|| OffsetsError::MissingMember {
                     path: self.path.to_path_buf(),
                     strukt: outer.name,
-                    member,
-                    expected,
-                    found,
-                });
-            }
-            Ok(())
-        };
-        match expect {
-            Expect::Size(None) => {}
-            Expect::Size(Some(expected)) => size_check(expected, member.to_string())?,
-            Expect::Pointer => {
-                if !matches!(ty, Type::Ptr(_)) {
-                    return Err(self.unexpected(outer, member, "a pointer", &ty));
-                }
-                size_check(POINTER_SIZE, member.to_string())?;
-            }
-            Expect::Wrapper(field, width) => {
-                let Type::Struct(inner) = &ty else {
-                    return Err(self.unexpected(
-                        outer,
-                        member,
-                        "a struct (such as `atomic_t` or `kuid_t`)",
-                        &ty,
-                    ));
-                };
-                let member_path = format!("{member}.{field}");
-                let inner_found = self.find_in(inner, field, 0, 0)?.ok_or_else(|| {
-                    OffsetsError::MissingMember {
-                        path: self.path.to_path_buf(),
-                        strukt: outer.name,
-                        member: member_path.clone(),
-                    }
+                    member: member_path.clone(),
                 })?;
-                if let Some(bits) = inner_found.member.bitfield_size().filter(|b| *b != 0) {
-                    return Err(OffsetsError::Bitfield {
-                        path: self.path.to_path_buf(),
-                        strukt: outer.name,
-                        member: member_path,
-                        bits,
-                        bit_offset: found.bit_offset + inner_found.bit_offset,
-                    });
-                }
-                if inner_found.bit_offset != 0 {
-                    return Err(OffsetsError::OffsetMismatch {
-                        path: self.path.to_path_buf(),
-                        strukt: outer.name,
-                        member: member_path,
-                        expected: 0,
-                        found: u32::try_from(inner_found.bit_offset / 8).unwrap_or(u32::MAX),
-                    });
-                }
-                let field_ty = self.peel(inner_found.member.get_type_id().unwrap_or(0))?;
-                let found = self.size_of_type(&field_ty)?;
-                if found != width {
-                    return Err(OffsetsError::SizeMismatch {
-                        path: self.path.to_path_buf(),
-                        strukt: outer.name,
-                        member: member_path,
-                        expected: width,
-                        found,
-                    });
-                }
-            }
+        if let Some(bits) = inner_found.member.bitfield_size().filter(|b| *b != 0) {
+            return Err(OffsetsError::Bitfield {
+                path: self.path.to_path_buf(),
+                strukt: outer.name,
+                member: member_path,
+                bits,
+                bit_offset: found.bit_offset + inner_found.bit_offset,
+            });
         }
-        Ok(offset)
+        if inner_found.bit_offset != 0 {
+            return Err(OffsetsError::OffsetMismatch {
+                path: self.path.to_path_buf(),
+                strukt: outer.name,
+                member: member_path,
+                expected: 0,
+                found: u32::try_from(inner_found.bit_offset / 8).unwrap_or(u32::MAX),
+            });
+        }
+        let field_ty = self.peel(inner_found.member.get_type_id().unwrap_or(0))?;
+        self.check_size(outer, member_path, &field_ty, width)
     }
 }
 

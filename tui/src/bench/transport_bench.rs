@@ -12,7 +12,7 @@
 //! out, drops = the probe's failure counter.
 
 use std::{
-    os::fd::AsRawFd,
+    os::fd::AsFd,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -365,14 +365,9 @@ fn consume_ring(
     let mut pipeline = sender
         .as_ref()
         .map(|_| IncrementalConsumer::new(ModeKind::Ring, 0));
-    let mut pollfd = [libc::pollfd {
-        fd: ring.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
     let timeout = drain_timeout(config);
     while !stop.load(Ordering::Relaxed) {
-        if wait_readable(&mut pollfd, timeout).is_err() {
+        if wait_readable([ring.as_fd()], timeout).is_err() {
             return;
         }
         let mut taken = 0u64;
@@ -412,10 +407,9 @@ fn consume_perf(
     let mut pipeline = sender
         .as_ref()
         .map(|_| IncrementalConsumer::new(ModeKind::Perf, 0));
-    let mut pollfds = buffers.pollfds();
     let timeout = drain_timeout(config);
     while !stop.load(Ordering::Relaxed) {
-        if wait_readable(&mut pollfds, timeout).is_err() {
+        if wait_readable(buffers.fds(), timeout).is_err() {
             return;
         }
         let (taken, lost) = buffers.drain(|head, tail| {
