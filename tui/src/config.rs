@@ -161,8 +161,7 @@ impl Config {
             ..Config::default()
         };
         if let Some(mode) = file.mode {
-            let parsed = mode.get_ref().parse::<ModeKind>();
-            config.mode = Some(parsed.map_err(|e| at(mode.span(), e))?);
+            config.mode = Some(parse_mode(&mode, &at)?);
         }
         if let Some(interval) = file.interval {
             config.interval = Some(parse_interval(&interval, &at)?);
@@ -171,29 +170,11 @@ impl Config {
             config.theme = Some(resolve_theme(path, &theme, &at)?);
         }
         if let Some(retention) = file.retention {
-            if let Some(age) = retention.max_age {
-                config.retention_max_age =
-                    Some(parse_duration(age.get_ref()).map_err(|e| at(age.span(), e))?);
-            }
-            if let Some(count) = retention.max_finished {
-                config.retention_max_finished = Some(*count.get_ref() as usize);
-            }
+            (config.retention_max_age, config.retention_max_finished) =
+                parse_retention(retention, &at)?;
         }
         if let Some(columns) = file.columns {
-            let process_names: Vec<&str> = PROCESS_COLUMNS.iter().map(|c| c.name).collect();
-            let connection_names: Vec<&str> = CONNECTION_COLUMNS.iter().map(|c| c.name).collect();
-            if let Some(list) = columns.processes {
-                config.process_columns =
-                    Some(column_indices(&list, &process_names, "processes", &at)?);
-            }
-            if let Some(list) = columns.connections {
-                config.connection_columns = Some(column_indices(
-                    &list,
-                    &connection_names,
-                    "connections",
-                    &at,
-                )?);
-            }
+            (config.process_columns, config.connection_columns) = parse_columns(columns, &at)?;
         }
         if let Some(keys) = file.keys {
             config.keymap = parse_keys(path, keys, &at)?;
@@ -204,6 +185,13 @@ impl Config {
 
 /// Where in the file an error is: a span and a message make a located [`FileError`].
 type Locate<'a> = dyn Fn(std::ops::Range<usize>, String) -> FileError + 'a;
+
+/// The `mode` key: `ring`, `perf` or `poll`.
+fn parse_mode(mode: &Spanned<String>, at: &Locate) -> Result<ModeKind, FileError> {
+    mode.get_ref()
+        .parse::<ModeKind>()
+        .map_err(|e| at(mode.span(), e))
+}
 
 /// The `interval` key: a duration within the dashboard's range.
 fn parse_interval(interval: &Spanned<String>, at: &Locate) -> Result<Duration, FileError> {
@@ -220,6 +208,39 @@ fn parse_interval(interval: &Spanned<String>, at: &Locate) -> Result<Duration, F
         ));
     }
     Ok(value)
+}
+
+/// The `[retention]` table: the age and the count of finished rows kept.
+fn parse_retention(
+    retention: RetentionFile,
+    at: &Locate,
+) -> Result<(Option<Duration>, Option<usize>), FileError> {
+    let max_age = match retention.max_age {
+        Some(age) => Some(parse_duration(age.get_ref()).map_err(|e| at(age.span(), e))?),
+        None => None,
+    };
+    let max_finished = retention
+        .max_finished
+        .map(|count| *count.get_ref() as usize);
+    Ok((max_age, max_finished))
+}
+
+/// Visible process and connection columns, as indices into each table's columns.
+type ColumnLists = (Option<Vec<usize>>, Option<Vec<usize>>);
+
+/// The `[columns]` table: the visible columns of each table.
+fn parse_columns(columns: ColumnsFile, at: &Locate) -> Result<ColumnLists, FileError> {
+    let process_names: Vec<&str> = PROCESS_COLUMNS.iter().map(|c| c.name).collect();
+    let connection_names: Vec<&str> = CONNECTION_COLUMNS.iter().map(|c| c.name).collect();
+    let processes = match columns.processes {
+        Some(list) => Some(column_indices(&list, &process_names, "processes", at)?),
+        None => None,
+    };
+    let connections = match columns.connections {
+        Some(list) => Some(column_indices(&list, &connection_names, "connections", at)?),
+        None => None,
+    };
+    Ok((processes, connections))
 }
 
 /// The `theme` key: a built-in name, or a theme file relative to the config file. A broken
@@ -289,7 +310,7 @@ fn column_indices(
     list: &Spanned<Vec<Spanned<String>>>,
     valid: &[&str],
     table: &str,
-    at: &impl Fn(std::ops::Range<usize>, String) -> FileError,
+    at: &Locate,
 ) -> Result<Vec<usize>, FileError> {
     if list.get_ref().is_empty() {
         return Err(at(

@@ -102,9 +102,10 @@ pub struct ConnectionJson {
     pub pid: Option<u32>,
     /// Owner's process name as it is now (`ss -p`); null when unknown.
     pub comm: Option<String>,
-    /// Bytes the peer acknowledged (`ss -ti` bytes_acked), lifetime; null when unknown.
+    /// Payload bytes sent, each counted once (`ss -ti` bytes_sent − bytes_retrans), lifetime;
+    /// null when unknown.
     pub bytes_sent: Option<u64>,
-    /// Bytes received (`ss -ti` bytes_received), lifetime; null when unknown.
+    /// Payload bytes received in order (`ss -ti` bytes_received), lifetime; null when unknown.
     pub bytes_received: Option<u64>,
     /// Start (connect, accept handshake, listen), CLOCK_MONOTONIC ns; null when the connection
     /// predates the probes.
@@ -284,6 +285,69 @@ mod golden {
                 r#"{"mode":"perf","family":4,"saddr":"127.0.0.1","sport":47020,"daddr":"127.0.0.1","dport":8080,"state":"CLOSE","pid":4242,"comm":"curl","bytes_sent":123456,"bytes_received":7890,"start_ns":2000000000,"end_ns":2500000000,"seq":7,"states_seen":["ESTABLISHED","SYN-SENT","FIN-WAIT-1","CLOSE"],"origin":"kernel"}"#,
                 r#"{"mode":"perf","family":6,"saddr":"::1","sport":22,"daddr":"::1","dport":50000,"state":"ESTABLISHED","pid":null,"comm":null,"bytes_sent":null,"bytes_received":null,"start_ns":null,"end_ns":null,"seq":0,"states_seen":["ESTABLISHED"],"origin":"procfs"}"#,
             ]
+        );
+    }
+
+    /// The field names `docs/contract.md` documents under `heading`: the backquoted names in
+    /// the first cell of each row of the table that follows it.
+    fn documented_fields(heading: &str) -> Vec<String> {
+        let contract = include_str!("../../docs/contract.md");
+        let section = &contract[contract
+            .find(heading)
+            .expect("the heading is in the contract")..];
+        let mut fields: Vec<String> = section
+            .lines()
+            .skip(1)
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| line.split('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_string))
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    /// The keys of a JSON row other than those every row has (`mode`, `seq`, `origin`, told in
+    /// the contract's prose), sorted.
+    fn row_fields(row: impl Serialize) -> Vec<String> {
+        let serde_json::Value::Object(object) = serde_json::to_value(row).unwrap() else {
+            panic!("a row is a JSON object");
+        };
+        let mut fields: Vec<String> = object
+            .keys()
+            .filter(|key| !["mode", "seq", "origin"].contains(&key.as_str()))
+            .cloned()
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn the_contract_documents_exactly_the_fields_printed() {
+        let contract = include_str!("../../docs/contract.md");
+        for common in [r#"`"mode"`"#, r#"`"seq"`"#, r#"`"origin"`"#] {
+            assert!(contract.contains(common), "{common} in docs/contract.md");
+        }
+        let process = process(1, ProcState::default(), RowOrigin::Kernel);
+        assert_eq!(
+            row_fields(ProcessJson::new(ModeKind::Ring, &process)),
+            documented_fields("### Process rows")
+        );
+        let store = TableStore::new(0, Retention::default());
+        let connection = ConnectionRow {
+            key: ConnKey::default(),
+            state: ConnState::default(),
+            seq: 0,
+            changed_ns: 0,
+            origin: RowOrigin::Kernel,
+        };
+        assert_eq!(
+            row_fields(ConnectionJson::new(
+                ModeKind::Ring,
+                &connection,
+                store.mode(ModeKind::Ring)
+            )),
+            documented_fields("### Connection rows")
         );
     }
 }

@@ -90,7 +90,7 @@ pub fn run<B: Backend>(
 fn redraw<B: Backend>(terminal: &mut Terminal<B>, app: &mut App) -> anyhow::Result<()> {
     app.set_now(monotonic_ns());
     terminal
-        .draw(|frame| super::draw_frame(frame, app))
+        .draw(|frame| super::frame::draw_frame(frame, app))
         .context("drawing the dashboard")?;
     Ok(())
 }

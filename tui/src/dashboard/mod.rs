@@ -4,12 +4,14 @@
 //! - [`app`]: the state (owns the table store), built from a store alone for tests;
 //! - [`input`]: keys and mouse; [`keymap`]: bindings; [`filter`]: the filter language;
 //! - [`table_view`]: per-tab sort/filter/selection; [`metrics`]: windowed rates and histories;
-//! - [`layout`]: screen areas; [`event_loop`]: the `select!` loop and its input threads;
+//! - [`layout`]: screen areas; [`frame`]: one frame drawn; [`event_loop`]: the `select!` loop
+//!   and its input threads;
 //! - [`terminal`]: the terminal guard and panic hook; [`settings`]: command line + config.
 
 pub mod app;
 pub mod event_loop;
 pub mod filter;
+pub mod frame;
 pub mod input;
 pub mod keymap;
 pub mod layout;
@@ -19,37 +21,16 @@ pub mod settings;
 pub mod table_view;
 pub mod terminal;
 
-use std::{io::IsTerminal, path::PathBuf, time::Duration};
+use std::io::IsTerminal;
 
-use bridge::{contract::ModeKind, session::Session, session::SessionConfig, stats::monotonic_ns};
-use ratatui::Frame;
+use bridge::{session::Session, stats::monotonic_ns};
 
 use self::{
     app::{App, HostInfo},
     event_loop::LoopInputs,
-    layout::ScreenLayout,
     terminal::TerminalGuard,
 };
-
-/// How the dashboard was asked to start. `None` fields were not given on the command line;
-/// the config file, then the defaults, fill them in.
-#[derive(Clone, Debug, Default)]
-pub struct DashboardOptions {
-    /// Mode whose tables are visible at start (all modes run).
-    pub mode: Option<ModeKind>,
-    /// Refresh interval (also poll mode's snapshot interval).
-    pub interval: Option<Duration>,
-    /// Theme: a built-in name or a path.
-    pub theme: Option<String>,
-    /// Initial filter text.
-    pub filter: Option<String>,
-    /// Config file to read instead of the default location.
-    pub config_path: Option<PathBuf>,
-    /// Retention age of finished rows from the command line (wins over the config file).
-    pub retention: Option<Duration>,
-    /// Bridge settings; `poll_interval` and `retention` are overridden as above.
-    pub session: SessionConfig,
-}
+pub use self::{frame::draw_frame, settings::DashboardOptions};
 
 /// Runs the dashboard until the user quits. Returns the process exit code: 0 after `q` /
 /// Ctrl-C, 2 for a bad option, config or theme (reported before the terminal is touched),
@@ -99,12 +80,4 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
     signal_handle.close();
     drop(session);
     outcome
-}
-
-/// Draws one frame: lays out the screen for the frame's size, brings the app's views up to
-/// date for it (sort/filter only when something changed), and renders.
-pub fn draw_frame(frame: &mut Frame, app: &mut App) {
-    let layout = ScreenLayout::compute(frame.area());
-    app.prepare(layout);
-    crate::view::render(frame, app, &layout);
 }

@@ -1,20 +1,42 @@
 //! Start-up settings: the command line over the config file over the defaults, validated in
 //! full before the terminal is touched (a bad value is exit code 2 with a clear message).
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use bridge::{contract::ModeKind, session::SessionConfig};
 
 use super::{
     app::AppSettings,
     filter::{self, FilterTable},
-    DashboardOptions,
 };
 use crate::{
     config::{Config, MAX_INTERVAL, MIN_INTERVAL},
     model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
     theme::Theme,
 };
+
+/// How the dashboard was asked to start. `None` fields were not given on the command line;
+/// the config file, then the defaults, fill them in.
+#[derive(Clone, Debug, Default)]
+pub struct DashboardOptions {
+    /// Mode whose tables are visible at start (all modes run).
+    pub mode: Option<ModeKind>,
+    /// Refresh interval (also poll mode's snapshot interval).
+    pub interval: Option<Duration>,
+    /// Theme: a built-in name or a path.
+    pub theme: Option<String>,
+    /// Initial filter text.
+    pub filter: Option<String>,
+    /// Config file to read instead of the default location.
+    pub config_path: Option<PathBuf>,
+    /// Retention age of finished rows from the command line (wins over the config file).
+    pub retention: Option<Duration>,
+    /// Bridge settings; `poll_interval` and `retention` are overridden as above.
+    pub session: SessionConfig,
+}
 
 /// Everything the dashboard needs to start.
 #[derive(Debug)]

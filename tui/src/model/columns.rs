@@ -260,6 +260,21 @@ fn connection_age_ns(row: &ConnectionRow, ctx: &RowContext) -> Option<u64> {
     row.start_ns().map(|start| ctx.now_ns.saturating_sub(start))
 }
 
+/// Payload bytes sent, lifetime; `None` when unknown.
+fn bytes_sent(row: &ConnectionRow) -> Option<u64> {
+    row.bytes().map(|(sent, _)| sent)
+}
+
+/// Payload bytes received, lifetime; `None` when unknown.
+fn bytes_received(row: &ConnectionRow) -> Option<u64> {
+    row.bytes().map(|(_, received)| received)
+}
+
+/// A byte count in human units, [`UNKNOWN`] when unknown.
+fn bytes_text(bytes: Option<u64>) -> String {
+    bytes.map_or(UNKNOWN.into(), format::bytes)
+}
+
 /// Text of an unknown value, the same in every column and in the detail pane.
 pub const UNKNOWN: &str = "?";
 
@@ -346,11 +361,8 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         flex: false,
         align: Align::Right,
         descending_first: true,
-        text: |r, _| {
-            r.bytes()
-                .map_or(UNKNOWN.into(), |(sent, _)| format::bytes(sent))
-        },
-        compare: |a, b, _| by(a.bytes().map(|b| b.0), b.bytes().map(|b| b.0)),
+        text: |r, _| bytes_text(bytes_sent(r)),
+        compare: |a, b, _| by(bytes_sent(a), bytes_sent(b)),
     },
     ColumnSpec {
         name: "recv",
@@ -360,11 +372,8 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         flex: false,
         align: Align::Right,
         descending_first: true,
-        text: |r, _| {
-            r.bytes()
-                .map_or(UNKNOWN.into(), |(_, received)| format::bytes(received))
-        },
-        compare: |a, b, _| by(a.bytes().map(|b| b.1), b.bytes().map(|b| b.1)),
+        text: |r, _| bytes_text(bytes_received(r)),
+        compare: |a, b, _| by(bytes_received(a), bytes_received(b)),
     },
     ColumnSpec {
         name: "age",
