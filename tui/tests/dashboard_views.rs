@@ -13,7 +13,7 @@ use bridge::contract::{
 use crossterm::event::{Event, KeyCode};
 use probe_common::{ProcKey, ProcState};
 use ratatui::style::Modifier;
-use support::{assert_shows, find, find_below, screen_text, Harness};
+use support::{assert_shows, find, find_below, screen_text, Harness, SECOND};
 
 #[test]
 fn processes_view_shows_header_tabs_columns_and_rows() {
@@ -376,4 +376,33 @@ fn probe_notes_stay_visible_in_the_footer() {
     // A key press (and its transient status) does not hide the note.
     h.press(KeyCode::Char('t'));
     assert!(screen_text(&h.draw()).contains("⚠ optional tracepoint"));
+}
+
+#[test]
+fn status_messages_expire_on_the_app_clock() {
+    use bpftop_ordered::dashboard::app::{Control, STATUS_NS};
+    let mut h = Harness::new();
+    let t0 = h.source.now_ns();
+    h.app.set_now(t0);
+    h.press(KeyCode::Char('t'));
+    assert!(h.screen().contains("theme: light"), "{}", h.screen());
+    // Still there just before its time (clock moved by the app, no sleeping).
+    h.app.set_now(t0 + STATUS_NS - 1);
+    assert!(h.screen().contains("theme: light"));
+    // Gone once the clock passes it, also before the once-a-second tick ran.
+    h.app.set_now(t0 + STATUS_NS);
+    assert!(!h.screen().contains("theme: light"), "{}", h.screen());
+    // The tick that drops it asks for a redraw (the loop draws only on ticks it is told of);
+    // a tick with nothing to drop does not.
+    h.press(KeyCode::Char('t'));
+    let shown_at = t0 + STATUS_NS;
+    assert!(h.screen().contains("theme: high-contrast"));
+    assert_eq!(h.app.on_second(shown_at + SECOND), Control::Unchanged);
+    assert!(h.screen().contains("theme: high-contrast"));
+    assert_eq!(h.app.on_second(shown_at + STATUS_NS), Control::Redraw);
+    assert!(!h.screen().contains("theme: high-contrast"));
+    assert_eq!(
+        h.app.on_second(shown_at + STATUS_NS + SECOND),
+        Control::Unchanged
+    );
 }

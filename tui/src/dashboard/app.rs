@@ -168,8 +168,8 @@ pub struct StatusMessage {
     pub until_ns: u64,
 }
 
-/// How long a status message stays.
-const STATUS_NS: u64 = 3_000_000_000;
+/// How long a status message stays, ns of the app's clock (`set_now` / `on_second`).
+pub const STATUS_NS: u64 = 3_000_000_000;
 
 /// The frozen picture shown while paused.
 #[derive(Clone, Debug)]
@@ -293,18 +293,22 @@ impl App {
 
     /// The once-a-second work: reap finished rows past retention, sample the panel figures
     /// (events/s, lag window, thread CPU) and this program's CPU, refresh user names, expire
-    /// the status message.
-    pub fn on_second(&mut self, now_ns: u64) {
+    /// the status message. Returns [`Control::Redraw`] when the status message expired (the
+    /// screen must lose it now, not at the next refresh, which may be an hour away).
+    pub fn on_second(&mut self, now_ns: u64) -> Control {
         if self.store.reap(now_ns) > 0 {
             self.data_generation += 1;
         }
         self.metrics.sample_modes(&self.store, now_ns);
         self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         self.users.refresh();
+        self.set_now(now_ns);
         if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
             self.status = None;
+            Control::Redraw
+        } else {
+            Control::Unchanged
         }
-        self.set_now(now_ns);
     }
 
     /// The once-per-refresh work: per-process CPU% over the window just closed.
@@ -399,12 +403,15 @@ impl App {
         self.notes = notes;
     }
 
-    /// The footer's transient message.
+    /// The footer's transient message, while it lasts ([`STATUS_NS`] on the app's clock).
     pub fn status(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.text.as_str())
+        self.status
+            .as_ref()
+            .filter(|s| s.until_ns > self.now_ns)
+            .map(|s| s.text.as_str())
     }
 
-    /// Shows a transient message in the footer.
+    /// Shows a transient message in the footer for [`STATUS_NS`] from the app's "now".
     pub fn set_status(&mut self, text: impl Into<String>) {
         self.status = Some(StatusMessage {
             text: text.into(),
