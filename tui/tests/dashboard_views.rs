@@ -406,3 +406,91 @@ fn status_messages_expire_on_the_app_clock() {
         Control::Unchanged
     );
 }
+
+/// A connection row as the probes would report it.
+fn connection_row(
+    key: probe_common::ConnKey,
+    state: probe_common::ConnState,
+) -> bridge::contract::ConnectionRow {
+    bridge::contract::ConnectionRow {
+        key,
+        state,
+        seq: 0,
+        changed_ns: 0,
+        origin: RowOrigin::Kernel,
+    }
+}
+
+#[test]
+fn endpoints_read_as_ss_writes_them_in_the_table_and_the_detail_pane() {
+    use probe_common::{conn_flags, ConnKey, ConnState, AF_INET, AF_INET6};
+    let mut h = Harness::new();
+    // An IPv6 loopback connection whose owner is unknown, and an IPv4 one.
+    let mut v6 = ConnKey {
+        family: AF_INET6,
+        sport: 47020,
+        dport: 8080,
+        ..Default::default()
+    };
+    v6.saddr[15] = 1;
+    v6.daddr[15] = 1;
+    let mut v4 = ConnKey {
+        family: AF_INET,
+        sport: 47021,
+        dport: 8080,
+        ..Default::default()
+    };
+    v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    let established = ConnState {
+        tcp_state: 1,
+        flags: conn_flags::BYTES_UNKNOWN,
+        ..Default::default()
+    };
+    h.app.store_mut().seed(
+        &[],
+        &[
+            connection_row(v6, established),
+            connection_row(v4, established),
+        ],
+    );
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.type_text("port:8080");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(&screen, &["[::1]:47020", "[::1]:8080", "127.0.0.1:47021"]);
+    let v6_line = screen.lines().find(|l| l.contains("[::1]:47020")).unwrap();
+    assert!(v6_line.contains(" ? "), "unknown owner is ?: {v6_line}");
+    // The detail pane of the IPv6 row: the same rendering.
+    while h
+        .app
+        .cursor_connection()
+        .is_some_and(|c| c.key.sport != 47020)
+    {
+        h.press(KeyCode::Down);
+    }
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(
+        &screen,
+        &[
+            "Connection [::1]:47020 → [::1]:8080",
+            "[::1]:47020",
+            "? (never seen in process context)",
+        ],
+    );
+    h.press(KeyCode::Esc);
+    // A listener's remote is `*:*`, as dump --format table prints it.
+    h.press(KeyCode::Char('/'));
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Char('/'));
+    h.type_text("state:LISTEN");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    let listeners: Vec<&str> = screen.lines().filter(|l| l.contains("LISTEN ")).collect();
+    assert!(!listeners.is_empty(), "{screen}");
+    for line in listeners {
+        assert!(line.contains(" *:* "), "{line}");
+    }
+}

@@ -245,10 +245,16 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
     },
 ];
 
-/// `addr:port`, IPv6 in brackets; the unspecified remote of a listener is `*`.
+/// What a socket without that end shows (a listener's remote), in the dashboard and in
+/// `dump --format table`, as `ss` writes a wildcard.
+pub const NO_ENDPOINT: &str = "*:*";
+
+/// `addr:port` as the dashboard and `dump --format table` show it: IPv4 `127.0.0.1:47020`,
+/// IPv6 in brackets `[::1]:47020`; the unspecified address with port 0 (a listener's remote)
+/// is [`NO_ENDPOINT`].
 pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     match (addr, port) {
-        (a, 0) if a.is_unspecified() => "*".into(),
+        (a, 0) if a.is_unspecified() => NO_ENDPOINT.into(),
         (std::net::IpAddr::V6(v6), p) => format!("[{v6}]:{p}"),
         (std::net::IpAddr::V4(v4), p) => format!("{v4}:{p}"),
     }
@@ -297,7 +303,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
     ColumnSpec {
         name: "remote",
         title: "REMOTE",
-        description: "remote address:port (* for a listener)",
+        description: "remote address:port (*:* for a listener)",
         width: 21,
         flex: true,
         align: Align::Left,
@@ -401,7 +407,14 @@ mod tests {
             "10.0.0.5:443"
         );
         assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::LOCALHOST), 22), "[::1]:22");
-        assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*");
+        assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*:*");
+        assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0), "*:*");
+        // A listener's local side keeps its address: only the port-less wildcard is `*:*`.
+        assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 22), "[::]:22");
+        assert_eq!(
+            endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 22),
+            "0.0.0.0:22"
+        );
     }
 
     #[test]
