@@ -494,3 +494,45 @@ fn endpoints_read_as_ss_writes_them_in_the_table_and_the_detail_pane() {
         assert!(line.contains(" *:* "), "{line}");
     }
 }
+
+#[test]
+fn local_and_remote_are_as_wide_as_the_widest_endpoint_in_view() {
+    use bpftop_ordered::model::columns::endpoint;
+    let mut h = Harness::with_shape(Default::default(), 200, 40);
+    h.press(KeyCode::Tab);
+    let buffer = h.draw();
+    let screen = screen_text(&buffer);
+    let range = h.app.connection_view().visible_range();
+    let in_view: Vec<_> = h.app.connection_view().order()[range]
+        .iter()
+        .map(|k| h.app.connections_table().get(k).unwrap().clone())
+        .collect();
+    let widest = |f: &dyn Fn(&bridge::contract::ConnectionRow) -> String| {
+        in_view.iter().map(|r| f(r).len()).max().unwrap() as u16
+    };
+    let local = widest(&|r| endpoint(r.saddr(), r.key.sport));
+    let remote = widest(&|r| endpoint(r.daddr(), r.key.dport));
+    // The synthetic world has IPv6 rows, so the widest is not the IPv4 width.
+    assert!(local < 30 && remote < 30, "{local} {remote}");
+    let (local_x, y) = find(&buffer, "LOCAL").unwrap();
+    let (remote_x, _) = find(&buffer, "REMOTE").unwrap();
+    let (state_x, _) = find_below(&buffer, "STATE", y).unwrap();
+    assert_eq!(remote_x - local_x, local.max(9) + 1, "{screen}");
+    assert_eq!(state_x - remote_x, remote.max(9) + 1, "{screen}");
+    // Every endpoint in view is shown whole (no ellipsis in those columns).
+    for row in &in_view {
+        assert!(
+            screen.contains(&endpoint(row.saddr(), row.key.sport)),
+            "{screen}"
+        );
+    }
+    // A click on the REMOTE title sorts by REMOTE: hit-testing uses the drawn widths.
+    h.app
+        .handle_event(&Event::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: remote_x + 1,
+            row: y,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        }));
+    assert!(h.screen().contains("REMOTE▲"), "{}", h.screen());
+}

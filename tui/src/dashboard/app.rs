@@ -29,6 +29,7 @@ use crate::{
         user_names::UserNames,
     },
     theme::Theme,
+    view::table::content_widths,
 };
 
 /// Which table is shown.
@@ -574,6 +575,8 @@ impl App {
                     self.processes.set_order(order, stamp);
                 }
                 self.processes.set_page_rows(rows);
+                self.processes.content_widths =
+                    self.widths_in_view(&self.processes, self.processes_table(), PROCESS_COLUMNS);
             }
             Tab::Connections => {
                 let fresh = self.stale_order(
@@ -586,8 +589,27 @@ impl App {
                     self.connections.set_order(order, stamp);
                 }
                 self.connections.set_page_rows(rows);
+                self.connections.content_widths = self.widths_in_view(
+                    &self.connections,
+                    self.connections_table(),
+                    CONNECTION_COLUMNS,
+                );
             }
         }
+    }
+
+    /// The widest cell of each content-sized column over the rows `view` has in view.
+    fn widths_in_view<R: Entity>(
+        &self,
+        view: &TableView<R::Key>,
+        table: &OrderedTable<R>,
+        columns: &[ColumnSpec<R>],
+    ) -> Vec<u16> {
+        let rows: Vec<&R> = view.order()[view.visible_range()]
+            .iter()
+            .filter_map(|key| table.get(key))
+            .collect();
+        content_widths(columns, &rows, &self.row_context())
     }
 
     /// A new order for `view` over `table` (with the stamp it answers to), or `None` when the

@@ -354,12 +354,14 @@ impl App {
                             Tab::Processes => column_at(
                                 PROCESS_COLUMNS,
                                 &self.processes.columns,
+                                &self.processes.content_widths,
                                 layout.table,
                                 at.x,
                             ),
                             Tab::Connections => column_at(
                                 CONNECTION_COLUMNS,
                                 &self.connections.columns,
+                                &self.connections.content_widths,
                                 layout.table,
                                 at.x,
                             ),

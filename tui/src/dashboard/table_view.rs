@@ -109,6 +109,9 @@ pub struct TableView<K> {
     pub sort: SortState,
     /// Filter.
     pub filter: FilterState,
+    /// Widest cell in view of each content-sized column (indexed like the full column list),
+    /// as of the last prepared frame: the drawing and the mouse place columns with it.
+    pub content_widths: Vec<u16>,
     order: Vec<K>,
     stamp: Option<OrderStamp>,
     selected: Option<K>,
@@ -125,6 +128,7 @@ impl<K: Copy + Eq> TableView<K> {
             columns,
             sort,
             filter: FilterState::new(table),
+            content_widths: Vec::new(),
             order: Vec::new(),
             stamp: None,
             selected: None,

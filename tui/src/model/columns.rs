@@ -57,10 +57,11 @@ pub struct ColumnSpec<R> {
     pub title: &'static str,
     /// What the column shows, for the picker and the help.
     pub description: &'static str,
-    /// Minimum width in cells.
+    /// Width in cells; for a column sized to its content, the least it takes.
     pub width: u16,
-    /// Takes a share of the spare width.
-    pub flex: bool,
+    /// `Some(max)`: sized to the widest cell in view, from `width` up to `max` cells, and may
+    /// shrink to the room left on a narrow screen; `None`: always `width`.
+    pub fit: Option<u16>,
     /// Cell alignment.
     pub align: Align,
     /// First direction when sorting by this column (numbers high→low, names A→Z).
@@ -127,7 +128,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "PID",
         description: "process id (tgid)",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.pid().to_string(),
@@ -138,7 +139,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "PPID",
         description: "parent's pid",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.state.ppid.to_string(),
@@ -149,7 +150,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "USER",
         description: "real user (uid resolved through /etc/passwd)",
         width: 9,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, ctx| ctx.users.name_or_uid(r.state.uid),
@@ -167,7 +168,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "command name (kernel comm, 15 bytes)",
         // comm never exceeds 15 bytes: extra width would only push the numbers away.
         width: 15,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| r.comm(),
@@ -179,7 +180,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "task state as ps shows it: R running, S sleeping, D disk sleep, T stopped, \
                       t traced, Z zombie, X dead (exited and reaped), I idle",
         width: 2,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| r.task_state().to_string(),
@@ -195,7 +196,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "CPU%",
         description: "CPU over the refresh window, % of one core",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, ctx| process_cpu_percent(r, ctx).map_or("–".into(), format::percent),
@@ -207,7 +208,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "lifetime on-CPU time of all threads, dead ones included (m:ss.cc; ≥ when \
                       the process has more threads than the probes sum)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| {
@@ -226,7 +227,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "START",
         description: "age: time since the process started",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, ctx| format::age(process_age_ns(r, ctx)),
@@ -237,13 +238,17 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "EXIT",
         description: "exit status (128+N when killed by signal N)",
         width: 5,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| exit_text(r),
         compare: |a, b, _| by(a.exit_status(), b.exit_status()),
     },
 ];
+
+/// The longest endpoint: a full IPv6 address in brackets with a 5-digit port,
+/// `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`.
+pub const ENDPOINT_MAX_WIDTH: u16 = 47;
 
 /// What a socket without that end shows (a listener's remote), in the dashboard and in
 /// `dump --format table`, as `ss` writes a wildcard.
@@ -276,7 +281,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "PROTO",
         description: "tcp (IPv4) or tcp6",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| {
@@ -293,8 +298,8 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         name: "local",
         title: "LOCAL",
         description: "local address:port",
-        width: 21,
-        flex: true,
+        width: 9,
+        fit: Some(ENDPOINT_MAX_WIDTH),
         align: Align::Left,
         descending_first: false,
         text: |r, _| endpoint(r.saddr(), r.key.sport),
@@ -304,8 +309,8 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         name: "remote",
         title: "REMOTE",
         description: "remote address:port (*:* for a listener)",
-        width: 21,
-        flex: true,
+        width: 9,
+        fit: Some(ENDPOINT_MAX_WIDTH),
         align: Align::Left,
         descending_first: false,
         text: |r, _| endpoint(r.daddr(), r.key.dport),
@@ -316,7 +321,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "STATE",
         description: "TCP state, as ss names it",
         width: 11,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| tcp_state_name(r.state.tcp_state).into(),
@@ -327,7 +332,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "PID",
         description: "owning process as ss -p shows it (? when unknown)",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.owner_pid().map_or(UNKNOWN.into(), |pid| pid.to_string()),
@@ -338,7 +343,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "COMM",
         description: "owning process's current name (? when unknown)",
         width: 15,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, ctx| ctx.owner_comm(r).unwrap_or_else(|| UNKNOWN.into()),
@@ -349,7 +354,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "SENT",
         description: "payload bytes sent, lifetime (ss bytes_sent - bytes_retrans)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| {
@@ -363,7 +368,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "RECV",
         description: "payload bytes received, lifetime (ss bytes_received)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| {
@@ -377,7 +382,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "AGE",
         description: "time since the connection started (? when it predates the probes)",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, ctx| connection_age_ns(r, ctx).map_or(UNKNOWN.into(), format::age),
@@ -408,6 +413,8 @@ mod tests {
         );
         assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::LOCALHOST), 22), "[::1]:22");
         assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*:*");
+        let widest = endpoint(IpAddr::V6(Ipv6Addr::from([0xffff; 8])), 65535);
+        assert_eq!(widest.len(), ENDPOINT_MAX_WIDTH as usize, "{widest}");
         assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0), "*:*");
         // A listener's local side keeps its address: only the port-less wildcard is `*:*`.
         assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 22), "[::]:22");
