@@ -8,6 +8,7 @@ use bridge::{contract::ModeKind, session::SessionConfig};
 use super::{
     app::AppSettings,
     filter::{self, FilterTable},
+    table_view::HideRows,
     DashboardOptions,
 };
 use crate::{
@@ -85,6 +86,10 @@ pub fn resolve_with(options: &DashboardOptions, config: Config) -> Result<Settin
         filter: options.filter.clone(),
         running_modes: session.modes(),
         flush_period: session.update_interval,
+        hide: HideRows {
+            exited: config.hide_exited.unwrap_or(false),
+            kernel_threads: config.hide_kernel_threads.unwrap_or(false),
+        },
     };
     Ok(Settings { app, session })
 }

@@ -78,11 +78,18 @@ pub trait DisplayRow {
     fn is_finished(&self) -> bool;
     /// Seeded from /proc at start-up and not yet reported by the probes: marked `·`.
     fn is_seeded(&self) -> bool;
+    /// A kernel thread (`PF_KTHREAD`); connections never are.
+    fn is_kernel_thread(&self) -> bool {
+        false
+    }
 }
 
 impl DisplayRow for ProcessRow {
     fn is_finished(&self) -> bool {
         self.is_exited()
+    }
+    fn is_kernel_thread(&self) -> bool {
+        ProcessRow::is_kernel_thread(self)
     }
     fn is_seeded(&self) -> bool {
         self.origin == RowOrigin::Procfs
