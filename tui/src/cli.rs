@@ -36,16 +36,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Collect for a while, then print one table (per mode) and the stats of each mode.
+    #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Dump(DumpArgs),
     /// Generate a workload with known ground truth and compare the modes.
+    #[command(mut_arg("interval", |a| a.help(BENCH_INTERVAL_HELP)))]
     Bench(BenchArgs),
 }
 
-/// Settings of the bridge shared by every command.
+/// `--interval` of `dump`: there is no dashboard to refresh.
+const DUMP_INTERVAL_HELP: &str =
+    "Poll mode's snapshot interval (humantime: 500ms, 2s; 10ms..1h) [default: 1s]";
+
+/// `--interval` of `bench`: poll's snapshots and the /proc baseline's scans.
+const BENCH_INTERVAL_HELP: &str = "Poll mode's snapshot interval, also the /proc baseline \
+     collector's scan interval (humantime: 500ms, 2s; 10ms..1h) [default: 1s]";
+
+/// Settings of the bridge shared by every command. Their help texts are true under every
+/// command, except `--interval`'s, which is the dashboard's here and replaced by `dump`'s
+/// and `bench`'s own (see [`Command`]).
 #[derive(Debug, Args, Clone)]
 pub struct BridgeArgs {
-    /// Poll mode's snapshot interval and the dashboard's refresh (humantime: 500ms, 2s; at
-    /// least 10ms).
+    /// The dashboard's refresh, also poll mode's snapshot interval (humantime: 500ms, 2s;
+    /// 100ms..1h) [default: 1s, or the config file's `interval`].
     #[arg(long, value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Ring buffer size in bytes (power-of-two multiple of 4096).
@@ -214,12 +226,23 @@ pub enum TableName {
     Connections,
 }
 
-/// Output format.
+/// Output format of `dump`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// One JSON object per row, then one `{"stats": {...}}` line per mode.
     Json,
-    /// Aligned text columns.
+    /// Aligned text columns: a header and the rows per mode, then one `# mode: …` stats line
+    /// per mode.
+    Table,
+}
+
+/// Output format of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    /// One `{"stats": {...}}` line per collector (each mode, then the /proc baseline); with
+    /// --transport one `{"transport": {...}}` line per measurement.
+    Json,
+    /// One aligned text row per collector (per measurement with --transport).
     Table,
 }
 
@@ -238,7 +261,7 @@ pub struct DumpArgs {
     /// How long to collect.
     #[arg(long, default_value = "3s", value_parser = parse_run_duration)]
     pub duration: Duration,
-    /// Output format.
+    /// Output format of the rows and the stats.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
     /// Leave out rows seeded from /proc (keep only what the probes reported).
@@ -288,11 +311,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "5s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Modes to compare, comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = ModeKind::ALL.to_vec())]
+    #[arg(long, value_delimiter = ',', default_value = "ring,perf,poll")]
     pub modes: Vec<ModeKind>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format of the comparison.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+    pub format: BenchFormat,
     /// Parallel workload generators.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256).map(|v| v as usize))]
     pub spawners: usize,
@@ -313,6 +336,16 @@ pub struct BenchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_compares_every_mode_by_default() {
+        let cli = Cli::try_parse_from(["bpftop-ordered", "bench"]).unwrap();
+        let Some(Command::Bench(args)) = cli.command else {
+            panic!("bench parsed as {:?}", cli.command)
+        };
+        assert_eq!(args.modes, ModeKind::ALL.to_vec());
+        assert_eq!(args.format, BenchFormat::Table);
+    }
 
     #[test]
     fn limits_read_as_written() {

@@ -16,6 +16,10 @@
 //!
 //! [keys]                  # action = key or [keys]; replaces that action's default keys
 //! quit = ["q", "ctrl-q"]
+//!
+//! [view]                  # what the tables show at start (the keys toggle it)
+//! hide_exited = false     # exited processes and closed connections (key `E`)
+//! hide_kernel_threads = false  # kernel threads (key `K`, as in htop)
 //! ```
 //!
 //! Everything is validated when the file is read, before the terminal is touched: an unknown
@@ -49,6 +53,14 @@ struct ConfigFile {
     retention: Option<RetentionFile>,
     columns: Option<ColumnsFile>,
     keys: Option<BTreeMap<Spanned<String>, Spanned<KeyList>>>,
+    view: Option<ViewFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewFile {
+    hide_exited: Option<bool>,
+    hide_kernel_threads: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +128,10 @@ pub struct Config {
     pub connection_columns: Option<Vec<usize>>,
     /// Key bindings (defaults plus the file's overrides).
     pub keymap: KeyMap,
+    /// `[view] hide_exited`: start with exited processes and closed connections hidden.
+    pub hide_exited: Option<bool>,
+    /// `[view] hide_kernel_threads`: start with kernel threads hidden.
+    pub hide_kernel_threads: Option<bool>,
 }
 
 /// Shortest refresh interval accepted: faster only burns CPU without a readable screen.
@@ -178,6 +194,10 @@ impl Config {
         }
         if let Some(keys) = file.keys {
             config.keymap = parse_keys(path, keys, &at)?;
+        }
+        if let Some(view) = file.view {
+            config.hide_exited = view.hide_exited;
+            config.hide_kernel_threads = view.hide_kernel_threads;
         }
         Ok(config)
     }
@@ -366,6 +386,10 @@ connections = ["local", "remote", "state"]
 [keys]
 quit = ["x", "ctrl-q"]
 help = "f1"
+hide_exited = "X"
+[view]
+hide_exited = true
+hide_kernel_threads = false
 "#;
         let config = Config::parse(Path::new("c.toml"), text).unwrap();
         assert_eq!(config.mode, Some(ModeKind::Perf));
@@ -376,11 +400,16 @@ help = "f1"
         assert_eq!(config.process_columns.unwrap().len(), 3);
         assert_eq!(config.keymap.label(Action::Quit), "x/Ctrl-Q");
         assert_eq!(config.keymap.label(Action::Help), "F1");
+        assert_eq!(config.keymap.label(Action::HideExited), "X");
+        assert_eq!(config.keymap.label(Action::HideKernelThreads), "K");
+        assert_eq!(config.hide_exited, Some(true));
+        assert_eq!(config.hide_kernel_threads, Some(false));
     }
 
     #[test]
     fn an_empty_file_is_the_defaults() {
         let config = Config::parse(Path::new("c.toml"), "").unwrap();
         assert!(config.mode.is_none() && config.interval.is_none());
+        assert!(config.hide_exited.is_none() && config.hide_kernel_threads.is_none());
     }
 }

@@ -8,6 +8,9 @@ use bridge::{
     store::{ModeTables, TableStore},
 };
 
+use bpftop_ordered::model::columns::{endpoint, Align, UNKNOWN};
+use unicode_width::UnicodeWidthStr;
+
 use crate::{
     cli::{DumpArgs, Format, TableName},
     headless,
@@ -93,89 +96,292 @@ fn print_rows<R: DumpedRow>(
             }
         }
         Format::Table => {
-            writeln!(out, "{}", R::text_header())?;
-            for row in rows {
-                writeln!(out, "{}", row.text_line(mode, tables))?;
+            let cells: Vec<Vec<String>> = rows.map(|row| row.text_cells(mode, tables)).collect();
+            for line in text_table(R::TEXT_COLUMNS, &cells) {
+                writeln!(out, "{line}")?;
             }
         }
     }
     Ok(())
 }
 
+/// The text table: the header, then one line per row, each column as wide as its widest cell
+/// (or title), one space apart, trailing spaces trimmed.
+fn text_table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| {
+            rows.iter()
+                .map(|cells| cells[i].width())
+                .chain(std::iter::once(title.width()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i > 0 {
+                text.push(' ');
+            }
+            let pad = " ".repeat(widths[i].saturating_sub(cell.width()));
+            match columns[i].1 {
+                Align::Left => {
+                    text.push_str(cell);
+                    text.push_str(&pad);
+                }
+                Align::Right => {
+                    text.push_str(&pad);
+                    text.push_str(cell);
+                }
+            }
+        }
+        text.trim_end().to_string()
+    };
+    std::iter::once(line(&mut columns.iter().map(|(title, _)| *title)))
+        .chain(
+            rows.iter()
+                .map(|cells| line(&mut cells.iter().map(String::as_str))),
+        )
+        .collect()
+}
+
 /// How the rows of one table print in `dump`.
 trait DumpedRow: Entity + 'static {
+    /// The text table's column titles and alignments.
+    const TEXT_COLUMNS: &'static [(&'static str, Align)];
     /// The table's rows in `tables`, in first-seen order.
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self>;
     /// The row in the JSON contract (`docs/contract.md`).
     fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String>;
-    /// The text table's header line.
-    fn text_header() -> String;
-    /// The row as a line of the text table (unknown values as `-`).
-    fn text_line(&self, mode: ModeKind, tables: &ModeTables) -> String;
+    /// The row's cells in the text table, one per [`DumpedRow::TEXT_COLUMNS`] entry: unknown
+    /// values as `?` (as in the dashboard), values that do not apply as `-`.
+    fn text_cells(&self, mode: ModeKind, tables: &ModeTables) -> Vec<String>;
 }
 
 impl DumpedRow for ProcessRow {
+    const TEXT_COLUMNS: &'static [(&'static str, Align)] = &[
+        ("MODE", Align::Left),
+        ("PID", Align::Right),
+        ("PPID", Align::Right),
+        ("COMM", Align::Left),
+        ("UID", Align::Right),
+        ("STATE", Align::Left),
+        ("S", Align::Left),
+        ("EXIT", Align::Right),
+        ("CPU_NS", Align::Right),
+        ("SEQ", Align::Right),
+    ];
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.processes.rows().iter()
     }
     fn json(&self, mode: ModeKind, _tables: &ModeTables) -> serde_json::Result<String> {
         serde_json::to_string(&ProcessJson::new(mode, self))
     }
-    fn text_header() -> String {
-        format!(
-            "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
-            "MODE", "PID", "PPID", "COMM", "UID", "STATE", "S", "EXIT", "CPU_NS", "SEQ"
-        )
-    }
-    fn text_line(&self, mode: ModeKind, _tables: &ModeTables) -> String {
+    fn text_cells(&self, mode: ModeKind, _tables: &ModeTables) -> Vec<String> {
         let j = ProcessJson::new(mode, self);
-        format!(
-            "{:<5} {:>8} {:>8} {:<16} {:>6} {:<8} {:>2} {:>8} {:>14} {:>8}",
-            mode.name(),
-            j.pid,
-            j.ppid,
+        vec![
+            mode.name().to_string(),
+            j.pid.to_string(),
+            j.ppid.to_string(),
             j.comm,
-            j.uid,
-            j.state,
-            j.task_state,
-            or_dash(j.exit_code),
-            j.cpu_ns,
-            j.seq
-        )
+            j.uid.to_string(),
+            j.state.to_string(),
+            j.task_state.to_string(),
+            // A running process has no exit status: not unknown, not applicable.
+            j.exit_code
+                .map_or_else(|| "-".into(), |code| code.to_string()),
+            j.cpu_ns.to_string(),
+            j.seq.to_string(),
+        ]
     }
 }
 
 impl DumpedRow for ConnectionRow {
+    const TEXT_COLUMNS: &'static [(&'static str, Align)] = &[
+        ("MODE", Align::Left),
+        ("IP", Align::Left),
+        ("LOCAL", Align::Left),
+        ("REMOTE", Align::Left),
+        ("STATE", Align::Left),
+        ("PID", Align::Right),
+        ("COMM", Align::Left),
+        ("SENT", Align::Right),
+        ("RECV", Align::Right),
+    ];
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.connections.iter()
     }
     fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String> {
         serde_json::to_string(&ConnectionJson::new(mode, self, tables))
     }
-    fn text_header() -> String {
-        format!(
-            "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
-            "MODE", "IP", "LOCAL", "REMOTE", "STATE", "PID", "COMM", "SENT", "RECV"
-        )
-    }
-    fn text_line(&self, mode: ModeKind, tables: &ModeTables) -> String {
+    fn text_cells(&self, mode: ModeKind, tables: &ModeTables) -> Vec<String> {
         let j = ConnectionJson::new(mode, self, tables);
-        format!(
-            "{:<5} {:<2} {:>39} {:>39} {:<12} {:>8} {:<16} {:>12} {:>12}",
-            mode.name(),
-            j.family,
-            format!("{}:{}", j.saddr, j.sport),
-            format!("{}:{}", j.daddr, j.dport),
-            j.state,
-            or_dash(j.pid),
-            j.comm.as_deref().unwrap_or("-"),
-            or_dash(j.bytes_sent),
-            or_dash(j.bytes_received)
-        )
+        vec![
+            mode.name().to_string(),
+            j.family.to_string(),
+            // The dashboard's rendering: `[::1]:22`, `10.0.0.5:443`, a listener's remote `*:*`.
+            endpoint(self.saddr(), self.key.sport),
+            endpoint(self.daddr(), self.key.dport),
+            j.state.to_string(),
+            or_unknown(j.pid),
+            or_unknown(j.comm),
+            or_unknown(j.bytes_sent),
+            or_unknown(j.bytes_received),
+        ]
     }
 }
 
-/// A value, or `-` when it is unknown.
-fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+/// A value, or [`UNKNOWN`] (`?`, as the dashboard shows it) when the tool cannot know it.
+fn or_unknown<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| UNKNOWN.to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge::{store::TableStore, table::Retention};
+    use probe_common::{
+        conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
+    };
+
+    fn comm(name: &str) -> [u8; COMM_LEN] {
+        let mut bytes = [0u8; COMM_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        bytes
+    }
+
+    fn connection(key: ConnKey, state: ConnState) -> ConnectionRow {
+        ConnectionRow {
+            key,
+            state,
+            seq: 1,
+            changed_ns: 0,
+            origin: RowOrigin::Kernel,
+        }
+    }
+
+    /// `dump --format table` of connections, byte for byte: IPv4 as `addr:port`, IPv6 in
+    /// brackets, a listener's remote `*:*` and an unknown owner `?` as the dashboard shows
+    /// them; LOCAL and REMOTE as wide as their widest endpoint.
+    #[test]
+    fn connection_text_table() {
+        let store = TableStore::new(0, Retention::default());
+        let tables = store.mode(ModeKind::Ring);
+        let mut v4 = ConnKey {
+            family: AF_INET,
+            sport: 47020,
+            dport: 8080,
+            ..Default::default()
+        };
+        v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let closed = connection(
+            v4,
+            ConnState {
+                tcp_state: 7,
+                pid: 4242,
+                comm: comm("curl"),
+                bytes_sent: 123_456,
+                bytes_received: 7_890,
+                flags: conn_flags::CLOSED | conn_flags::OWNER_KNOWN,
+                ..Default::default()
+            },
+        );
+        let mut v6 = ConnKey {
+            family: AF_INET6,
+            sport: 47020,
+            dport: 22,
+            ..Default::default()
+        };
+        v6.saddr[15] = 1;
+        v6.daddr[15] = 1;
+        let unknown_owner = connection(
+            v6,
+            ConnState {
+                tcp_state: 1,
+                flags: conn_flags::BYTES_UNKNOWN,
+                ..Default::default()
+            },
+        );
+        let listener = connection(
+            ConnKey {
+                family: AF_INET6,
+                sport: 22,
+                ..Default::default()
+            },
+            ConnState {
+                tcp_state: 10,
+                pid: 1,
+                comm: comm("sshd"),
+                flags: conn_flags::OWNER_KNOWN,
+                ..Default::default()
+            },
+        );
+        let cells: Vec<Vec<String>> = [&closed, &unknown_owner, &listener]
+            .iter()
+            .map(|row| row.text_cells(ModeKind::Ring, tables))
+            .collect();
+        assert_eq!(
+            text_table(ConnectionRow::TEXT_COLUMNS, &cells),
+            [
+                "MODE IP LOCAL           REMOTE         STATE        PID COMM   SENT RECV",
+                "ring 4  127.0.0.1:47020 127.0.0.1:8080 CLOSE       4242 curl 123456 7890",
+                "ring 6  [::1]:47020     [::1]:22       ESTABLISHED    ? ?         ?    ?",
+                "ring 6  [::]:22         *:*            LISTEN         1 sshd      0    0",
+            ]
+        );
+    }
+
+    /// A running process's EXIT does not apply (`-`); an exited one shows its status.
+    #[test]
+    fn process_text_table() {
+        let store = TableStore::new(0, Retention::default());
+        let tables = store.mode(ModeKind::Perf);
+        let row = |tgid: u32, state: ProcState| ProcessRow {
+            key: ProcKey {
+                tgid,
+                pad: 0,
+                start_ns: state.start_ns,
+            },
+            state,
+            seq: 3,
+            changed_ns: 0,
+            origin: RowOrigin::Kernel,
+        };
+        let running = row(
+            1,
+            ProcState {
+                task_state: 1,
+                cpu_ns: 5,
+                comm: comm("init"),
+                ..Default::default()
+            },
+        );
+        let killed = row(
+            4242,
+            ProcState {
+                ppid: 1,
+                uid: 1000,
+                exit_code: 9,
+                flags: proc_flags::EXITED,
+                exit_state: 0x10,
+                comm: comm("sleep"),
+                ..Default::default()
+            },
+        );
+        let cells: Vec<Vec<String>> = [&running, &killed]
+            .iter()
+            .map(|r| r.text_cells(ModeKind::Perf, tables))
+            .collect();
+        assert_eq!(
+            text_table(ProcessRow::TEXT_COLUMNS, &cells),
+            [
+                "MODE  PID PPID COMM   UID STATE   S EXIT CPU_NS SEQ",
+                "perf    1    0 init     0 running S    -      5   3",
+                "perf 4242    1 sleep 1000 exited  X  137      0   3",
+            ]
+        );
+    }
 }

@@ -240,3 +240,63 @@ fn absurd_numbers_are_usage_errors_not_panics_or_wraps() {
     ];
     assert_usage_errors(&cases);
 }
+
+/// The `--help` text of one option: its lines from `--name` to the next option.
+fn option_help(help: &str, option: &str) -> String {
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(option));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("{option} in\n{help}"));
+    std::iter::once(first)
+        .chain(lines.take_while(|l| !l.trim_start().starts_with("--")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn each_command_help_describes_its_own_options() {
+    let help = |args: &[&str]| {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    };
+    let bench = help(&["bench", "--help"]);
+    let dump = help(&["dump", "--help"]);
+    let dashboard = help(&["--help"]);
+
+    // bench compares all three modes by default, written as the option is typed.
+    let modes = option_help(&bench, "--modes");
+    assert!(modes.contains("[default: ring,perf,poll]"), "{modes}");
+
+    // --interval: only the dashboard has a refresh.
+    let interval = option_help(&dump, "--interval");
+    assert!(
+        interval.contains("Poll mode's snapshot interval"),
+        "{interval}"
+    );
+    assert!(
+        !interval.contains("dashboard") && !interval.contains("refresh"),
+        "{interval}"
+    );
+    let interval = option_help(&bench, "--interval");
+    assert!(interval.contains("/proc baseline"), "{interval}");
+    assert!(
+        !interval.contains("dashboard") && !interval.contains("refresh"),
+        "{interval}"
+    );
+    let interval = option_help(&dashboard, "--interval");
+    assert!(
+        interval.contains("dashboard's refresh") && interval.contains("100ms..1h"),
+        "{interval}"
+    );
+
+    // --format: bench prints collectors, not dump's rows.
+    let format = option_help(&bench, "--format");
+    assert!(format.contains("per collector"), "{format}");
+    assert!(!format.contains("per row"), "{format}");
+    let format = option_help(&dump, "--format");
+    assert!(format.contains("One JSON object per row"), "{format}");
+    assert!(!format.contains("collector"), "{format}");
+}

@@ -349,3 +349,222 @@ fn event_loop_ends_on_a_signal_with_128_plus_its_number() {
     .unwrap();
     assert_eq!(code, 128 + libc::SIGTERM);
 }
+
+/// A running kernel thread, as the probes report one.
+fn kernel_thread(tgid: u32, name: &str) -> bridge::contract::ProcessRow {
+    let mut comm = [0u8; probe_common::COMM_LEN];
+    comm[..name.len()].copy_from_slice(name.as_bytes());
+    bridge::contract::ProcessRow {
+        key: ProcKey {
+            tgid,
+            pad: 0,
+            start_ns: 1,
+        },
+        state: probe_common::ProcState {
+            ppid: 2,
+            start_ns: 1,
+            task_state: 0x0402,
+            flags: probe_common::proc_flags::KERNEL_THREAD,
+            comm,
+            ..Default::default()
+        },
+        seq: 0,
+        changed_ns: 0,
+        origin: bridge::contract::RowOrigin::Kernel,
+    }
+}
+
+/// The tab bar line (second screen line).
+fn tab_bar(h: &mut Harness) -> String {
+    h.screen().lines().nth(1).unwrap().to_string()
+}
+
+#[test]
+fn exited_rows_hide_and_come_back_with_counts_that_say_so() {
+    let mut h = Harness::new();
+    let table = |h: &Harness| h.app.processes_table().len();
+    let exited = |h: &Harness| {
+        h.app
+            .processes_table()
+            .iter()
+            .filter(|r| r.is_exited())
+            .count()
+    };
+    let total = table(&h);
+    let gone = exited(&h);
+    assert!(gone > 0, "the synthetic churn leaves exited rows");
+    assert!(tab_bar(&mut h).contains(&format!("{total} rows · ring")));
+
+    assert_eq!(h.press(KeyCode::Char('E')), Control::Redraw);
+    let shown = h.app.process_view().order();
+    assert_eq!(shown.len(), total - gone);
+    assert!(shown
+        .iter()
+        .all(|k| !h.app.processes_table().get(k).unwrap().is_exited()));
+    let bar = tab_bar(&mut h);
+    assert!(
+        bar.contains(&format!(
+            "{} of {total} · {gone} exited hidden · ring",
+            total - gone
+        )),
+        "{bar}"
+    );
+    assert!(h
+        .screen()
+        .contains("exited processes and closed connections hidden"));
+
+    // The filter narrows further; the counts keep both apart.
+    h.press(KeyCode::Char('/'));
+    h.type_text("comm:sleep");
+    h.press(KeyCode::Enter);
+    let matching = h.app.process_view().order().len();
+    let bar = tab_bar(&mut h);
+    assert!(
+        bar.contains(&format!(
+            "{matching} of {total} match `comm:sleep` · {gone} exited hidden"
+        )),
+        "{bar}"
+    );
+    h.press(KeyCode::Esc);
+
+    // Closed connections hide with the same key.
+    h.press(KeyCode::Tab);
+    let closed = h
+        .app
+        .connections_table()
+        .iter()
+        .filter(|c| c.is_closed())
+        .count();
+    let connections = h.app.connections_table().len();
+    assert_eq!(h.app.connection_view().order().len(), connections - closed);
+    assert!(
+        tab_bar(&mut h).contains(&format!("{closed} closed hidden")),
+        "{}",
+        tab_bar(&mut h)
+    );
+    h.press(KeyCode::Tab);
+
+    // Again: everything is back, and the bar says only the total.
+    h.press(KeyCode::Char('E'));
+    assert_eq!(h.app.process_view().order().len(), table(&h));
+    assert!(!tab_bar(&mut h).contains("hidden"));
+    assert!(h
+        .screen()
+        .contains("exited processes and closed connections shown"));
+}
+
+#[test]
+fn kernel_threads_hide_with_k_as_in_htop() {
+    let mut h = Harness::new();
+    h.app.store_mut().seed(
+        &[kernel_thread(2, "kthreadd"), kernel_thread(77, "kdamond.0")],
+        &[],
+    );
+    h.draw();
+    let total = h.app.processes_table().len();
+    let is_kthread =
+        |h: &Harness, k: &ProcKey| h.app.processes_table().get(k).unwrap().is_kernel_thread();
+    assert_eq!(
+        h.app
+            .process_view()
+            .order()
+            .iter()
+            .filter(|k| is_kthread(&h, k))
+            .count(),
+        2
+    );
+    h.press(KeyCode::Char('K'));
+    assert!(h.app.hide().kernel_threads);
+    let order = h.app.process_view().order().to_vec();
+    assert_eq!(order.len(), total - 2);
+    assert!(order.iter().all(|k| !is_kthread(&h, k)));
+    let bar = tab_bar(&mut h);
+    assert!(
+        bar.contains(&format!(
+            "{} of {total} · 2 kernel threads hidden",
+            total - 2
+        )),
+        "{bar}"
+    );
+    // Both toggles: one count of what is left out, both named.
+    h.press(KeyCode::Char('E'));
+    let hidden = total - h.app.process_view().order().len();
+    assert!(
+        tab_bar(&mut h).contains(&format!("{hidden} exited + kernel threads hidden")),
+        "{}",
+        tab_bar(&mut h)
+    );
+    h.press(KeyCode::Char('K'));
+    h.press(KeyCode::Char('E'));
+    assert_eq!(h.app.process_view().order().len(), total);
+}
+
+#[test]
+fn the_selection_follows_its_entity_when_rows_hide() {
+    let mut h = Harness::new();
+    // Sort by PID so exited rows sit among the live ones, then pick a live row below some
+    // exited ones.
+    for _ in 0..4 {
+        h.press(KeyCode::Char('>'));
+    }
+    let order = h.app.process_view().order().to_vec();
+    let live_after_exited = order
+        .iter()
+        .enumerate()
+        .skip_while(|(_, k)| !h.app.processes_table().get(k).unwrap().is_exited())
+        .find(|(_, k)| !h.app.processes_table().get(k).unwrap().is_exited())
+        .map(|(i, _)| i)
+        .expect("a live row after an exited one");
+    h.press(KeyCode::Home);
+    for _ in 0..live_after_exited {
+        h.press(KeyCode::Down);
+    }
+    let picked = h.app.process_view().selected_key().unwrap();
+    h.press(KeyCode::Char('E'));
+    assert_eq!(h.app.process_view().selected_key(), Some(picked));
+    let index = h.app.process_view().cursor_index().unwrap();
+    assert!(
+        index < live_after_exited,
+        "it moved up as rows above it hid"
+    );
+    assert_eq!(h.app.process_view().order()[index], picked);
+    h.press(KeyCode::Char('E'));
+    assert_eq!(h.app.process_view().selected_key(), Some(picked));
+    assert_eq!(h.app.process_view().cursor_index(), Some(live_after_exited));
+}
+
+#[test]
+fn hide_toggles_start_from_the_config_and_rebind_like_other_keys() {
+    use bpftop_ordered::{
+        config::Config,
+        dashboard::{settings::resolve_with, DashboardOptions},
+        view::help::help_lines,
+    };
+    let config = Config::parse(
+        std::path::Path::new("c.toml"),
+        "[view]\nhide_exited = true\nhide_kernel_threads = true\n[keys]\nhide_exited = \"x\"\n",
+    )
+    .unwrap();
+    let settings = resolve_with(&DashboardOptions::default(), config).unwrap();
+    let mut h = Harness::with_settings(SyntheticShape::default(), 120, 40, settings.app);
+    assert!(h.app.hide().exited && h.app.hide().kernel_threads);
+    assert!(h.app.process_view().order().iter().all(|k| !h
+        .app
+        .processes_table()
+        .get(k)
+        .unwrap()
+        .is_exited()));
+    assert!(tab_bar(&mut h).contains("exited + kernel threads hidden"));
+    // `E` no longer toggles; `x` does.
+    assert_eq!(h.press(KeyCode::Char('E')), Control::Unchanged);
+    h.press(KeyCode::Char('x'));
+    assert!(!h.app.hide().exited);
+    // The help shows the keys as bound.
+    let help: String = help_lines(&h.app)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    let line = |what: &str| help.lines().find(|l| l.contains(what)).unwrap().to_string();
+    assert!(line("hide / show exited processes and closed connections").contains(" x "));
+    assert!(line("hide / show kernel threads").contains(" K "));
+}

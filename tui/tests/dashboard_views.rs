@@ -13,7 +13,7 @@ use bridge::contract::{
 use crossterm::event::{Event, KeyCode};
 use probe_common::{ProcKey, ProcState};
 use ratatui::style::Modifier;
-use support::{assert_shows, find, find_below, screen_text, Harness};
+use support::{assert_shows, find, find_below, screen_text, Harness, SECOND};
 
 #[test]
 fn processes_view_shows_header_tabs_columns_and_rows() {
@@ -376,4 +376,163 @@ fn probe_notes_stay_visible_in_the_footer() {
     // A key press (and its transient status) does not hide the note.
     h.press(KeyCode::Char('t'));
     assert!(screen_text(&h.draw()).contains("⚠ optional tracepoint"));
+}
+
+#[test]
+fn status_messages_expire_on_the_app_clock() {
+    use bpftop_ordered::dashboard::app::{Control, STATUS_NS};
+    let mut h = Harness::new();
+    let t0 = h.source.now_ns();
+    h.app.set_now(t0);
+    h.press(KeyCode::Char('t'));
+    assert!(h.screen().contains("theme: light"), "{}", h.screen());
+    // Still there just before its time (clock moved by the app, no sleeping).
+    h.app.set_now(t0 + STATUS_NS - 1);
+    assert!(h.screen().contains("theme: light"));
+    // Gone once the clock passes it, also before the once-a-second tick ran.
+    h.app.set_now(t0 + STATUS_NS);
+    assert!(!h.screen().contains("theme: light"), "{}", h.screen());
+    // The tick that drops it asks for a redraw (the loop draws only on ticks it is told of);
+    // a tick with nothing to drop does not.
+    h.press(KeyCode::Char('t'));
+    let shown_at = t0 + STATUS_NS;
+    assert!(h.screen().contains("theme: high-contrast"));
+    assert_eq!(h.app.on_second(shown_at + SECOND), Control::Unchanged);
+    assert!(h.screen().contains("theme: high-contrast"));
+    assert_eq!(h.app.on_second(shown_at + STATUS_NS), Control::Redraw);
+    assert!(!h.screen().contains("theme: high-contrast"));
+    assert_eq!(
+        h.app.on_second(shown_at + STATUS_NS + SECOND),
+        Control::Unchanged
+    );
+}
+
+/// A connection row as the probes would report it.
+fn connection_row(
+    key: probe_common::ConnKey,
+    state: probe_common::ConnState,
+) -> bridge::contract::ConnectionRow {
+    bridge::contract::ConnectionRow {
+        key,
+        state,
+        seq: 0,
+        changed_ns: 0,
+        origin: RowOrigin::Kernel,
+    }
+}
+
+#[test]
+fn endpoints_read_as_ss_writes_them_in_the_table_and_the_detail_pane() {
+    use probe_common::{conn_flags, ConnKey, ConnState, AF_INET, AF_INET6};
+    let mut h = Harness::new();
+    // An IPv6 loopback connection whose owner is unknown, and an IPv4 one.
+    let mut v6 = ConnKey {
+        family: AF_INET6,
+        sport: 47020,
+        dport: 8080,
+        ..Default::default()
+    };
+    v6.saddr[15] = 1;
+    v6.daddr[15] = 1;
+    let mut v4 = ConnKey {
+        family: AF_INET,
+        sport: 47021,
+        dport: 8080,
+        ..Default::default()
+    };
+    v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    let established = ConnState {
+        tcp_state: 1,
+        flags: conn_flags::BYTES_UNKNOWN,
+        ..Default::default()
+    };
+    h.app.store_mut().seed(
+        &[],
+        &[
+            connection_row(v6, established),
+            connection_row(v4, established),
+        ],
+    );
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.type_text("port:8080");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(&screen, &["[::1]:47020", "[::1]:8080", "127.0.0.1:47021"]);
+    let v6_line = screen.lines().find(|l| l.contains("[::1]:47020")).unwrap();
+    assert!(v6_line.contains(" ? "), "unknown owner is ?: {v6_line}");
+    // The detail pane of the IPv6 row: the same rendering.
+    while h
+        .app
+        .cursor_connection()
+        .is_some_and(|c| c.key.sport != 47020)
+    {
+        h.press(KeyCode::Down);
+    }
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(
+        &screen,
+        &[
+            "Connection [::1]:47020 → [::1]:8080",
+            "[::1]:47020",
+            "? (never seen in process context)",
+        ],
+    );
+    h.press(KeyCode::Esc);
+    // A listener's remote is `*:*`, as dump --format table prints it.
+    h.press(KeyCode::Char('/'));
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Char('/'));
+    h.type_text("state:LISTEN");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    let listeners: Vec<&str> = screen.lines().filter(|l| l.contains("LISTEN ")).collect();
+    assert!(!listeners.is_empty(), "{screen}");
+    for line in listeners {
+        assert!(line.contains(" *:* "), "{line}");
+    }
+}
+
+#[test]
+fn local_and_remote_are_as_wide_as_the_widest_endpoint_in_view() {
+    use bpftop_ordered::model::columns::endpoint;
+    let mut h = Harness::with_shape(Default::default(), 200, 40);
+    h.press(KeyCode::Tab);
+    let buffer = h.draw();
+    let screen = screen_text(&buffer);
+    let range = h.app.connection_view().visible_range();
+    let in_view: Vec<_> = h.app.connection_view().order()[range]
+        .iter()
+        .map(|k| h.app.connections_table().get(k).unwrap().clone())
+        .collect();
+    let widest = |f: &dyn Fn(&bridge::contract::ConnectionRow) -> String| {
+        in_view.iter().map(|r| f(r).len()).max().unwrap() as u16
+    };
+    let local = widest(&|r| endpoint(r.saddr(), r.key.sport));
+    let remote = widest(&|r| endpoint(r.daddr(), r.key.dport));
+    // The synthetic world has IPv6 rows, so the widest is not the IPv4 width.
+    assert!(local < 30 && remote < 30, "{local} {remote}");
+    let (local_x, y) = find(&buffer, "LOCAL").unwrap();
+    let (remote_x, _) = find(&buffer, "REMOTE").unwrap();
+    let (state_x, _) = find_below(&buffer, "STATE", y).unwrap();
+    assert_eq!(remote_x - local_x, local.max(9) + 1, "{screen}");
+    assert_eq!(state_x - remote_x, remote.max(9) + 1, "{screen}");
+    // Every endpoint in view is shown whole (no ellipsis in those columns).
+    for row in &in_view {
+        assert!(
+            screen.contains(&endpoint(row.saddr(), row.key.sport)),
+            "{screen}"
+        );
+    }
+    // A click on the REMOTE title sorts by REMOTE: hit-testing uses the drawn widths.
+    h.app
+        .handle_event(&Event::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: remote_x + 1,
+            row: y,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        }));
+    assert!(h.screen().contains("REMOTE▲"), "{}", h.screen());
 }

@@ -22,7 +22,7 @@ use std::{
 use bridge::{contract::ModeKind, session::Session, store::TableStore};
 use serde_json::{json, Map, Value};
 
-use crate::cli::{BenchArgs, Format, Workload};
+use crate::cli::{BenchArgs, BenchFormat as Format, Workload};
 use procfs::{is_loopback_v4, ProcfsPoller, ProcfsSeen};
 use workload::{ConnectTruth, ExecTruth};
 

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use super::transport_bench::{self, Consumer, Transport, TransportBenchConfig};
 
-use crate::cli::{BenchArgs, Format};
+use crate::cli::{BenchArgs, BenchFormat as Format};
 
 /// Wake-up sampling used for the "sampled" rows (the kernel selftest's sampled setting is 500).
 const SAMPLED_WAKEUP_EVERY: u32 = 500;

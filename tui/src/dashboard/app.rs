@@ -21,14 +21,17 @@ use super::{
     layout::ScreenLayout,
     metrics::Metrics,
     row_match::{ConnectionSubject, ProcessSubject},
-    table_view::{OrderStamp, SortState, TableView},
+    table_view::{HideRows, OrderStamp, SortState, TableView},
 };
 use crate::{
     model::{
-        columns::{column_index, ColumnSpec, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS},
+        columns::{
+            column_index, ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS,
+        },
         user_names::UserNames,
     },
     theme::Theme,
+    view::table::content_widths,
 };
 
 /// Which table is shown.
@@ -141,6 +144,8 @@ pub struct AppSettings {
     /// The session's kernel flush period (`--update-interval`): how stale a process's CPU
     /// time can be (see [`crate::model::process_cpu::ProcessCpu`]).
     pub flush_period: Duration,
+    /// Rows hidden at start (config `[view]`).
+    pub hide: HideRows,
 }
 
 impl Default for AppSettings {
@@ -155,6 +160,7 @@ impl Default for AppSettings {
             filter: None,
             running_modes: ModeKind::ALL.to_vec(),
             flush_period: Duration::from_millis(100),
+            hide: HideRows::default(),
         }
     }
 }
@@ -168,8 +174,8 @@ pub struct StatusMessage {
     pub until_ns: u64,
 }
 
-/// How long a status message stays.
-const STATUS_NS: u64 = 3_000_000_000;
+/// How long a status message stays, ns of the app's clock (`set_now` / `on_second`).
+pub const STATUS_NS: u64 = 3_000_000_000;
 
 /// The frozen picture shown while paused.
 #[derive(Clone, Debug)]
@@ -192,6 +198,7 @@ pub struct App {
     pub(super) connections: TableView<ConnKey>,
     pub(super) overlay: Overlay,
     pub(super) prompt: Option<FilterPrompt>,
+    hide: HideRows,
     themes: Vec<Theme>,
     theme_index: usize,
     pub(super) keymap: KeyMap,
@@ -257,6 +264,7 @@ impl App {
             connections,
             overlay: Overlay::None,
             prompt: None,
+            hide: settings.hide,
             themes,
             theme_index,
             keymap: settings.keymap,
@@ -293,18 +301,22 @@ impl App {
 
     /// The once-a-second work: reap finished rows past retention, sample the panel figures
     /// (events/s, lag window, thread CPU) and this program's CPU, refresh user names, expire
-    /// the status message.
-    pub fn on_second(&mut self, now_ns: u64) {
+    /// the status message. Returns [`Control::Redraw`] when the status message expired (the
+    /// screen must lose it now, not at the next refresh, which may be an hour away).
+    pub fn on_second(&mut self, now_ns: u64) -> Control {
         if self.store.reap(now_ns) > 0 {
             self.data_generation += 1;
         }
         self.metrics.sample_modes(&self.store, now_ns);
         self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         self.users.refresh();
+        self.set_now(now_ns);
         if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
             self.status = None;
+            Control::Redraw
+        } else {
+            Control::Unchanged
         }
-        self.set_now(now_ns);
     }
 
     /// The once-per-refresh work: per-process CPU% over the window just closed.
@@ -354,6 +366,23 @@ impl App {
         self.overlay
     }
 
+    /// Which rows the tables leave out.
+    pub fn hide(&self) -> HideRows {
+        self.hide
+    }
+
+    /// What the hide toggles leave out of the visible tab, as the tab bar names it
+    /// (`exited`, `kernel threads`, `exited + kernel threads`, `closed`); `None` when nothing.
+    pub fn hidden_label(&self) -> Option<&'static str> {
+        match (self.tab, self.hide.exited, self.hide.kernel_threads) {
+            (Tab::Processes, true, true) => Some("exited + kernel threads"),
+            (Tab::Processes, true, false) => Some("exited"),
+            (Tab::Processes, false, true) => Some("kernel threads"),
+            (Tab::Connections, true, _) => Some("closed"),
+            _ => None,
+        }
+    }
+
     /// The filter prompt, when open.
     pub fn prompt(&self) -> Option<FilterPrompt> {
         self.prompt
@@ -399,12 +428,15 @@ impl App {
         self.notes = notes;
     }
 
-    /// The footer's transient message.
+    /// The footer's transient message, while it lasts ([`STATUS_NS`] on the app's clock).
     pub fn status(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.text.as_str())
+        self.status
+            .as_ref()
+            .filter(|s| s.until_ns > self.now_ns)
+            .map(|s| s.text.as_str())
     }
 
-    /// Shows a transient message in the footer.
+    /// Shows a transient message in the footer for [`STATUS_NS`] from the app's "now".
     pub fn set_status(&mut self, text: impl Into<String>) {
         self.status = Some(StatusMessage {
             text: text.into(),
@@ -524,6 +556,26 @@ impl App {
         self.connections.invalidate();
     }
 
+    /// Hides or shows exited processes and closed connections (both tables).
+    pub fn toggle_hide_exited(&mut self) {
+        self.hide.exited = !self.hide.exited;
+        self.set_status(if self.hide.exited {
+            "exited processes and closed connections hidden"
+        } else {
+            "exited processes and closed connections shown"
+        });
+    }
+
+    /// Hides or shows kernel threads (the processes table).
+    pub fn toggle_hide_kernel_threads(&mut self) {
+        self.hide.kernel_threads = !self.hide.kernel_threads;
+        self.set_status(if self.hide.kernel_threads {
+            "kernel threads hidden"
+        } else {
+            "kernel threads shown"
+        });
+    }
+
     /// Next built-in theme (a theme loaded from a file is first in the cycle).
     pub fn next_theme(&mut self) {
         self.theme_index = (self.theme_index + 1) % self.themes.len();
@@ -563,10 +615,13 @@ impl App {
                     PROCESS_COLUMNS,
                     |row, ctx, filter| filter.matches(&ProcessSubject { row, ctx }),
                 );
-                if let Some((order, stamp)) = fresh {
+                if let Some((order, hidden, stamp)) = fresh {
                     self.processes.set_order(order, stamp);
+                    self.processes.hidden = hidden;
                 }
                 self.processes.set_page_rows(rows);
+                self.processes.content_widths =
+                    self.widths_in_view(&self.processes, self.processes_table(), PROCESS_COLUMNS);
             }
             Tab::Connections => {
                 let fresh = self.stale_order(
@@ -575,23 +630,44 @@ impl App {
                     CONNECTION_COLUMNS,
                     |row, ctx, filter| filter.matches(&ConnectionSubject { row, ctx }),
                 );
-                if let Some((order, stamp)) = fresh {
+                if let Some((order, hidden, stamp)) = fresh {
                     self.connections.set_order(order, stamp);
+                    self.connections.hidden = hidden;
                 }
                 self.connections.set_page_rows(rows);
+                self.connections.content_widths = self.widths_in_view(
+                    &self.connections,
+                    self.connections_table(),
+                    CONNECTION_COLUMNS,
+                );
             }
         }
     }
 
-    /// A new order for `view` over `table` (with the stamp it answers to), or `None` when the
-    /// view's order is current for the data, sort, filter, mode and pause state.
-    fn stale_order<R: Entity>(
+    /// The widest cell of each content-sized column over the rows `view` has in view.
+    fn widths_in_view<R: Entity>(
+        &self,
+        view: &TableView<R::Key>,
+        table: &OrderedTable<R>,
+        columns: &[ColumnSpec<R>],
+    ) -> Vec<u16> {
+        let rows: Vec<&R> = view.order()[view.visible_range()]
+            .iter()
+            .filter_map(|key| table.get(key))
+            .collect();
+        content_widths(columns, &rows, &self.row_context())
+    }
+
+    /// A new order for `view` over `table` (with the number of rows the hide toggles left out
+    /// and the stamp it answers to), or `None` when the view's order is current for the data,
+    /// sort, filter, mode, pause and hide state.
+    fn stale_order<R: Entity + DisplayRow>(
         &self,
         view: &TableView<R::Key>,
         table: &OrderedTable<R>,
         columns: &[ColumnSpec<R>],
         matches: impl Fn(&R, &RowContext, &Filter) -> bool,
-    ) -> Option<(Vec<R::Key>, OrderStamp)> {
+    ) -> Option<(Vec<R::Key>, usize, OrderStamp)> {
         let stamp = OrderStamp {
             data: self
                 .frozen
@@ -601,36 +677,49 @@ impl App {
             filter: view.filter.generation,
             mode: self.mode,
             paused: self.frozen.is_some(),
+            hide: self.hide,
         };
         if view.order_is_current(&stamp) {
             return None;
         }
         let ctx = self.row_context();
-        let order = sorted_filtered(
+        let (order, hidden) = sorted_filtered(
             table,
             columns,
             stamp.sort,
+            stamp.hide,
             &view.filter.active,
             &ctx,
             matches,
         );
-        Some((order, stamp))
+        Some((order, hidden, stamp))
     }
 }
 
-/// Keys of the rows of `table` accepted by `filter`, ordered by the sort column (ties keep
-/// first-seen order, in both directions).
-fn sorted_filtered<R: Entity>(
+/// Keys of the rows of `table` not hidden by `hide` and accepted by `filter`, ordered by the
+/// sort column (ties keep first-seen order, in both directions); and how many rows `hide` left
+/// out (whether or not the filter would have taken them).
+fn sorted_filtered<R: Entity + DisplayRow>(
     table: &OrderedTable<R>,
     columns: &[ColumnSpec<R>],
     sort: SortState,
+    hide: HideRows,
     filter: &Filter,
     ctx: &RowContext,
     matches: impl Fn(&R, &RowContext, &Filter) -> bool,
-) -> Vec<R::Key> {
+) -> (Vec<R::Key>, usize) {
     let spec = &columns[sort.column];
-    table.sorted_keys(
-        |row| filter.is_empty() || matches(row, ctx, filter),
+    let hidden = std::cell::Cell::new(0usize);
+    let order = table.sorted_keys(
+        |row| {
+            if (hide.exited && DisplayRow::is_finished(row))
+                || (hide.kernel_threads && DisplayRow::is_kernel_thread(row))
+            {
+                hidden.set(hidden.get() + 1);
+                return false;
+            }
+            filter.is_empty() || matches(row, ctx, filter)
+        },
         |a, b| {
             let order = (spec.compare)(a, b, ctx);
             if sort.descending {
@@ -639,5 +728,6 @@ fn sorted_filtered<R: Entity>(
                 order
             }
         },
-    )
+    );
+    (order, hidden.get())
 }

@@ -59,6 +59,8 @@ pub fn run<B: Backend>(
                 let event = event
                     .map_err(|_| anyhow::anyhow!("the terminal input reader stopped"))?
                     .context("reading terminal input")?;
+                // A status message the key sets lasts from now, not from the last frame.
+                app.set_now(monotonic_ns());
                 match app.handle_event(&event) {
                     Control::Quit => return Ok(0),
                     Control::Redraw => redraw(terminal, app)?,
@@ -75,7 +77,11 @@ pub fn run<B: Backend>(
                 // Every mode thread ended: keep showing what there is.
                 Err(_) => messages = never(),
             },
-            recv(second) -> _ => app.on_second(monotonic_ns()),
+            recv(second) -> _ => {
+                if app.on_second(monotonic_ns()) == Control::Redraw {
+                    redraw(terminal, app)?;
+                }
+            }
             recv(refresh) -> _ => {
                 app.on_refresh(monotonic_ns());
                 redraw(terminal, app)?;

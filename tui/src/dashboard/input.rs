@@ -136,6 +136,8 @@ impl App {
                 self.prompt = Some(FilterPrompt { cursor });
             }
             Action::Pause => self.toggle_pause(),
+            Action::HideExited => self.toggle_hide_exited(),
+            Action::HideKernelThreads => self.toggle_hide_kernel_threads(),
             Action::NextTheme => self.next_theme(),
             Action::Help => self.overlay = Overlay::Help { scroll: 0 },
             Action::Up => self.move_cursor(-1),
@@ -354,12 +356,14 @@ impl App {
                             Tab::Processes => column_at(
                                 PROCESS_COLUMNS,
                                 &self.processes.columns,
+                                &self.processes.content_widths,
                                 layout.table,
                                 at.x,
                             ),
                             Tab::Connections => column_at(
                                 CONNECTION_COLUMNS,
                                 &self.connections.columns,
+                                &self.connections.content_widths,
                                 layout.table,
                                 at.x,
                             ),

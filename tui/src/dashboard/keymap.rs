@@ -56,11 +56,15 @@ pub enum Action {
     Follow,
     /// Open the detail pane of the selected row.
     Detail,
+    /// Hide / show exited processes and closed connections.
+    HideExited,
+    /// Hide / show kernel threads (htop's `K`).
+    HideKernelThreads,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -74,6 +78,8 @@ impl Action {
         Action::SortNext,
         Action::SortInvert,
         Action::Filter,
+        Action::HideExited,
+        Action::HideKernelThreads,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -112,6 +118,8 @@ impl Action {
             Action::End => "end",
             Action::Follow => "follow",
             Action::Detail => "detail",
+            Action::HideExited => "hide_exited",
+            Action::HideKernelThreads => "hide_kernel_threads",
         }
     }
 
@@ -146,6 +154,8 @@ impl Action {
             Action::End => "last row",
             Action::Follow => "follow the selected entity (keep it in view)",
             Action::Detail => "details of the selected row",
+            Action::HideExited => "hide / show exited processes and closed connections",
+            Action::HideKernelThreads => "hide / show kernel threads",
         }
     }
 
@@ -174,6 +184,8 @@ impl Action {
             Action::End => &["end", "G"],
             Action::Follow => &["F"],
             Action::Detail => &["enter"],
+            Action::HideExited => &["E"],
+            Action::HideKernelThreads => &["K"],
         }
     }
 }

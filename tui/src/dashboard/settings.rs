@@ -11,6 +11,7 @@ use bridge::{contract::ModeKind, session::SessionConfig};
 use super::{
     app::AppSettings,
     filter::{self, FilterTable},
+    table_view::HideRows,
 };
 use crate::{
     config::{Config, MAX_INTERVAL, MIN_INTERVAL},
@@ -107,6 +108,10 @@ pub fn resolve_with(options: &DashboardOptions, config: Config) -> Result<Settin
         filter: options.filter.clone(),
         running_modes: session.modes(),
         flush_period: session.update_interval,
+        hide: HideRows {
+            exited: config.hide_exited.unwrap_or(false),
+            kernel_threads: config.hide_kernel_threads.unwrap_or(false),
+        },
     };
     Ok(Settings { app, session })
 }

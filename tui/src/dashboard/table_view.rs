@@ -85,6 +85,15 @@ impl FilterState {
     }
 }
 
+/// Which rows the tables leave out, whatever the filter (keys `E` and `K`, config `[view]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HideRows {
+    /// Exited processes and closed connections.
+    pub exited: bool,
+    /// Kernel threads (processes table only).
+    pub kernel_threads: bool,
+}
+
 /// What the cached order was computed from; any change recomputes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderStamp {
@@ -98,6 +107,8 @@ pub struct OrderStamp {
     pub mode: ModeKind,
     /// Whether the view is paused (the frozen copy is a different table).
     pub paused: bool,
+    /// Rows left out by the hide toggles.
+    pub hide: HideRows,
 }
 
 /// One tab's view state.
@@ -109,6 +120,11 @@ pub struct TableView<K> {
     pub sort: SortState,
     /// Filter.
     pub filter: FilterState,
+    /// Rows of the table the hide toggles left out of `order` (counted before the filter).
+    pub hidden: usize,
+    /// Widest cell in view of each content-sized column (indexed like the full column list),
+    /// as of the last prepared frame: the drawing and the mouse place columns with it.
+    pub content_widths: Vec<u16>,
     order: Vec<K>,
     stamp: Option<OrderStamp>,
     selected: Option<K>,
@@ -125,6 +141,8 @@ impl<K: Copy + Eq> TableView<K> {
             columns,
             sort,
             filter: FilterState::new(table),
+            hidden: 0,
+            content_widths: Vec::new(),
             order: Vec::new(),
             stamp: None,
             selected: None,
@@ -356,6 +374,7 @@ mod tests {
             filter: 0,
             mode: ModeKind::Ring,
             paused: false,
+            hide: HideRows::default(),
         }
     }
 

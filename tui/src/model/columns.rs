@@ -57,10 +57,11 @@ pub struct ColumnSpec<R> {
     pub title: &'static str,
     /// What the column shows, for the picker and the help.
     pub description: &'static str,
-    /// Minimum width in cells.
+    /// Width in cells; for a column sized to its content, the least it takes.
     pub width: u16,
-    /// Takes a share of the spare width.
-    pub flex: bool,
+    /// `Some(max)`: sized to the widest cell in view, from `width` up to `max` cells, and may
+    /// shrink to the room left on a narrow screen; `None`: always `width`.
+    pub fit: Option<u16>,
     /// Cell alignment.
     pub align: Align,
     /// First direction when sorting by this column (numbers high→low, names A→Z).
@@ -77,11 +78,18 @@ pub trait DisplayRow {
     fn is_finished(&self) -> bool;
     /// Seeded from /proc at start-up and not yet reported by the probes: marked `·`.
     fn is_seeded(&self) -> bool;
+    /// A kernel thread (`PF_KTHREAD`); connections never are.
+    fn is_kernel_thread(&self) -> bool {
+        false
+    }
 }
 
 impl DisplayRow for ProcessRow {
     fn is_finished(&self) -> bool {
         self.is_exited()
+    }
+    fn is_kernel_thread(&self) -> bool {
+        ProcessRow::is_kernel_thread(self)
     }
     fn is_seeded(&self) -> bool {
         self.origin == RowOrigin::Procfs
@@ -127,7 +135,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "PID",
         description: "process id (tgid)",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.pid().to_string(),
@@ -138,7 +146,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "PPID",
         description: "parent's pid",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.state.ppid.to_string(),
@@ -149,7 +157,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "USER",
         description: "real user (uid resolved through /etc/passwd)",
         width: 9,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, ctx| ctx.users.name_or_uid(r.state.uid),
@@ -167,7 +175,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "command name (kernel comm, 15 bytes)",
         // comm never exceeds 15 bytes: extra width would only push the numbers away.
         width: 15,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| r.comm(),
@@ -179,7 +187,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "task state as ps shows it: R running, S sleeping, D disk sleep, T stopped, \
                       t traced, Z zombie, X dead (exited and reaped), I idle",
         width: 2,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| r.task_state().to_string(),
@@ -195,7 +203,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "CPU%",
         description: "CPU over the refresh window, % of one core",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, ctx| process_cpu_percent(r, ctx).map_or("–".into(), format::percent),
@@ -207,7 +215,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         description: "lifetime on-CPU time of all threads, dead ones included (m:ss.cc; ≥ when \
                       the process has more threads than the probes sum)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| {
@@ -226,7 +234,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "START",
         description: "age: time since the process started",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, ctx| format::age(process_age_ns(r, ctx)),
@@ -237,7 +245,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "EXIT",
         description: "exit status (128+N when killed by signal N)",
         width: 5,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| exit_text(r),
@@ -245,10 +253,20 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
     },
 ];
 
-/// `addr:port`, IPv6 in brackets; the unspecified remote of a listener is `*`.
+/// The longest endpoint: a full IPv6 address in brackets with a 5-digit port,
+/// `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`.
+pub const ENDPOINT_MAX_WIDTH: u16 = 47;
+
+/// What a socket without that end shows (a listener's remote), in the dashboard and in
+/// `dump --format table`, as `ss` writes a wildcard.
+pub const NO_ENDPOINT: &str = "*:*";
+
+/// `addr:port` as the dashboard and `dump --format table` show it: IPv4 `127.0.0.1:47020`,
+/// IPv6 in brackets `[::1]:47020`; the unspecified address with port 0 (a listener's remote)
+/// is [`NO_ENDPOINT`].
 pub fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     match (addr, port) {
-        (a, 0) if a.is_unspecified() => "*".into(),
+        (a, 0) if a.is_unspecified() => NO_ENDPOINT.into(),
         (std::net::IpAddr::V6(v6), p) => format!("[{v6}]:{p}"),
         (std::net::IpAddr::V4(v4), p) => format!("{v4}:{p}"),
     }
@@ -285,7 +303,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "PROTO",
         description: "tcp (IPv4) or tcp6",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| {
@@ -302,8 +320,8 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         name: "local",
         title: "LOCAL",
         description: "local address:port",
-        width: 21,
-        flex: true,
+        width: 9,
+        fit: Some(ENDPOINT_MAX_WIDTH),
         align: Align::Left,
         descending_first: false,
         text: |r, _| endpoint(r.saddr(), r.key.sport),
@@ -312,9 +330,9 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
     ColumnSpec {
         name: "remote",
         title: "REMOTE",
-        description: "remote address:port (* for a listener)",
-        width: 21,
-        flex: true,
+        description: "remote address:port (*:* for a listener)",
+        width: 9,
+        fit: Some(ENDPOINT_MAX_WIDTH),
         align: Align::Left,
         descending_first: false,
         text: |r, _| endpoint(r.daddr(), r.key.dport),
@@ -325,7 +343,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "STATE",
         description: "TCP state, as ss names it",
         width: 11,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, _| tcp_state_name(r.state.tcp_state).into(),
@@ -336,7 +354,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "PID",
         description: "owning process as ss -p shows it (? when unknown)",
         width: 7,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, _| r.owner_pid().map_or(UNKNOWN.into(), |pid| pid.to_string()),
@@ -347,7 +365,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "COMM",
         description: "owning process's current name (? when unknown)",
         width: 15,
-        flex: false,
+        fit: None,
         align: Align::Left,
         descending_first: false,
         text: |r, ctx| ctx.owner_comm(r).unwrap_or_else(|| UNKNOWN.into()),
@@ -358,7 +376,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "SENT",
         description: "payload bytes sent, lifetime (ss bytes_sent - bytes_retrans)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| bytes_text(bytes_sent(r)),
@@ -369,7 +387,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "RECV",
         description: "payload bytes received, lifetime (ss bytes_received)",
         width: 10,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: true,
         text: |r, _| bytes_text(bytes_received(r)),
@@ -380,7 +398,7 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         title: "AGE",
         description: "time since the connection started (? when it predates the probes)",
         width: 6,
-        flex: false,
+        fit: None,
         align: Align::Right,
         descending_first: false,
         text: |r, ctx| connection_age_ns(r, ctx).map_or(UNKNOWN.into(), format::age),
@@ -410,7 +428,16 @@ mod tests {
             "10.0.0.5:443"
         );
         assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::LOCALHOST), 22), "[::1]:22");
-        assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*");
+        assert_eq!(endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), "*:*");
+        let widest = endpoint(IpAddr::V6(Ipv6Addr::from([0xffff; 8])), 65535);
+        assert_eq!(widest.len(), ENDPOINT_MAX_WIDTH as usize, "{widest}");
+        assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0), "*:*");
+        // A listener's local side keeps its address: only the port-less wildcard is `*:*`.
+        assert_eq!(endpoint(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 22), "[::]:22");
+        assert_eq!(
+            endpoint(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 22),
+            "0.0.0.0:22"
+        );
     }
 
     #[test]

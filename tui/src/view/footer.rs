@@ -86,7 +86,26 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 ),
                 (keys.label(Action::Detail), "details"),
                 (keys.label(Action::NextTheme), "theme"),
+                (
+                    keys.label(Action::HideExited),
+                    match (app.tab(), app.hide().exited) {
+                        (Tab::Processes, false) => "hide exited",
+                        (Tab::Processes, true) => "show exited",
+                        (Tab::Connections, false) => "hide closed",
+                        (Tab::Connections, true) => "show closed",
+                    },
+                ),
             ];
+            if app.tab() == Tab::Processes {
+                hints.push((
+                    keys.label(Action::HideKernelThreads),
+                    if app.hide().kernel_threads {
+                        "show kthreads"
+                    } else {
+                        "hide kthreads"
+                    },
+                ));
+            }
             if filtered {
                 hints.insert(5, ("Esc".into(), "clear filter"));
             }

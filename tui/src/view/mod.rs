@@ -127,6 +127,7 @@ fn render_table<R: Entity + DisplayRow>(
         TableWidget {
             columns,
             visible: &view.columns,
+            content: &view.content_widths,
             sort: view.sort,
             rows,
             cursor,

@@ -20,9 +20,6 @@ use crate::{dashboard::table_view::SortState, theme::Theme};
 const GUTTER: u16 = 1;
 /// Cells between columns.
 const SPACING: u16 = 1;
-/// A flexible column grows to at most this many times its minimum width; the rest of the spare
-/// width stays at the right edge.
-const FLEX_GROWTH: u16 = 3;
 /// Marker of rows seeded from /proc.
 pub const SEEDED_MARKER: &str = "·";
 /// Sort markers.
@@ -41,11 +38,30 @@ pub struct ColumnSpan {
     pub width: u16,
 }
 
-/// Places the `visible` columns (indices into `all`) in `width` cells: each at its minimum
-/// width, in order, until one does not fit (a flexible or first column may shrink to the space
-/// left); spare width then goes to the flexible columns (up to three times their
-/// minimum).
-pub fn column_spans<R>(all: &[ColumnSpec<R>], visible: &[usize], width: u16) -> Vec<ColumnSpan> {
+/// The width a column takes this frame before any shrinking: its fixed width, or for a column
+/// sized to its content the widest cell in view (`content[column]`, 0 when unknown) bounded
+/// by its width and its maximum.
+fn natural_width<R>(spec: &ColumnSpec<R>, column: usize, content: &[u16]) -> u16 {
+    match spec.fit {
+        None => spec.width,
+        Some(max) => content
+            .get(column)
+            .copied()
+            .unwrap_or(0)
+            .clamp(spec.width, max.max(spec.width)),
+    }
+}
+
+/// Places the `visible` columns (indices into `all`) in `width` cells: each at its natural
+/// width (see [`natural_width`]; `content` holds the widest cell in view per column of `all`),
+/// in order, until one does not fit (a content-sized or first column may shrink to the space
+/// left). Spare width stays at the right edge.
+pub fn column_spans<R>(
+    all: &[ColumnSpec<R>],
+    visible: &[usize],
+    width: u16,
+    content: &[u16],
+) -> Vec<ColumnSpan> {
     let mut spans: Vec<ColumnSpan> = Vec::new();
     let mut x = GUTTER;
     for &column in visible {
@@ -55,50 +71,54 @@ pub fn column_spans<R>(all: &[ColumnSpec<R>], visible: &[usize], width: u16) -> 
             break;
         }
         let room = width - start;
-        if spec.width <= room {
+        let natural = natural_width(spec, column, content);
+        if natural <= room {
             spans.push(ColumnSpan {
                 column,
                 x: start,
-                width: spec.width,
+                width: natural,
             });
-            x = start + spec.width;
+            x = start + natural;
         } else {
-            if (spec.flex || spans.is_empty()) && room >= 3 {
+            if (spec.fit.is_some() || spans.is_empty()) && room >= 3 {
                 spans.push(ColumnSpan {
                     column,
                     x: start,
                     width: room,
                 });
-                x = width;
             }
             break;
-        }
-    }
-    let flexible: Vec<usize> = (0..spans.len())
-        .filter(|i| all[spans[*i].column].flex)
-        .collect();
-    let mut spare = width.saturating_sub(x);
-    if !flexible.is_empty() && spare > 0 {
-        let share = spare / flexible.len() as u16;
-        let mut shift = 0;
-        for (i, span) in spans.iter_mut().enumerate() {
-            span.x += shift;
-            if flexible.contains(&i) {
-                let cap = all[span.column].width * (FLEX_GROWTH - 1);
-                let grow = share.min(cap).min(spare);
-                span.width += grow;
-                shift += grow;
-                spare -= grow;
-            }
         }
     }
     spans
 }
 
-/// The column (index into `all`) drawn at screen column `x` of a table in `area`.
-pub fn column_at<R>(all: &[ColumnSpec<R>], visible: &[usize], area: Rect, x: u16) -> Option<usize> {
+/// The widest cell of each content-sized column (indexed like `all`; 0 for the others) over
+/// `rows`, the rows in view.
+pub fn content_widths<R>(all: &[ColumnSpec<R>], rows: &[&R], ctx: &RowContext) -> Vec<u16> {
+    all.iter()
+        .map(|spec| match spec.fit {
+            None => 0,
+            Some(_) => rows
+                .iter()
+                .map(|row| (spec.text)(row, ctx).width().min(u16::MAX as usize) as u16)
+                .max()
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The column (index into `all`) drawn at screen column `x` of a table in `area`, placed with
+/// the same `content` widths as the frame drawn.
+pub fn column_at<R>(
+    all: &[ColumnSpec<R>],
+    visible: &[usize],
+    content: &[u16],
+    area: Rect,
+    x: u16,
+) -> Option<usize> {
     let offset = x.checked_sub(area.x)?;
-    column_spans(all, visible, area.width)
+    column_spans(all, visible, area.width, content)
         .into_iter()
         .find(|s| offset >= s.x && offset < s.x + s.width + SPACING)
         .map(|s| s.column)
@@ -132,6 +152,8 @@ pub struct TableWidget<'a, R> {
     pub columns: &'a [ColumnSpec<R>],
     /// Visible columns, in order.
     pub visible: &'a [usize],
+    /// Widest cell in view per column (see [`content_widths`]).
+    pub content: &'a [u16],
     /// Sort in force (for the marker).
     pub sort: SortState,
     /// The rows in view, top to bottom.
@@ -151,7 +173,7 @@ impl<R: DisplayRow> Widget for TableWidget<'_, R> {
         if area.height == 0 || area.width == 0 {
             return;
         }
-        let spans = column_spans(self.columns, self.visible, area.width);
+        let spans = column_spans(self.columns, self.visible, area.width, self.content);
         let theme = self.theme;
 
         let header = Rect::new(area.x, area.y, area.width, 1);
@@ -244,35 +266,45 @@ mod tests {
     #[test]
     fn columns_are_placed_in_order_with_spacing() {
         let all: Vec<usize> = (0..PROCESS_COLUMNS.len()).collect();
-        let spans = column_spans(PROCESS_COLUMNS, &all, 200);
+        let spans = column_spans(PROCESS_COLUMNS, &all, 200, &[]);
         assert_eq!(spans.len(), PROCESS_COLUMNS.len());
         assert_eq!(spans[0].x, GUTTER);
         for pair in spans.windows(2) {
             assert_eq!(pair[1].x, pair[0].x + pair[0].width + SPACING);
         }
-        // No flexible process column: the spare width stays at the right edge.
+        // No content-sized process column: the spare width stays at the right edge.
         let last = spans.last().unwrap();
         assert!(last.x + last.width < 100);
     }
 
     #[test]
-    fn flexible_columns_share_the_spare_width_up_to_their_cap() {
+    fn content_sized_columns_take_their_widest_cell_within_bounds() {
         let all: Vec<usize> = (0..CONNECTION_COLUMNS.len()).collect();
-        let spans = column_spans(CONNECTION_COLUMNS, &all, 140);
-        let local = spans.iter().find(|s| s.column == 1).unwrap();
-        let remote = spans.iter().find(|s| s.column == 2).unwrap();
-        assert!(local.width > 21 && local.width == remote.width);
-        let wide = column_spans(CONNECTION_COLUMNS, &all, 400);
-        assert_eq!(wide[1].width, 21 * FLEX_GROWTH);
+        let mut content = vec![0u16; CONNECTION_COLUMNS.len()];
+        let (local, remote) = (1, 2);
+        content[local] = 14; // 10.0.0.5:40001
+        content[remote] = 4; // *:* is shorter than the title: the minimum width
+        let spans = column_spans(CONNECTION_COLUMNS, &all, 400, &content);
+        assert_eq!(spans[local].width, 14);
+        assert_eq!(spans[remote].width, CONNECTION_COLUMNS[remote].width);
+        content[local] = 500;
+        let spans = column_spans(CONNECTION_COLUMNS, &all, 400, &content);
+        assert_eq!(
+            spans[local].width, 47,
+            "bounded by the longest IPv6 endpoint"
+        );
         for pair in spans.windows(2) {
             assert_eq!(pair[1].x, pair[0].x + pair[0].width + SPACING);
         }
+        // The spare width stays at the right edge.
+        let last = spans.last().unwrap();
+        assert!(last.x + last.width < 200);
     }
 
     #[test]
     fn columns_that_do_not_fit_are_dropped() {
         let all: Vec<usize> = (0..CONNECTION_COLUMNS.len()).collect();
-        let spans = column_spans(CONNECTION_COLUMNS, &all, 60);
+        let spans = column_spans(CONNECTION_COLUMNS, &all, 60, &[]);
         let last = spans.last().unwrap();
         assert!(last.x + last.width <= 60);
         assert!(spans.len() < CONNECTION_COLUMNS.len());
@@ -282,14 +314,14 @@ mod tests {
     fn hit_testing_matches_placement() {
         let visible = [0usize, 3, 5];
         let area = Rect::new(10, 5, 80, 10);
-        let spans = column_spans(PROCESS_COLUMNS, &visible, 80);
+        let spans = column_spans(PROCESS_COLUMNS, &visible, 80, &[]);
         for span in spans {
             assert_eq!(
-                column_at(PROCESS_COLUMNS, &visible, area, area.x + span.x),
+                column_at(PROCESS_COLUMNS, &visible, &[], area, area.x + span.x),
                 Some(span.column)
             );
         }
-        assert_eq!(column_at(PROCESS_COLUMNS, &visible, area, 5), None);
+        assert_eq!(column_at(PROCESS_COLUMNS, &visible, &[], area, 5), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The tab bar: Processes | Connections with their row counts, and on the right what the table
-//! shows (rows matching the filter, the filter in force, the mode).
+//! shows (rows shown of the table's rows, the filter in force, how many rows the hide toggles
+//! leave out and which, the mode).
 
 use ratatui::{
     layout::Rect,
@@ -62,29 +63,46 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let left_width: usize = spans.iter().map(|s| s.width()).sum();
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 
-    let (shown, total, filter) = match app.tab() {
+    let (shown, total, hidden, filter) = match app.tab() {
         Tab::Processes => (
             app.process_view().order().len(),
             app.processes_table().len(),
+            app.process_view().hidden,
             &app.process_view().filter,
         ),
         Tab::Connections => (
             app.connection_view().order().len(),
             app.connections_table().len(),
+            app.connection_view().hidden,
             &app.connection_view().filter,
         ),
     };
     let rows = if total == 1 { "row" } else { "rows" };
-    let mut right = if filter.applied_text.is_empty() {
-        format!("{total} {rows} · {} ", app.mode())
-    } else {
-        format!(
+    // What the toggles leave out, counted: `27 exited hidden`.
+    let hidden_text = app
+        .hidden_label()
+        .map(|label| format!("{hidden} {label} hidden"));
+    let mut right = match (filter.applied_text.is_empty(), &hidden_text) {
+        (true, None) => format!("{total} {rows} · {} ", app.mode()),
+        (true, Some(hidden)) => format!("{shown} of {total} · {hidden} · {} ", app.mode()),
+        (false, None) => format!(
             "{shown} of {total} match `{}` · {} ",
             filter.applied_text,
             app.mode()
-        )
+        ),
+        (false, Some(hidden)) => format!(
+            "{shown} of {total} match `{}` · {hidden} · {} ",
+            filter.applied_text,
+            app.mode()
+        ),
     };
     let room = (area.width as usize).saturating_sub(left_width + 1);
+    if right.width() > room {
+        right = match &hidden_text {
+            Some(hidden) => format!("{shown}/{total} · {hidden} "),
+            None => format!("{shown}/{total} "),
+        };
+    }
     if right.width() > room {
         right = format!("{shown}/{total} ");
     }

@@ -42,6 +42,17 @@ impl Harness {
     /// batches; the synthetic clock ends close to the real monotonic clock so ages and lags
     /// look plausible.
     pub fn with_shape(shape: SyntheticShape, width: u16, height: u16) -> Harness {
+        Harness::with_settings(shape, width, height, AppSettings::default())
+    }
+
+    /// [`Harness::with_shape`] with start-up settings (as the command line and the config file
+    /// resolve them).
+    pub fn with_settings(
+        shape: SyntheticShape,
+        width: u16,
+        height: u16,
+        settings: AppSettings,
+    ) -> Harness {
         let start = monotonic_ns().saturating_sub(5 * SECOND);
         let mut source = SyntheticSource::with_shape(42, start, shape);
         let mut store = TableStore::new(0, Retention::default());
@@ -50,7 +61,7 @@ impl Harness {
         }
         let mut app = App::new(
             store,
-            AppSettings::default(),
+            settings,
             HostInfo {
                 hostname: "testhost".into(),
                 kernel: "6.18.0-test".into(),
