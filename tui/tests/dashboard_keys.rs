@@ -319,6 +319,7 @@ fn event_loop_applies_data_redraws_on_keys_and_quits() {
         terminal: keys,
         messages,
         signals,
+        suspend: None,
     };
     let code =
         event_loop::run(&mut h.terminal, &mut h.app, inputs, Duration::from_secs(1)).unwrap();
@@ -343,6 +344,7 @@ fn event_loop_ends_on_a_signal_with_128_plus_its_number() {
             terminal: keys,
             messages,
             signals,
+            suspend: None,
         },
         Duration::from_secs(1),
     )
@@ -567,4 +569,49 @@ fn hide_toggles_start_from_the_config_and_rebind_like_other_keys() {
     let line = |what: &str| help.lines().find(|l| l.contains(what)).unwrap().to_string();
     assert!(line("hide / show exited processes and closed connections").contains(" x "));
     assert!(line("hide / show kernel threads").contains(" K "));
+}
+
+#[test]
+fn ctrl_z_and_sigtstp_suspend_then_the_loop_goes_on() {
+    use std::{cell::Cell, rc::Rc};
+    let mut h = Harness::new();
+    let (key_sender, keys) = crossbeam_channel::unbounded();
+    let (_messages_sender, messages) = crossbeam_channel::unbounded();
+    let (signal_sender, signals) = crossbeam_channel::unbounded();
+    signal_sender.send(libc::SIGTSTP).unwrap();
+    let ctrl_z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
+    key_sender.send(Ok(Event::Key(ctrl_z))).unwrap();
+    let suspended = Rc::new(Cell::new(0));
+    let counter = Rc::clone(&suspended);
+    let suspend = Box::new(move || {
+        counter.set(counter.get() + 1);
+        Ok(())
+    });
+    // Quit only once both suspensions were handled, so the loop really went on after them.
+    let quit_sender = key_sender.clone();
+    let quitter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+        quit_sender.send(Ok(Event::Key(q))).unwrap();
+    });
+    let code = event_loop::run(
+        &mut h.terminal,
+        &mut h.app,
+        LoopInputs {
+            terminal: keys,
+            messages,
+            signals,
+            suspend: Some(suspend),
+        },
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    quitter.join().unwrap();
+    assert_eq!(code, 0, "q ends the loop after the suspensions");
+    assert_eq!(suspended.get(), 2, "Ctrl-Z and SIGTSTP each suspend once");
+    let screen = support::screen_text(h.terminal.backend().buffer());
+    assert!(
+        screen.contains("PID"),
+        "the screen is redrawn after fg:\n{screen}"
+    );
 }

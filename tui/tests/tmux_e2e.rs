@@ -375,3 +375,46 @@ fn measure_idle_cpu_at_1s_refresh() {
     session.keys(&["q"]);
     session.wait_for("the shell", STEP_TIMEOUT, |s| s.contains("EXIT-CODE=0"));
 }
+
+#[test]
+fn ctrl_z_gives_the_shell_a_sane_terminal_and_fg_resumes_with_working_keys() {
+    if skip_or_fail("ctrl_z_gives_the_shell_a_sane_terminal_and_fg_resumes_with_working_keys") {
+        return;
+    }
+    let session = TmuxSession::start();
+    // The dashboard alone on the line: with `a; echo` bash would run the echo when `a` stops.
+    session.type_text(&format!(
+        "XDG_CONFIG_HOME={} {BINARY}",
+        empty_config_home().display()
+    ));
+    session.keys(&["Enter"]);
+    session.wait_for("the dashboard header", START_TIMEOUT, |s| {
+        s.contains("bpftop-ordered") && s.contains("1 ring ◆ shown")
+    });
+    session.keys(&["C-z"]);
+    let screen = session.wait_for("the shell to report the stopped job", STEP_TIMEOUT, |s| {
+        s.contains("Stopped")
+    });
+    assert!(
+        !screen.contains("1 ring ◆ shown"),
+        "main screen back:\n{screen}"
+    );
+    assert_terminal_is_cooked(&session);
+    session.type_text("fg");
+    session.keys(&["Enter"]);
+    session.wait_for("the dashboard after fg", STEP_TIMEOUT, |s| {
+        s.contains("1 ring ◆ shown") && !s.contains("icanon")
+    });
+    // Keys work after fg (they were ignored before this was fixed).
+    session.keys(&["2"]);
+    session.wait_for("perf after fg", STEP_TIMEOUT, |s| {
+        s.contains("2 perf ◆ shown")
+    });
+    session.keys(&["q"]);
+    session.type_text("echo \"EXIT-CODE=$?\"");
+    session.keys(&["Enter"]);
+    session.wait_for("the exit code after q", STEP_TIMEOUT, |s| {
+        s.contains("EXIT-CODE=0")
+    });
+    assert_terminal_is_cooked(&session);
+}

@@ -96,6 +96,8 @@ pub enum Control {
     Unchanged,
     /// Leave the dashboard.
     Quit,
+    /// Hand the terminal back to the shell and stop (Ctrl-Z); redraw everything on `fg`.
+    Suspend,
 }
 
 /// Where the monitor runs (for the header).

@@ -30,8 +30,11 @@ pub struct LoopInputs {
     pub terminal: Receiver<io::Result<Event>>,
     /// Mode messages (from the session or a test).
     pub messages: Receiver<ModeMessage>,
-    /// Signal numbers that ask the program to end.
+    /// Signal numbers: [`EXIT_SIGNALS`] end the program, [`SUSPEND_SIGNAL`] suspends it.
     pub signals: Receiver<i32>,
+    /// What Ctrl-Z and SIGTSTP do: hand the terminal back and stop until continued
+    /// ([`super::terminal::suspend_until_continued`] in the product). `None` ignores them.
+    pub suspend: Option<Box<dyn FnMut() -> io::Result<()>>>,
 }
 
 /// Runs until the user quits (exit code 0) or a signal arrives (exit code 128 + signal).
@@ -45,7 +48,17 @@ pub fn run<B: Backend>(
         terminal: input,
         mut messages,
         signals,
+        mut suspend,
     } = inputs;
+    let mut suspend_and_redraw = |terminal: &mut Terminal<B>, app: &mut App| {
+        if let Some(suspend) = suspend.as_mut() {
+            suspend().context("suspending the dashboard")?;
+            // The shell drew over the screen meanwhile: repaint all of it.
+            terminal.clear().context("clearing the screen after fg")?;
+            redraw(terminal, app)?;
+        }
+        anyhow::Ok(())
+    };
     let second = tick(Duration::from_secs(1));
     let refresh = tick(interval);
     redraw(terminal, app)?;
@@ -63,6 +76,7 @@ pub fn run<B: Backend>(
                 app.set_now(monotonic_ns());
                 match app.handle_event(&event) {
                     Control::Quit => return Ok(0),
+                    Control::Suspend => suspend_and_redraw(terminal, app)?,
                     Control::Redraw => redraw(terminal, app)?,
                     Control::Unchanged => {}
                 }
@@ -86,9 +100,10 @@ pub fn run<B: Backend>(
                 app.on_refresh(monotonic_ns());
                 redraw(terminal, app)?;
             }
-            recv(signals) -> signal => {
-                return Ok(128 + signal.unwrap_or(libc::SIGTERM));
-            }
+            recv(signals) -> signal => match signal {
+                Ok(SUSPEND_SIGNAL) => suspend_and_redraw(terminal, app)?,
+                signal => return Ok(128 + signal.unwrap_or(libc::SIGTERM)),
+            },
         }
     }
 }
@@ -120,9 +135,15 @@ pub fn spawn_input_reader() -> io::Result<Receiver<io::Result<Event>>> {
 /// Signals that end the dashboard cleanly (the terminal is restored on the way out).
 pub const EXIT_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
-/// Starts the thread that forwards [`EXIT_SIGNALS`]; the handle stops it.
+/// Job control's stop signal (`kill -TSTP`, or Ctrl-Z where the terminal is not raw): the
+/// dashboard restores the terminal, then stops.
+pub const SUSPEND_SIGNAL: i32 = libc::SIGTSTP;
+
+/// Starts the thread that forwards [`EXIT_SIGNALS`] and [`SUSPEND_SIGNAL`]; the handle stops
+/// it.
 pub fn spawn_signal_listener() -> io::Result<(Receiver<i32>, signal_hook::iterator::Handle)> {
-    let mut signals = signal_hook::iterator::Signals::new(EXIT_SIGNALS)?;
+    let mut signals =
+        signal_hook::iterator::Signals::new(EXIT_SIGNALS.iter().chain([&SUSPEND_SIGNAL]))?;
     let handle = signals.handle();
     let (sender, receiver) = crossbeam_channel::bounded(4);
     thread::Builder::new()

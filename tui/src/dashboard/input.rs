@@ -42,6 +42,10 @@ impl App {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Control::Quit;
         }
+        // Ctrl-Z suspends, as in every terminal program, whatever the bindings say.
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('z') {
+            return Control::Suspend;
+        }
         if self.prompt.is_some() {
             return self.prompt_key(key);
         }

@@ -73,6 +73,7 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             terminal: event_loop::spawn_input_reader()?,
             messages: session.messages().clone(),
             signals,
+            suspend: Some(Box::new(terminal::suspend_until_continued)),
         };
         event_loop::run(guard.terminal(), &mut app, inputs, interval)
         // The guard drops here: the terminal is restored before anything is printed.

@@ -33,16 +33,8 @@ impl TerminalGuard {
     /// cursor. On failure, whatever was already changed is undone.
     pub fn enter() -> io::Result<TerminalGuard> {
         install_panic_hook();
-        enable_raw_mode()?;
-        TERMINAL_TAKEN.store(true, Ordering::SeqCst);
-        let setup = execute!(
-            io::stdout(),
-            EnterAlternateScreen,
-            EnableMouseCapture,
-            EnableBracketedPaste,
-            Hide
-        )
-        .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
+        let setup =
+            take_terminal().and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
         match setup {
             Ok(terminal) => Ok(TerminalGuard { terminal }),
             Err(error) => {
@@ -62,6 +54,30 @@ impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore_terminal();
     }
+}
+
+/// Raw mode, alternate screen, mouse capture, bracketed paste, hidden cursor.
+fn take_terminal() -> io::Result<()> {
+    enable_raw_mode()?;
+    TERMINAL_TAKEN.store(true, Ordering::SeqCst);
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste,
+        Hide
+    )
+}
+
+/// Job control (Ctrl-Z, or SIGTSTP from elsewhere): gives the shell a cooked terminal, stops
+/// this process as SIGTSTP's default action would, and when the shell continues it (`fg`,
+/// SIGCONT) takes the terminal again. The caller must clear and redraw the screen afterwards.
+pub fn suspend_until_continued() -> io::Result<()> {
+    restore_terminal();
+    // The dashboard handles SIGTSTP itself (to restore the terminal first), so the default
+    // action — stop — is carried out here; this returns once the process is continued.
+    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTSTP)?;
+    take_terminal()
 }
 
 /// Puts the terminal back as the shell expects it: main screen, cooked mode, no mouse
