@@ -187,4 +187,28 @@ mod tests {
         assert!(error.message.contains("offset 1"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A regular file larger than its size says (`/proc/kallsyms`: size 0, megabytes of text)
+    /// passes the fstat check; the bounded read still stops at the limit + 1 byte.
+    #[test]
+    fn a_file_larger_than_its_size_says_is_caught_by_the_bounded_read() {
+        let path = Path::new("/proc/kallsyms");
+        let Ok(metadata) = std::fs::metadata(path) else {
+            eprintln!("skipped: no /proc/kallsyms");
+            return;
+        };
+        let len = std::fs::read(path).map_or(0, |bytes| bytes.len() as u64);
+        if !metadata.is_file() || metadata.len() != 0 || len <= MAX_USER_FILE_BYTES {
+            eprintln!("skipped: /proc/kallsyms is not a large file of size 0 here");
+            return;
+        }
+        let error = read_bounded(path, "config file").unwrap_err();
+        assert!(
+            error.message.contains(&format!(
+                "too large ({} bytes or more",
+                MAX_USER_FILE_BYTES + 1
+            )),
+            "{error}"
+        );
+    }
 }

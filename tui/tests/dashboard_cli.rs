@@ -162,7 +162,7 @@ fn config_and_theme_files_must_be_small_regular_files() {
         big.display().to_string(),
         dir.display().to_string(),
     );
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--config", "/dev/zero"],
             "it is a character device, not a regular file",
@@ -180,6 +180,11 @@ fn config_and_theme_files_must_be_small_regular_files() {
         (
             &["--theme", &fifo],
             "cannot read the theme file: it is a FIFO",
+        ),
+        (&["--theme", &big], "the theme file is too large"),
+        (
+            &["--theme", &dir_text],
+            "cannot read the theme file: it is a directory",
         ),
     ];
     assert_usage_errors(&cases);
