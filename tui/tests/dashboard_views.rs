@@ -536,3 +536,32 @@ fn local_and_remote_are_as_wide_as_the_widest_endpoint_in_view() {
         }));
     assert!(h.screen().contains("REMOTE▲"), "{}", h.screen());
 }
+
+#[test]
+fn the_light_theme_paints_its_own_background_everywhere() {
+    use ratatui::style::Color;
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('t'));
+    assert_eq!(h.app.theme().name, "light");
+    // On a dark terminal, a cell left at the terminal's default background would show the
+    // light theme's dark text on dark: every cell must carry a background of its own, also
+    // inside a popup (help).
+    for overlay in [None, Some(KeyCode::Char('?'))] {
+        if let Some(key) = overlay {
+            h.press(key);
+        }
+        let buffer = h.draw();
+        let area = buffer.area;
+        let unpainted: Vec<(u16, u16)> = (area.y..area.bottom())
+            .flat_map(|y| (area.x..area.right()).map(move |x| (x, y)))
+            .filter(|&(x, y)| matches!(buffer[(x, y)].bg, Color::Reset))
+            .collect();
+        assert!(
+            unpainted.is_empty(),
+            "{} cells without a background (first {:?}) with overlay {overlay:?}:\n{}",
+            unpainted.len(),
+            unpainted.first(),
+            screen_text(&buffer)
+        );
+    }
+}
