@@ -117,12 +117,6 @@ fn process_cpu_percent(row: &ProcessRow, ctx: &RowContext) -> Option<f64> {
     ctx.cpu.percent(&row.key)
 }
 
-/// Time since the process started (also after it exited: rows age until retention removes
-/// them, so "youngest first" keeps new processes on top; the lifetime is in the detail pane).
-fn process_age_ns(row: &ProcessRow, ctx: &RowContext) -> u64 {
-    ctx.now_ns.saturating_sub(row.key.start_ns)
-}
-
 /// Exit status for the EXIT column: the number a shell shows (`137` for SIGKILL).
 fn exit_text(row: &ProcessRow) -> String {
     row.exit_status().map_or(String::new(), |s| s.to_string())
@@ -232,13 +226,14 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
     ColumnSpec {
         name: "start",
         title: "START",
-        description: "age: time since the process started",
+        description: "start time, local clock as htop shows it (HH:MM today, else MonDD)",
         width: 6,
         fit: None,
         align: Align::Right,
-        descending_first: false,
-        text: |r, ctx| format::age(process_age_ns(r, ctx)),
-        compare: |a, b, ctx| by(process_age_ns(a, ctx), process_age_ns(b, ctx)),
+        // Newest first (what was the youngest-first age sort).
+        descending_first: true,
+        text: |r, _| format::start_clock(r.key.start_ns),
+        compare: |a, b, _| by(a.key.start_ns, b.key.start_ns),
     },
     ColumnSpec {
         name: "exit",

@@ -124,9 +124,81 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
     })
 }
 
+/// When a process started (`start_monotonic_ns`, CLOCK_MONOTONIC) as local clock time, the
+/// way htop's START column shows it: `HH:MM` when it started today, `MonDD` (e.g. `Dec01`)
+/// before. The monotonic time is placed on the wall clock with the offset between the two
+/// clocks read now.
+pub fn start_clock(start_monotonic_ns: u64) -> String {
+    let now_wall_ns = clock_ns(libc::CLOCK_REALTIME) as i128;
+    let now_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC) as i128;
+    let start_wall_s = (now_wall_ns - (now_monotonic_ns - start_monotonic_ns as i128))
+        .div_euclid(NS_PER_S as i128) as i64;
+    let now_wall_s = now_wall_ns.div_euclid(NS_PER_S as i128) as i64;
+    match (local_time(start_wall_s), local_time(now_wall_s)) {
+        (Some(start), Some(now)) => clock_text(&start, &now),
+        _ => "?".into(),
+    }
+}
+
+/// `HH:MM` when `start` is on `now`'s local date, else `MonDD`.
+fn clock_text(start: &libc::tm, now: &libc::tm) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    if (start.tm_year, start.tm_yday) == (now.tm_year, now.tm_yday) {
+        format!("{:02}:{:02}", start.tm_hour, start.tm_min)
+    } else {
+        let month = MONTHS.get(start.tm_mon as usize).copied().unwrap_or("???");
+        format!("{month}{:02}", start.tm_mday)
+    }
+}
+
+/// Local broken-down time of a Unix time (the process's time zone, as `TZ` or
+/// /etc/localtime say).
+fn local_time(unix_s: i64) -> Option<libc::tm> {
+    let time = unix_s as libc::time_t;
+    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for the
+    // call, and localtime_r is the thread-safe variant.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let filled = unsafe { libc::localtime_r(&time, &mut tm) };
+    (!filled.is_null()).then_some(tm)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * NS_PER_S + ts.tv_nsec as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_clock_is_a_time_today_and_a_date_before() {
+        let tm = |year, yday, mon, mday, hour, min| libc::tm {
+            tm_year: year,
+            tm_yday: yday,
+            tm_mon: mon,
+            tm_mday: mday,
+            tm_hour: hour,
+            tm_min: min,
+            // SAFETY: the other fields are plain integers (and a pointer left null).
+            ..unsafe { std::mem::zeroed() }
+        };
+        let now = tm(126, 335, 11, 2, 13, 45);
+        assert_eq!(clock_text(&tm(126, 335, 11, 2, 9, 5), &now), "09:05");
+        assert_eq!(clock_text(&tm(126, 334, 11, 1, 23, 59), &now), "Dec01");
+        assert_eq!(clock_text(&tm(125, 335, 11, 2, 9, 5), &now), "Dec02", "a year ago");
+        // Started a moment ago: today's time, never a date or `?`.
+        let just_now = clock_ns(libc::CLOCK_MONOTONIC);
+        let text = start_clock(just_now);
+        assert!(text.len() == 5 && text.as_bytes()[2] == b':', "{text}");
+    }
 
     #[test]
     fn bytes_use_binary_units() {
