@@ -21,6 +21,7 @@ use super::{
     layout::ScreenLayout,
     metrics::Metrics,
     row_match::{ConnectionSubject, ProcessSubject},
+    signal::{SignalStage, SignalTarget},
     table_view::{HideRows, OrderStamp, SortState, TableView},
 };
 use crate::{
@@ -78,6 +79,8 @@ pub enum Overlay {
     },
     /// Every field of the row under the cursor.
     Detail,
+    /// The signal dialog for [`App::signal_target`].
+    Signal(SignalStage),
 }
 
 /// The filter prompt while it is open: the text edited is the current tab's filter text.
@@ -212,6 +215,7 @@ pub struct App {
     running_modes: Vec<ModeKind>,
     interval: Duration,
     status: Option<StatusMessage>,
+    signal_target: Option<SignalTarget>,
     /// Lasting notes from the probes (e.g. an optional tracepoint this kernel lacks).
     notes: Vec<String>,
     pub(super) layout: Option<ScreenLayout>,
@@ -278,6 +282,7 @@ impl App {
             running_modes: settings.running_modes,
             interval: settings.interval,
             status: None,
+            signal_target: None,
             notes: Vec::new(),
             layout: None,
         };
@@ -436,6 +441,35 @@ impl App {
             .as_ref()
             .filter(|s| s.until_ns > self.now_ns)
             .map(|s| s.text.as_str())
+    }
+
+    /// The process the signal dialog is about (set while it is open).
+    pub fn signal_target(&self) -> Option<&SignalTarget> {
+        self.signal_target.as_ref()
+    }
+
+    /// Opens the signal dialog for the process under the cursor, or says why it cannot.
+    pub(super) fn open_signal_dialog(&mut self) {
+        let target = match (self.tab, self.cursor_process()) {
+            (Tab::Processes, Some(row)) => SignalTarget::for_row(row),
+            (Tab::Processes, None) => Err("no process selected".into()),
+            (Tab::Connections, _) => {
+                Err("signals go to processes: switch to the Processes table (Tab)".into())
+            }
+        };
+        match target {
+            Ok(target) => {
+                self.signal_target = Some(target);
+                self.overlay = Overlay::Signal(SignalStage::Choose { cursor: 0 });
+            }
+            Err(why) => self.set_status(why),
+        }
+    }
+
+    /// Closes the signal dialog.
+    pub(super) fn close_signal_dialog(&mut self) {
+        self.signal_target = None;
+        self.overlay = Overlay::None;
     }
 
     /// Shows a transient message in the footer for [`STATUS_NS`] from the app's "now".

@@ -9,6 +9,7 @@ use ratatui::layout::Position;
 use super::{
     app::{App, Control, FilterPrompt, Overlay, Tab},
     keymap::Action,
+    signal::{SignalStage, SIGNALS},
 };
 use crate::{
     model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
@@ -71,6 +72,7 @@ impl App {
             }
             Overlay::ColumnPicker { cursor } => return self.picker_key(key, cursor),
             Overlay::Detail => return self.detail_key(key),
+            Overlay::Signal(stage) => return self.signal_key(key, stage),
         }
         match self.keymap.action(key) {
             Some(action) => self.perform(action),
@@ -105,6 +107,7 @@ impl App {
         use bridge::contract::ModeKind;
         match action {
             Action::Quit => return Control::Quit,
+            Action::Signal => self.open_signal_dialog(),
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),
@@ -315,6 +318,61 @@ impl App {
                 .connections
                 .sort_by(column, CONNECTION_COLUMNS[column].descending_first),
         }
+    }
+
+    /// Keys of the signal dialog: choose (↑↓, Enter), then confirm with `y` (twice for pid 1
+    /// and kernel threads); any other key cancels.
+    fn signal_key(&mut self, key: &KeyEvent, stage: SignalStage) -> Control {
+        let len = SIGNALS.len();
+        let next = match (stage, key.code) {
+            (SignalStage::Choose { cursor }, KeyCode::Up | KeyCode::Char('k')) => {
+                SignalStage::Choose {
+                    cursor: (cursor + len - 1) % len,
+                }
+            }
+            (SignalStage::Choose { cursor }, KeyCode::Down | KeyCode::Char('j')) => {
+                SignalStage::Choose {
+                    cursor: (cursor + 1) % len,
+                }
+            }
+            (SignalStage::Choose { cursor }, KeyCode::Enter) => {
+                SignalStage::Confirm { signal: cursor }
+            }
+            (SignalStage::Confirm { signal }, KeyCode::Char('y')) => {
+                match self.signal_target().and_then(|t| t.guarded) {
+                    Some(_) => SignalStage::ConfirmAgain { signal },
+                    None => return self.send_signal(signal),
+                }
+            }
+            (SignalStage::ConfirmAgain { signal }, KeyCode::Char('y')) => {
+                return self.send_signal(signal)
+            }
+            (SignalStage::Choose { .. }, KeyCode::Esc | KeyCode::Char('q')) => {
+                return self.cancel_signal()
+            }
+            (SignalStage::Choose { .. }, _) => return Control::Unchanged,
+            // Anything but `y` at a confirmation cancels.
+            _ => return self.cancel_signal(),
+        };
+        self.overlay = Overlay::Signal(next);
+        Control::Redraw
+    }
+
+    fn cancel_signal(&mut self) -> Control {
+        self.close_signal_dialog();
+        self.set_status("no signal sent");
+        Control::Redraw
+    }
+
+    fn send_signal(&mut self, signal: usize) -> Control {
+        let result = self
+            .signal_target()
+            .map(|target| target.send(&SIGNALS[signal]));
+        self.close_signal_dialog();
+        if let Some(text) = result {
+            self.set_status(text);
+        }
+        Control::Redraw
     }
 
     fn detail_key(&mut self, key: &KeyEvent) -> Control {

@@ -60,11 +60,13 @@ pub enum Action {
     HideExited,
     /// Hide / show kernel threads (htop's `K`).
     HideKernelThreads,
+    /// Send a signal to the selected process (htop's F9 / `k`).
+    Signal,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -80,6 +82,7 @@ impl Action {
         Action::Filter,
         Action::HideExited,
         Action::HideKernelThreads,
+        Action::Signal,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -120,6 +123,7 @@ impl Action {
             Action::Detail => "detail",
             Action::HideExited => "hide_exited",
             Action::HideKernelThreads => "hide_kernel_threads",
+            Action::Signal => "signal",
         }
     }
 
@@ -156,6 +160,7 @@ impl Action {
             Action::Detail => "details of the selected row",
             Action::HideExited => "hide / show exited processes and closed connections",
             Action::HideKernelThreads => "hide / show kernel threads",
+            Action::Signal => "send a signal to the selected process (asks first)",
         }
     }
 
@@ -186,6 +191,7 @@ impl Action {
             Action::Detail => &["enter"],
             Action::HideExited => &["E"],
             Action::HideKernelThreads => &["K"],
+            Action::Signal => &["f9"],
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod layout;
 pub mod metrics;
 pub mod row_match;
 pub mod settings;
+pub mod signal;
 pub mod table_view;
 pub mod terminal;
 

@@ -193,7 +193,11 @@ mod tests {
         let now = tm(126, 335, 11, 2, 13, 45);
         assert_eq!(clock_text(&tm(126, 335, 11, 2, 9, 5), &now), "09:05");
         assert_eq!(clock_text(&tm(126, 334, 11, 1, 23, 59), &now), "Dec01");
-        assert_eq!(clock_text(&tm(125, 335, 11, 2, 9, 5), &now), "Dec02", "a year ago");
+        assert_eq!(
+            clock_text(&tm(125, 335, 11, 2, 9, 5), &now),
+            "Dec02",
+            "a year ago"
+        );
         // Started a moment ago: today's time, never a date or `?`.
         let just_now = clock_ns(libc::CLOCK_MONOTONIC);
         let text = start_clock(just_now);

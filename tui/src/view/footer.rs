@@ -39,6 +39,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             ("Space".into(), "show/hide"),
             ("Esc".into(), "close"),
         ],
+        Overlay::Signal(_) => vec![
+            ("↑↓".into(), "choose"),
+            ("Enter".into(), "choose"),
+            ("y".into(), "confirm"),
+            ("Esc".into(), "cancel"),
+        ],
         Overlay::Detail => vec![
             (keys.label(Action::Up), "previous row"),
             (keys.label(Action::Down), "next row"),
