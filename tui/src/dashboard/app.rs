@@ -5,7 +5,7 @@
 //! Time is passed in (`now_ns`, CLOCK_MONOTONIC): the event loop passes the real clock, tests
 //! pass fixed values.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use bridge::{
     contract::{ConnectionRow, Entity, ModeKind, ModeMessage, ProcessRow},
@@ -20,6 +20,7 @@ use super::{
     keymap::KeyMap,
     layout::ScreenLayout,
     metrics::Metrics,
+    process_tree,
     row_match::{ConnectionSubject, ProcessSubject},
     signal::{SignalStage, SignalTarget},
     table_view::{HideRows, OrderStamp, SortState, TableView},
@@ -216,6 +217,10 @@ pub struct App {
     interval: Duration,
     status: Option<StatusMessage>,
     signal_target: Option<SignalTarget>,
+    /// Processes shown as a tree (F5).
+    tree: bool,
+    /// Processes whose children the tree leaves out, and a generation that changes with it.
+    collapsed: (HashSet<ProcKey>, u64),
     /// Lasting notes from the probes (e.g. an optional tracepoint this kernel lacks).
     notes: Vec<String>,
     pub(super) layout: Option<ScreenLayout>,
@@ -283,6 +288,8 @@ impl App {
             interval: settings.interval,
             status: None,
             signal_target: None,
+            tree: false,
+            collapsed: (HashSet::new(), 0),
             notes: Vec::new(),
             layout: None,
         };
@@ -463,6 +470,40 @@ impl App {
                 self.overlay = Overlay::Signal(SignalStage::Choose { cursor: 0 });
             }
             Err(why) => self.set_status(why),
+        }
+    }
+
+    /// Switches between the flat and the tree view of processes (F5).
+    pub(super) fn toggle_tree(&mut self) {
+        self.tree = !self.tree;
+        self.set_status(if self.tree {
+            "tree view: children under their parents (- / + fold, F5 flat)"
+        } else {
+            "flat view"
+        });
+    }
+
+    /// Whether processes are shown as a tree.
+    pub fn tree(&self) -> bool {
+        self.tree
+    }
+
+    /// Folds (`expand` false) or unfolds the selected process's children in the tree view.
+    pub(super) fn fold_selected(&mut self, expand: bool) {
+        if !self.tree || self.tab != Tab::Processes {
+            self.set_status("folding works in the tree view of processes (F5)");
+            return;
+        }
+        let Some(key) = self.cursor_process().map(|r| r.key) else {
+            return;
+        };
+        let changed = if expand {
+            self.collapsed.0.remove(&key)
+        } else {
+            self.collapsed.0.insert(key)
+        };
+        if changed {
+            self.collapsed.1 += 1;
         }
     }
 
@@ -652,6 +693,18 @@ impl App {
                     |row, ctx, filter| filter.matches(&ProcessSubject { row, ctx }),
                 );
                 if let Some((order, hidden, stamp)) = fresh {
+                    let order = if self.tree {
+                        let tree = process_tree::arrange(
+                            &order,
+                            self.processes_table(),
+                            &self.collapsed.0,
+                        );
+                        self.processes.tree_prefix = tree.prefix;
+                        tree.order
+                    } else {
+                        self.processes.tree_prefix.clear();
+                        order
+                    };
                     self.processes.set_order(order, stamp);
                     self.processes.hidden = hidden;
                 }
@@ -714,6 +767,7 @@ impl App {
             mode: self.mode,
             paused: self.frozen.is_some(),
             hide: self.hide,
+            tree: self.tree.then_some(self.collapsed.1),
         };
         if view.order_is_current(&stamp) {
             return None;

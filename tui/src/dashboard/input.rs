@@ -108,6 +108,9 @@ impl App {
         match action {
             Action::Quit => return Control::Quit,
             Action::Signal => self.open_signal_dialog(),
+            Action::Tree => self.toggle_tree(),
+            Action::Collapse => self.fold_selected(false),
+            Action::Expand => self.fold_selected(true),
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),

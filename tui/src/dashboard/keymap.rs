@@ -62,11 +62,17 @@ pub enum Action {
     HideKernelThreads,
     /// Send a signal to the selected process (htop's F9 / `k`).
     Signal,
+    /// Processes as a tree / flat (htop's F5).
+    Tree,
+    /// Tree view: hide the selected process's children.
+    Collapse,
+    /// Tree view: show the selected process's children.
+    Expand,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 29] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -83,6 +89,9 @@ impl Action {
         Action::HideExited,
         Action::HideKernelThreads,
         Action::Signal,
+        Action::Tree,
+        Action::Collapse,
+        Action::Expand,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -124,6 +133,9 @@ impl Action {
             Action::HideExited => "hide_exited",
             Action::HideKernelThreads => "hide_kernel_threads",
             Action::Signal => "signal",
+            Action::Tree => "tree",
+            Action::Collapse => "collapse",
+            Action::Expand => "expand",
         }
     }
 
@@ -161,6 +173,9 @@ impl Action {
             Action::HideExited => "hide / show exited processes and closed connections",
             Action::HideKernelThreads => "hide / show kernel threads",
             Action::Signal => "send a signal to the selected process (asks first)",
+            Action::Tree => "processes as a tree (children under parents) / flat",
+            Action::Collapse => "tree: fold the selected process's children",
+            Action::Expand => "tree: unfold the selected process's children",
         }
     }
 
@@ -192,6 +207,9 @@ impl Action {
             Action::HideExited => &["E"],
             Action::HideKernelThreads => &["K"],
             Action::Signal => &["f9"],
+            Action::Tree => &["f5", "v"],
+            Action::Collapse => &["-", "left"],
+            Action::Expand => &["+", "right"],
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod metrics;
+pub mod process_tree;
 pub mod row_match;
 pub mod settings;
 pub mod signal;

@@ -109,6 +109,8 @@ pub struct OrderStamp {
     pub paused: bool,
     /// Rows left out by the hide toggles.
     pub hide: HideRows,
+    /// Tree view: `Some(generation of the collapsed set)`; `None` for the flat view.
+    pub tree: Option<u64>,
 }
 
 /// One tab's view state.
@@ -125,6 +127,8 @@ pub struct TableView<K> {
     /// Widest cell in view of each content-sized column (indexed like the full column list),
     /// as of the last prepared frame: the drawing and the mouse place columns with it.
     pub content_widths: Vec<u16>,
+    /// Tree view: the branch glyphs before each row's COMM (empty in the flat view).
+    pub tree_prefix: std::collections::HashMap<K, String>,
     order: Vec<K>,
     stamp: Option<OrderStamp>,
     selected: Option<K>,
@@ -143,6 +147,7 @@ impl<K: Copy + Eq> TableView<K> {
             filter: FilterState::new(table),
             hidden: 0,
             content_widths: Vec::new(),
+            tree_prefix: std::collections::HashMap::new(),
             order: Vec::new(),
             stamp: None,
             selected: None,
@@ -375,6 +380,7 @@ mod tests {
             mode: ModeKind::Ring,
             paused: false,
             hide: HideRows::default(),
+            tree: None,
         }
     }
 

@@ -116,6 +116,13 @@ fn render_table<R: Entity + DisplayRow>(
         .iter()
         .filter_map(|key| table.get(key))
         .collect();
+    let prefixes: Vec<&str> = if view.tree_prefix.is_empty() {
+        Vec::new()
+    } else {
+        rows.iter()
+            .map(|row| view.tree_prefix.get(&row.key()).map_or("", String::as_str))
+            .collect()
+    };
     let cursor = view
         .cursor_index()
         .filter(|i| range.contains(i))
@@ -136,6 +143,7 @@ fn render_table<R: Entity + DisplayRow>(
             ctx,
             theme,
             empty_message,
+            prefixes,
         },
         area,
     );

@@ -166,6 +166,9 @@ pub struct TableWidget<'a, R> {
     pub theme: &'a Theme,
     /// Shown when there are no rows.
     pub empty_message: String,
+    /// Tree view: per row in `rows`, the branch glyphs put before its `comm` cell (empty in
+    /// the flat view).
+    pub prefixes: Vec<&'a str>,
 }
 
 impl<R: DisplayRow> Widget for TableWidget<'_, R> {
@@ -232,7 +235,12 @@ impl<R: DisplayRow> Widget for TableWidget<'_, R> {
             }
             for span in &spans {
                 let spec = &self.columns[span.column];
-                let text = (spec.text)(row, self.ctx);
+                let mut text = (spec.text)(row, self.ctx);
+                if spec.name == "comm" {
+                    if let Some(prefix) = self.prefixes.get(i) {
+                        text.insert_str(0, prefix);
+                    }
+                }
                 put(
                     buf,
                     area.x + span.x,
