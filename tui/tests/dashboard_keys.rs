@@ -112,6 +112,44 @@ fn filter_errors_keep_the_last_good_filter_and_esc_clears() {
 }
 
 #[test]
+fn a_half_typed_term_is_not_applied() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('/'));
+    h.type_text("comm:sleep");
+    let sleeping = pids(&h);
+    assert!(!sleeping.is_empty());
+    // ` pid` alone would be plain text matching nothing; once `pid:` shows it is a field
+    // term, the filter in force is `comm:sleep` again, with the error in the prompt.
+    h.type_text(" pid:abc");
+    assert_eq!(h.app.process_view().filter.text, "comm:sleep pid:abc");
+    assert!(h.app.process_view().filter.error.is_some());
+    assert_eq!(
+        pids(&h),
+        sleeping,
+        "no partial filter: `comm:sleep pid` is not in force"
+    );
+    assert_eq!(
+        h.app.process_view().filter.applied_text.trim(),
+        "comm:sleep"
+    );
+    let buffer = h.draw();
+    let screen = support::screen_text(&buffer);
+    support::assert_shows(&screen, &["✗ pid must be a number", "comm:sleep"]);
+    assert!(!screen.contains("0 of"), "{screen}");
+    // The bad term is drawn in the error style.
+    let (x, y) = support::find_below(&buffer, "pid:abc", 39).expect("prompt line");
+    assert_eq!(buffer[(x, y)].fg, h.app.theme().error.fg.unwrap());
+    // Fixing it applies it.
+    for _ in 0..3 {
+        h.press(KeyCode::Backspace);
+    }
+    let first = sleeping[0];
+    h.type_text(&first.to_string());
+    assert!(h.app.process_view().filter.error.is_none());
+    assert_eq!(pids(&h), vec![first]);
+}
+
+#[test]
 fn prompt_editing_keys() {
     let mut h = Harness::new();
     h.press(KeyCode::Char('/'));
