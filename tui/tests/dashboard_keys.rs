@@ -149,6 +149,133 @@ fn a_half_typed_term_is_not_applied() {
     assert_eq!(pids(&h), vec![first]);
 }
 
+/// Index of the selected row in the processes view.
+fn cursor_index(h: &Harness) -> usize {
+    h.app.process_view().cursor_index().unwrap()
+}
+
+/// Indices of the rows whose comm contains `needle`, in view order.
+fn rows_with_comm(h: &Harness, needle: &str) -> Vec<usize> {
+    let view = h.app.process_view();
+    view.order()
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| {
+            h.app
+                .processes_table()
+                .get(k)
+                .is_some_and(|r| r.comm().contains(needle))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn search_moves_the_selection_without_hiding_rows_and_wraps() {
+    let mut h = Harness::with_shape(SyntheticShape::default(), 120, 60);
+    h.app.toggle_pause(); // a still picture: the synthetic world does not move under the test
+    h.draw();
+    let order = h.app.process_view().order().to_vec();
+    let matches = rows_with_comm(&h, "nginx");
+    assert!(
+        matches.len() >= 2,
+        "the synthetic world has several nginx: {matches:?}"
+    );
+    assert_eq!(cursor_index(&h), 0);
+    // F3 opens the prompt; typing searches from the selected row on.
+    h.press(KeyCode::F(3));
+    assert!(h.app.search().open);
+    support::assert_shows(&h.screen(), &["search: "]);
+    h.type_text("NGI");
+    assert_eq!(
+        cursor_index(&h),
+        matches[0],
+        "case-insensitive, first match"
+    );
+    // `n` is text in the prompt; F3 and ↓ go to the next match.
+    h.press(KeyCode::F(3));
+    assert_eq!(cursor_index(&h), matches[1]);
+    h.press(KeyCode::Up);
+    assert_eq!(cursor_index(&h), matches[0]);
+    h.press(KeyCode::Enter);
+    assert!(!h.app.search().open);
+    assert_eq!(
+        h.app.process_view().order(),
+        order,
+        "no row hidden or moved"
+    );
+    let screen = h.screen();
+    assert!(
+        screen.contains("next/prev match"),
+        "footer offers n/N: {screen}"
+    );
+    // `n` / `N` outside the prompt: next, previous, wrapping at both ends.
+    for expected in matches.iter().skip(1) {
+        h.press(KeyCode::Char('n'));
+        assert_eq!(cursor_index(&h), *expected);
+    }
+    h.press(KeyCode::Char('n'));
+    assert_eq!(cursor_index(&h), matches[0], "wrapped to the first match");
+    assert!(h.screen().contains("search wrapped around: NGI"));
+    h.press(KeyCode::Char('N'));
+    assert_eq!(
+        cursor_index(&h),
+        *matches.last().unwrap(),
+        "wrapped backwards"
+    );
+    assert_eq!(h.app.process_view().order(), order);
+    // The selected row is drawn in view.
+    let comm = h.app.cursor_process().unwrap().comm();
+    assert_eq!(comm, "nginx");
+    // Not found: the prompt says so and the selection stays.
+    let before = cursor_index(&h);
+    h.press(KeyCode::Char('f'));
+    h.type_text("qq-no-such-row");
+    assert!(h.app.search().not_found);
+    support::assert_shows(&h.screen(), &["search: qq-no-such-row", "✗ not found"]);
+    assert_eq!(cursor_index(&h), before);
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Char('n'));
+    assert!(h.screen().contains("not found: qq-no-such-row"));
+    assert_eq!(cursor_index(&h), before);
+    assert_eq!(h.app.process_view().order(), order);
+}
+
+#[test]
+fn search_keys_rebind_and_show_in_help() {
+    let settings = bpftop_ordered::dashboard::app::AppSettings {
+        keymap: bpftop_ordered::dashboard::keymap::KeyMap::with_overrides(&[(
+            bpftop_ordered::dashboard::keymap::Action::Search,
+            vec![bpftop_ordered::dashboard::keymap::KeyChord::parse("ctrl-f").unwrap()],
+        )])
+        .unwrap(),
+        ..Default::default()
+    };
+    let mut h = Harness::with_settings(SyntheticShape::default(), 120, 60, settings);
+    h.press(KeyCode::Char('f'));
+    assert!(!h.app.search().open, "`f` is no longer bound");
+    h.app
+        .handle_key(&KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL));
+    assert!(h.app.search().open);
+    h.press(KeyCode::Esc);
+    // `n` before any search says how to start one.
+    h.app.on_second(h.source.now_ns() + 10 * SECOND);
+    h.press(KeyCode::Char('n'));
+    assert!(h
+        .screen()
+        .contains("nothing to search for yet: Ctrl-F searches"));
+    h.press(KeyCode::Char('?'));
+    let screen = h.screen();
+    support::assert_shows(
+        &screen,
+        &[
+            "Ctrl-F",
+            "search: select the next row showing the text",
+            "n / N",
+        ],
+    );
+}
+
 #[test]
 fn prompt_editing_keys() {
     let mut h = Harness::new();

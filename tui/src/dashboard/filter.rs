@@ -523,9 +523,11 @@ fn parse_count(name: &str, value: &str, field: Field) -> Result<f64, String> {
     };
     match value.parse::<u64>() {
         Ok(n) if n <= max => Ok(n as f64),
-        _ => Err(format!(
-            "{name} must be a number from 0 to {max}, not `{value}`"
+        _ if max == u16::MAX as u64 => Err(format!(
+            "{name} must be a number from 0 to 65535, not `{value}`"
         )),
+        Ok(_) => Err(format!("{name} must be at most {max}, not `{value}`")),
+        Err(_) => Err(format!("{name} must be a number, not `{value}`")),
     }
 }
 
@@ -814,6 +816,8 @@ mod tests {
         assert!(e.reason.contains("pid must be a number"), "{}", e.reason);
         let reason = |r: Result<Filter, FilterError>| r.unwrap_err().reason;
         assert!(reason(conns("port:70000")).contains("0 to 65535"));
+        assert!(reason(conns("dport<x")).contains("0 to 65535"));
+        assert!(reason(procs("exit=256")).contains("exit must be at most 255"));
         assert!(reason(conns("sent>1X")).contains("unknown unit `X` for sent"));
         assert!(reason(conns("sent>M")).contains("sent is bytes"));
         assert!(reason(procs("age>10y")).contains("unknown unit `y` for age"));

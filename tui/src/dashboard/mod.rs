@@ -17,6 +17,7 @@ pub mod keymap;
 pub mod layout;
 pub mod metrics;
 pub mod row_match;
+pub mod search;
 pub mod settings;
 pub mod table_view;
 pub mod terminal;
