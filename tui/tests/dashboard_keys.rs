@@ -733,3 +733,67 @@ fn hide_toggles_start_from_the_config_and_rebind_like_other_keys() {
     assert!(line("hide / show exited processes and closed connections").contains(" x "));
     assert!(line("hide / show kernel threads").contains(" K "));
 }
+
+#[test]
+fn comparisons_negation_and_or_through_the_prompt() {
+    let mut h = Harness::new();
+    h.app.toggle_pause();
+    h.draw();
+    let comm_of = |h: &Harness| -> Vec<(u32, String)> {
+        h.app
+            .process_view()
+            .order()
+            .iter()
+            .map(|k| (k.tgid, h.app.processes_table().get(k).unwrap().comm()))
+            .collect()
+    };
+    let all = comm_of(&h);
+    let filter = |h: &mut Harness, text: &str| {
+        h.press(KeyCode::Char('/'));
+        h.app
+            .handle_key(&KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        h.app.handle_event(&Event::Paste(text.into()));
+        assert!(
+            h.app.process_view().filter.error.is_none(),
+            "{text}: {:?}",
+            h.app.process_view().filter.error
+        );
+        h.press(KeyCode::Enter);
+    };
+    filter(&mut h, "pid<100");
+    let rows = comm_of(&h);
+    assert!(!rows.is_empty() && rows.iter().all(|(pid, _)| *pid < 100));
+    assert_eq!(rows.len(), all.iter().filter(|(p, _)| *p < 100).count());
+    filter(&mut h, "-comm:sleep");
+    assert_eq!(
+        comm_of(&h).len(),
+        all.iter().filter(|(_, c)| !c.contains("sleep")).count()
+    );
+    filter(&mut h, "comm=sleep | comm~^ba");
+    let rows = comm_of(&h);
+    let expected = all
+        .iter()
+        .filter(|(_, c)| c == "sleep" || c.starts_with("ba"))
+        .count();
+    assert!(rows.len() >= 2);
+    assert_eq!(rows.len(), expected);
+    filter(&mut h, "comm=sleep pid>=100000 | comm:bash");
+    assert!(
+        comm_of(&h).iter().all(|(_, c)| c == "bash"),
+        "AND binds tighter than OR"
+    );
+    // Connections: ports and bytes.
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.app.handle_event(&Event::Paste("sent>=0 port>=0".into()));
+    assert!(h.app.connection_view().filter.error.is_none());
+    h.app.handle_event(&Event::Paste(" ppid:1".into()));
+    let error = h.app.connection_view().filter.error.clone().unwrap();
+    assert!(
+        error
+            .reason
+            .contains("unknown field `ppid` for connections (fields: comm, pid, state, port"),
+        "{}",
+        error.reason
+    );
+}

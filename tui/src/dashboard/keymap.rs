@@ -155,7 +155,7 @@ impl Action {
             Action::SortNext => "sort by the next column",
             Action::SortInvert => "invert the sort order",
             Action::Filter => "filter (Esc clears)",
-            Action::Search => "search: select the next row showing the text (hides nothing)",
+            Action::Search => "search: select the next row showing the text",
             Action::SearchNext => "next row matching the search (wraps around)",
             Action::SearchPrev => "previous row matching the search (wraps around)",
             Action::Pause => "pause the display (collection goes on)",
