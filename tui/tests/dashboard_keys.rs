@@ -112,6 +112,171 @@ fn filter_errors_keep_the_last_good_filter_and_esc_clears() {
 }
 
 #[test]
+fn a_half_typed_term_is_not_applied() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('/'));
+    h.type_text("comm:sleep");
+    let sleeping = pids(&h);
+    assert!(!sleeping.is_empty());
+    // ` pid` alone would be plain text matching nothing; once `pid:` shows it is a field
+    // term, the filter in force is `comm:sleep` again, with the error in the prompt.
+    h.type_text(" pid:abc");
+    assert_eq!(h.app.process_view().filter.text, "comm:sleep pid:abc");
+    assert!(h.app.process_view().filter.error.is_some());
+    assert_eq!(
+        pids(&h),
+        sleeping,
+        "no partial filter: `comm:sleep pid` is not in force"
+    );
+    assert_eq!(
+        h.app.process_view().filter.applied_text.trim(),
+        "comm:sleep"
+    );
+    let buffer = h.draw();
+    let screen = support::screen_text(&buffer);
+    support::assert_shows(&screen, &["✗ pid must be a number", "comm:sleep"]);
+    assert!(!screen.contains("0 of"), "{screen}");
+    // The bad term is drawn in the error style.
+    let (x, y) = support::find_below(&buffer, "pid:abc", 39).expect("prompt line");
+    assert_eq!(buffer[(x, y)].fg, h.app.theme().error.fg.unwrap());
+    // Fixing it applies it.
+    for _ in 0..3 {
+        h.press(KeyCode::Backspace);
+    }
+    let first = sleeping[0];
+    h.type_text(&first.to_string());
+    assert!(h.app.process_view().filter.error.is_none());
+    assert_eq!(pids(&h), vec![first]);
+}
+
+/// Index of the selected row in the processes view.
+fn cursor_index(h: &Harness) -> usize {
+    h.app.process_view().cursor_index().unwrap()
+}
+
+/// Indices of the rows whose comm contains `needle`, in view order.
+fn rows_with_comm(h: &Harness, needle: &str) -> Vec<usize> {
+    let view = h.app.process_view();
+    view.order()
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| {
+            h.app
+                .processes_table()
+                .get(k)
+                .is_some_and(|r| r.comm().contains(needle))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn search_moves_the_selection_without_hiding_rows_and_wraps() {
+    let mut h = Harness::with_shape(SyntheticShape::default(), 120, 60);
+    h.app.toggle_pause(); // a still picture: the synthetic world does not move under the test
+    h.draw();
+    let order = h.app.process_view().order().to_vec();
+    let matches = rows_with_comm(&h, "nginx");
+    assert!(
+        matches.len() >= 2,
+        "the synthetic world has several nginx: {matches:?}"
+    );
+    assert_eq!(cursor_index(&h), 0);
+    // F3 opens the prompt; typing searches from the selected row on.
+    h.press(KeyCode::F(3));
+    assert!(h.app.search().open);
+    support::assert_shows(&h.screen(), &["search: "]);
+    h.type_text("NGI");
+    assert_eq!(
+        cursor_index(&h),
+        matches[0],
+        "case-insensitive, first match"
+    );
+    // `n` is text in the prompt; F3 and ↓ go to the next match.
+    h.press(KeyCode::F(3));
+    assert_eq!(cursor_index(&h), matches[1]);
+    h.press(KeyCode::Up);
+    assert_eq!(cursor_index(&h), matches[0]);
+    h.press(KeyCode::Enter);
+    assert!(!h.app.search().open);
+    assert_eq!(
+        h.app.process_view().order(),
+        order,
+        "no row hidden or moved"
+    );
+    let screen = h.screen();
+    assert!(
+        screen.contains("next/prev match"),
+        "footer offers n/N: {screen}"
+    );
+    // `n` / `N` outside the prompt: next, previous, wrapping at both ends.
+    for expected in matches.iter().skip(1) {
+        h.press(KeyCode::Char('n'));
+        assert_eq!(cursor_index(&h), *expected);
+    }
+    h.press(KeyCode::Char('n'));
+    assert_eq!(cursor_index(&h), matches[0], "wrapped to the first match");
+    assert!(h.screen().contains("search wrapped around: NGI"));
+    h.press(KeyCode::Char('N'));
+    assert_eq!(
+        cursor_index(&h),
+        *matches.last().unwrap(),
+        "wrapped backwards"
+    );
+    assert_eq!(h.app.process_view().order(), order);
+    // The selected row is drawn in view.
+    let comm = h.app.cursor_process().unwrap().comm();
+    assert_eq!(comm, "nginx");
+    // Not found: the prompt says so and the selection stays.
+    let before = cursor_index(&h);
+    h.press(KeyCode::Char('f'));
+    h.type_text("qq-no-such-row");
+    assert!(h.app.search().not_found);
+    support::assert_shows(&h.screen(), &["search: qq-no-such-row", "✗ not found"]);
+    assert_eq!(cursor_index(&h), before);
+    h.press(KeyCode::Esc);
+    h.press(KeyCode::Char('n'));
+    assert!(h.screen().contains("not found: qq-no-such-row"));
+    assert_eq!(cursor_index(&h), before);
+    assert_eq!(h.app.process_view().order(), order);
+}
+
+#[test]
+fn search_keys_rebind_and_show_in_help() {
+    let settings = bpftop_ordered::dashboard::app::AppSettings {
+        keymap: bpftop_ordered::dashboard::keymap::KeyMap::with_overrides(&[(
+            bpftop_ordered::dashboard::keymap::Action::Search,
+            vec![bpftop_ordered::dashboard::keymap::KeyChord::parse("ctrl-f").unwrap()],
+        )])
+        .unwrap(),
+        ..Default::default()
+    };
+    let mut h = Harness::with_settings(SyntheticShape::default(), 120, 80, settings);
+    h.press(KeyCode::Char('f'));
+    assert!(!h.app.search().open, "`f` is no longer bound");
+    h.app
+        .handle_key(&KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL));
+    assert!(h.app.search().open);
+    h.press(KeyCode::Esc);
+    // `n` before any search says how to start one.
+    h.app.on_second(h.source.now_ns() + 10 * SECOND);
+    h.press(KeyCode::Char('n'));
+    assert!(h
+        .screen()
+        .contains("nothing to search for yet: Ctrl-F searches"));
+    h.press(KeyCode::Char('?'));
+    let screen = h.screen();
+    support::assert_shows(
+        &screen,
+        &[
+            "Ctrl-F",
+            "search: select the next row showing the text",
+            "n / N",
+        ],
+    );
+}
+
+#[test]
 fn prompt_editing_keys() {
     let mut h = Harness::new();
     h.press(KeyCode::Char('/'));
@@ -613,5 +778,69 @@ fn ctrl_z_and_sigtstp_suspend_then_the_loop_goes_on() {
     assert!(
         screen.contains("PID"),
         "the screen is redrawn after fg:\n{screen}"
+    );
+}
+
+#[test]
+fn comparisons_negation_and_or_through_the_prompt() {
+    let mut h = Harness::new();
+    h.app.toggle_pause();
+    h.draw();
+    let comm_of = |h: &Harness| -> Vec<(u32, String)> {
+        h.app
+            .process_view()
+            .order()
+            .iter()
+            .map(|k| (k.tgid, h.app.processes_table().get(k).unwrap().comm()))
+            .collect()
+    };
+    let all = comm_of(&h);
+    let filter = |h: &mut Harness, text: &str| {
+        h.press(KeyCode::Char('/'));
+        h.app
+            .handle_key(&KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        h.app.handle_event(&Event::Paste(text.into()));
+        assert!(
+            h.app.process_view().filter.error.is_none(),
+            "{text}: {:?}",
+            h.app.process_view().filter.error
+        );
+        h.press(KeyCode::Enter);
+    };
+    filter(&mut h, "pid<100");
+    let rows = comm_of(&h);
+    assert!(!rows.is_empty() && rows.iter().all(|(pid, _)| *pid < 100));
+    assert_eq!(rows.len(), all.iter().filter(|(p, _)| *p < 100).count());
+    filter(&mut h, "-comm:sleep");
+    assert_eq!(
+        comm_of(&h).len(),
+        all.iter().filter(|(_, c)| !c.contains("sleep")).count()
+    );
+    filter(&mut h, "comm=sleep | comm~^ba");
+    let rows = comm_of(&h);
+    let expected = all
+        .iter()
+        .filter(|(_, c)| c == "sleep" || c.starts_with("ba"))
+        .count();
+    assert!(rows.len() >= 2);
+    assert_eq!(rows.len(), expected);
+    filter(&mut h, "comm=sleep pid>=100000 | comm:bash");
+    assert!(
+        comm_of(&h).iter().all(|(_, c)| c == "bash"),
+        "AND binds tighter than OR"
+    );
+    // Connections: ports and bytes.
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.app.handle_event(&Event::Paste("sent>=0 port>=0".into()));
+    assert!(h.app.connection_view().filter.error.is_none());
+    h.app.handle_event(&Event::Paste(" ppid:1".into()));
+    let error = h.app.connection_view().filter.error.clone().unwrap();
+    assert!(
+        error
+            .reason
+            .contains("unknown field `ppid` for connections (fields: comm, pid, state, port"),
+        "{}",
+        error.reason
     );
 }

@@ -156,7 +156,14 @@ fn help_overlay_lists_every_key() {
     for text in [
         "Shift-Tab",
         "column picker",
-        "state port addr",
+        "comm state addr family pid port",
+        "cpu (%), cpu_time and age (durations)",
+        "sent and recv (bytes)",
+        "K M G T are 1024-based",
+        "AND binds tighter",
+        "regex (comm~^py)",
+        "next row matching the search",
+        "n / N",
         "seeded from /proc",
     ] {
         assert!(all.contains(text), "missing {text:?} in help");

@@ -22,6 +22,7 @@ use super::{
     metrics::Metrics,
     process_tree,
     row_match::{ConnectionSubject, ProcessSubject},
+    search::{self, SearchFrom, SearchState},
     signal::{SignalStage, SignalTarget},
     table_view::{HideRows, OrderStamp, SortState, TableView},
 };
@@ -204,6 +205,7 @@ pub struct App {
     pub(super) connections: TableView<ConnKey>,
     pub(super) overlay: Overlay,
     pub(super) prompt: Option<FilterPrompt>,
+    pub(super) search: SearchState,
     hide: HideRows,
     themes: Vec<Theme>,
     theme_index: usize,
@@ -275,6 +277,7 @@ impl App {
             connections,
             overlay: Overlay::None,
             prompt: None,
+            search: SearchState::default(),
             hide: settings.hide,
             themes,
             theme_index,
@@ -400,6 +403,50 @@ impl App {
     /// The filter prompt, when open.
     pub fn prompt(&self) -> Option<FilterPrompt> {
         self.prompt
+    }
+
+    /// The search: its text, whether its prompt is open, what it last found.
+    pub fn search(&self) -> &SearchState {
+        &self.search
+    }
+
+    /// Moves the visible tab's selection to a row whose visible text contains the search text
+    /// (case-insensitive), starting as `from` says and wrapping around; records whether one was
+    /// found. Rows are neither hidden nor reordered.
+    pub fn search_rows(&mut self, from: SearchFrom) {
+        let needle = self.search.text.to_lowercase();
+        if needle.is_empty() {
+            self.search.not_found = false;
+            self.search.wrapped = false;
+            return;
+        }
+        let ctx = self.row_context();
+        let found = match self.tab {
+            Tab::Processes => find_row(
+                &self.processes,
+                self.processes_table(),
+                PROCESS_COLUMNS,
+                &ctx,
+                &needle,
+                from,
+            ),
+            Tab::Connections => find_row(
+                &self.connections,
+                self.connections_table(),
+                CONNECTION_COLUMNS,
+                &ctx,
+                &needle,
+                from,
+            ),
+        };
+        self.search.not_found = found.is_none();
+        self.search.wrapped = found.is_some_and(|(_, wrapped)| wrapped);
+        if let Some((index, _)) = found {
+            match self.tab {
+                Tab::Processes => self.processes.select_index(index),
+                Tab::Connections => self.connections.select_index(index),
+            }
+        }
     }
 
     /// The theme in use.
@@ -784,6 +831,27 @@ impl App {
         );
         Some((order, hidden, stamp))
     }
+}
+
+/// The index in `view`'s order of the row the search finds (see [`App::search_rows`]).
+fn find_row<R: Entity>(
+    view: &TableView<R::Key>,
+    table: &OrderedTable<R>,
+    columns: &[ColumnSpec<R>],
+    ctx: &RowContext,
+    needle: &str,
+    from: SearchFrom,
+) -> Option<(usize, bool)> {
+    let order = view.order();
+    let cursor = view.cursor_index().unwrap_or(0);
+    search::find(order.len(), cursor, from, |index| {
+        table.get(&order[index]).is_some_and(|row| {
+            view.columns
+                .iter()
+                .filter_map(|c| columns.get(*c))
+                .any(|c| (c.text)(row, ctx).to_lowercase().contains(needle))
+        })
+    })
 }
 
 /// Keys of the rows of `table` not hidden by `hide` and accepted by `filter`, ordered by the

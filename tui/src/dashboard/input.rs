@@ -9,6 +9,7 @@ use ratatui::layout::Position;
 use super::{
     app::{App, Control, FilterPrompt, Overlay, Tab},
     keymap::Action,
+    search::{SearchFrom, SearchState},
     signal::{SignalStage, SIGNALS},
 };
 use crate::{
@@ -33,6 +34,12 @@ impl App {
                 });
                 Control::Redraw
             }
+            Event::Paste(text) if self.search.open => {
+                let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+                self.search.text.push_str(&clean);
+                self.search_rows(SearchFrom::Here);
+                Control::Redraw
+            }
             Event::Resize(..) => Control::Redraw,
             _ => Control::Unchanged,
         }
@@ -49,6 +56,9 @@ impl App {
         }
         if self.prompt.is_some() {
             return self.prompt_key(key);
+        }
+        if self.search.open {
+            return self.search_key(key);
         }
         match self.overlay {
             Overlay::None => {}
@@ -144,6 +154,30 @@ impl App {
             Action::Filter => {
                 let cursor = self.filter_text().len();
                 self.prompt = Some(FilterPrompt { cursor });
+            }
+            Action::Search => {
+                self.search = SearchState {
+                    open: true,
+                    ..SearchState::default()
+                };
+            }
+            Action::SearchNext | Action::SearchPrev => {
+                if self.search.text.is_empty() {
+                    let keys = self.keymap.label(Action::Search);
+                    self.set_status(format!("nothing to search for yet: {keys} searches"));
+                } else {
+                    let from = if action == Action::SearchNext {
+                        SearchFrom::Next
+                    } else {
+                        SearchFrom::Previous
+                    };
+                    self.search_rows(from);
+                    if self.search.not_found {
+                        self.set_status(format!("not found: {}", self.search.text));
+                    } else if self.search.wrapped {
+                        self.set_status(format!("search wrapped around: {}", self.search.text));
+                    }
+                }
             }
             Action::Pause => self.toggle_pause(),
             Action::HideExited => self.toggle_hide_exited(),
@@ -267,6 +301,32 @@ impl App {
             }
             KeyCode::Home => self.prompt = Some(FilterPrompt { cursor: 0 }),
             KeyCode::End => self.prompt = Some(FilterPrompt { cursor: text.len() }),
+            _ => return Control::Unchanged,
+        }
+        Control::Redraw
+    }
+
+    /// Keys while the search prompt is open: typing searches from the selected row on (it stays
+    /// while it matches), F3 / ↓ find the next match, ↑ the previous; Enter and Esc close the
+    /// prompt and leave the selection where the search put it.
+    fn search_key(&mut self, key: &KeyEvent) -> Control {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Enter | KeyCode::Esc => self.search.open = false,
+            KeyCode::Char('u') if ctrl => {
+                self.search.text.clear();
+                self.search_rows(SearchFrom::Here);
+            }
+            KeyCode::Char(c) if !ctrl => {
+                self.search.text.push(c);
+                self.search_rows(SearchFrom::Here);
+            }
+            KeyCode::Backspace => {
+                self.search.text.pop();
+                self.search_rows(SearchFrom::Here);
+            }
+            KeyCode::F(3) | KeyCode::Down => self.search_rows(SearchFrom::Next),
+            KeyCode::Up => self.search_rows(SearchFrom::Previous),
             _ => return Control::Unchanged,
         }
         Control::Redraw

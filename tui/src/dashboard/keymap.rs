@@ -32,6 +32,12 @@ pub enum Action {
     SortNext,
     /// Invert the sort direction.
     SortInvert,
+    /// Open the search prompt (incremental: moves the selection, hides nothing).
+    Search,
+    /// Select the next row matching the search.
+    SearchNext,
+    /// Select the previous row matching the search.
+    SearchPrev,
     /// Open the filter prompt.
     Filter,
     /// Freeze / unfreeze the display (collection continues).
@@ -72,7 +78,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -86,6 +92,9 @@ impl Action {
         Action::SortNext,
         Action::SortInvert,
         Action::Filter,
+        Action::Search,
+        Action::SearchNext,
+        Action::SearchPrev,
         Action::HideExited,
         Action::HideKernelThreads,
         Action::Signal,
@@ -119,6 +128,9 @@ impl Action {
             Action::SortNext => "sort_next",
             Action::SortInvert => "sort_invert",
             Action::Filter => "filter",
+            Action::Search => "search",
+            Action::SearchNext => "search_next",
+            Action::SearchPrev => "search_prev",
             Action::Pause => "pause",
             Action::NextTheme => "next_theme",
             Action::Help => "help",
@@ -159,6 +171,9 @@ impl Action {
             Action::SortNext => "sort by the next column",
             Action::SortInvert => "invert the sort order",
             Action::Filter => "filter (Esc clears)",
+            Action::Search => "search: select the next row showing the text",
+            Action::SearchNext => "next row matching the search (wraps around)",
+            Action::SearchPrev => "previous row matching the search (wraps around)",
             Action::Pause => "pause the display (collection goes on)",
             Action::NextTheme => "next theme",
             Action::Help => "this help",
@@ -193,6 +208,9 @@ impl Action {
             Action::SortNext => &[">"],
             Action::SortInvert => &["I"],
             Action::Filter => &["/"],
+            Action::Search => &["f3", "f"],
+            Action::SearchNext => &["n"],
+            Action::SearchPrev => &["N"],
             Action::Pause => &["space"],
             Action::NextTheme => &["t"],
             Action::Help => &["?", "f1"],

@@ -18,6 +18,7 @@ pub mod layout;
 pub mod metrics;
 pub mod process_tree;
 pub mod row_match;
+pub mod search;
 pub mod settings;
 pub mod signal;
 pub mod table_view;

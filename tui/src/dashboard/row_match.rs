@@ -3,7 +3,7 @@
 
 use bridge::contract::{ConnectionRow, ProcessRow};
 
-use super::filter::{FilterSubject, ProcessState, Term};
+use super::filter::{Field, FilterSubject, ProcessState, Term};
 use crate::model::columns::{endpoint, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS};
 
 /// A process row seen through the filter.
@@ -15,21 +15,10 @@ pub struct ProcessSubject<'a> {
 }
 
 impl FilterSubject for ProcessSubject<'_> {
-    fn matches_field(&self, term: &Term) -> bool {
-        let row = self.row;
+    fn matches_named(&self, term: &Term) -> bool {
         match term {
-            Term::Comm(needle) => row.comm().to_lowercase().contains(needle),
-            Term::Pid(pid) => row.pid() == *pid,
-            Term::Ppid(ppid) => row.state.ppid == *ppid,
-            Term::Uid(uid) => row.state.uid == *uid,
-            Term::User(needle) => self
-                .ctx
-                .users
-                .name_or_uid(row.state.uid)
-                .to_lowercase()
-                .contains(needle),
-            Term::ProcessState(ProcessState::Running) => !row.is_exited(),
-            Term::ProcessState(ProcessState::Exited) => row.is_exited(),
+            Term::ProcessState(ProcessState::Running) => !self.row.is_exited(),
+            Term::ProcessState(ProcessState::Exited) => self.row.is_exited(),
             _ => false,
         }
     }
@@ -38,6 +27,29 @@ impl FilterSubject for ProcessSubject<'_> {
         PROCESS_COLUMNS
             .iter()
             .any(|c| (c.text)(self.row, self.ctx).to_lowercase().contains(needle))
+    }
+
+    fn texts(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Comm => vec![self.row.comm()],
+            Field::User => vec![self.ctx.users.name_or_uid(self.row.state.uid)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn numbers(&self, field: Field) -> Vec<f64> {
+        let row = self.row;
+        let value = match field {
+            Field::Pid => Some(row.pid() as f64),
+            Field::Ppid => Some(row.state.ppid as f64),
+            Field::Uid => Some(row.state.uid as f64),
+            Field::Cpu => self.ctx.cpu.percent(&row.key),
+            Field::CpuTime => Some(row.state.cpu_ns as f64),
+            Field::Age => Some(self.ctx.now_ns.saturating_sub(row.key.start_ns) as f64),
+            Field::Exit => row.exit_status().map(f64::from),
+            _ => None,
+        };
+        value.into_iter().collect()
     }
 }
 
@@ -50,25 +62,11 @@ pub struct ConnectionSubject<'a> {
 }
 
 impl FilterSubject for ConnectionSubject<'_> {
-    fn matches_field(&self, term: &Term) -> bool {
+    fn matches_named(&self, term: &Term) -> bool {
         let row = self.row;
         match term {
-            Term::Comm(needle) => self
-                .ctx
-                .owner_comm(row)
-                .is_some_and(|comm| comm.to_lowercase().contains(needle)),
-            Term::Pid(pid) => row.owner_pid() == Some(*pid),
             Term::TcpStates(mask) => {
                 row.state.tcp_state < 32 && mask & (1 << row.state.tcp_state) != 0
-            }
-            Term::Port(port) => row.key.sport == *port || row.key.dport == *port,
-            Term::Addr(needle) => {
-                endpoint(row.saddr(), row.key.sport)
-                    .to_lowercase()
-                    .contains(needle)
-                    || endpoint(row.daddr(), row.key.dport)
-                        .to_lowercase()
-                        .contains(needle)
             }
             Term::Family(family) => row.family_number() == *family,
             _ => false,
@@ -79,6 +77,36 @@ impl FilterSubject for ConnectionSubject<'_> {
         CONNECTION_COLUMNS
             .iter()
             .any(|c| (c.text)(self.row, self.ctx).to_lowercase().contains(needle))
+    }
+
+    fn texts(&self, field: Field) -> Vec<String> {
+        let row = self.row;
+        match field {
+            Field::Comm => self.ctx.owner_comm(row).into_iter().collect(),
+            Field::Addr => vec![
+                endpoint(row.saddr(), row.key.sport),
+                endpoint(row.daddr(), row.key.dport),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn numbers(&self, field: Field) -> Vec<f64> {
+        let row = self.row;
+        match field {
+            Field::Pid => row.owner_pid().map(f64::from).into_iter().collect(),
+            Field::Port => vec![row.key.sport as f64, row.key.dport as f64],
+            Field::Sport => vec![row.key.sport as f64],
+            Field::Dport => vec![row.key.dport as f64],
+            Field::Sent => row.bytes().map(|(s, _)| s as f64).into_iter().collect(),
+            Field::Recv => row.bytes().map(|(_, r)| r as f64).into_iter().collect(),
+            Field::Age => row
+                .start_ns()
+                .map(|start| self.ctx.now_ns.saturating_sub(start) as f64)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -103,7 +131,7 @@ mod tests {
         let users = UserNames::fixed(&[(33, "www-data")]);
         let cpu = ProcessCpu::default();
         let ctx = RowContext {
-            now_ns: 10,
+            now_ns: 30_000_000_001,
             cpu: &cpu,
             users: &users,
             processes: None,
@@ -117,6 +145,7 @@ mod tests {
             state: ProcState {
                 ppid: 1,
                 uid: 33,
+                cpu_ns: 1_500_000_000,
                 comm: comm("nginx"),
                 ..Default::default()
             },
@@ -137,6 +166,28 @@ mod tests {
         assert!(yes("WWW-DATA"), "plain text sees the USER column");
         assert!(!yes("pid:124"));
         assert!(!yes("state:exited"));
+        // Numbers, with units, on every numeric field the row has.
+        assert!(yes(
+            "pid>=123 pid<=123 pid>100 pid<200 pid!=124 ppid=1 uid<1000"
+        ));
+        assert!(!yes("pid>123") && !yes("pid<123") && !yes("uid>=1000"));
+        assert!(yes("cpu_time>1s cpu_time<=1500ms cpu_time<2s"));
+        assert!(!yes("cpu_time>1.5s"));
+        assert!(yes("age>=30s age<1m age>29999ms") && !yes("age>30s"));
+        // CPU% is unknown before two samples, a running process has no exit status: no
+        // comparison holds, their negations do.
+        assert!(!yes("cpu>=0") && yes("-cpu>=0"));
+        assert!(!yes("exit=0") && yes("exit!=0"));
+        // Whole-value, regex, negation, OR.
+        assert!(yes("comm=NGINX user=www-data") && !yes("comm=ngin"));
+        assert!(yes("comm~^ng.nx$ user~^www") && !yes("comm~^x"));
+        assert!(yes("-comm:sleep") && !yes("-comm:nginx"));
+        assert!(yes("comm:sleep | pid=123") && !yes("comm:sleep | pid=1"));
+        assert!(yes("comm:nginx pid=123 | comm:sleep"));
+        assert!(
+            !yes("comm:nginx pid=1 | comm:sleep"),
+            "AND binds tighter than OR"
+        );
     }
 
     #[test]
@@ -164,6 +215,9 @@ mod tests {
                 tcp_state: 1,
                 flags: probe_common::conn_flags::OWNER_KNOWN,
                 comm: comm("nginx"),
+                start_ns: 4,
+                bytes_sent: 3 << 20,
+                bytes_received: 1000,
                 ..Default::default()
             },
             seq: 1,
@@ -186,6 +240,34 @@ mod tests {
         assert!(!yes("state:listen"));
         assert!(!yes("family:6"));
         assert!(!yes("port:80"));
+        // Ports: `port` is either end, sport / dport one each.
+        assert!(yes("port<1024 port>50000 sport=443 dport=51000"));
+        assert!(!yes("sport=51000") && !yes("dport<1024") && !yes("port>60000"));
+        assert!(yes("port!=80") && !yes("port!=443"));
+        // Bytes, binary units.
+        assert!(yes(
+            "sent>=3M sent<=3072K sent>2.9M sent<3.1M recv<1K recv=1000"
+        ));
+        assert!(!yes("sent>3M") && !yes("recv>=1K"));
+        // Age (now 10 ns, started at 4).
+        assert!(yes("age=6ns age<1us") && !yes("age>1s"));
+        assert!(yes("addr~^93\\.184 -addr:10.1.") && !yes("addr~^192"));
+        assert!(yes("state!=listen family=4"));
+        // Unknown byte counts and start match no comparison.
+        let mut unknown = row.clone();
+        unknown.state.flags |=
+            probe_common::conn_flags::BYTES_UNKNOWN | probe_common::conn_flags::START_UNKNOWN;
+        let subject = ConnectionSubject {
+            row: &unknown,
+            ctx: &ctx,
+        };
+        let holds = |text: &str| {
+            parse(text, FilterTable::Connections)
+                .unwrap()
+                .matches(&subject)
+        };
+        assert!(!holds("sent>=0") && !holds("recv<1G") && !holds("age>=0"));
+        assert!(holds("-sent>=0"));
         // An unknown owner matches no owner term.
         let mut ownerless = row.clone();
         ownerless.state.flags = 0;

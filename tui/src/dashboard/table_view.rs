@@ -28,6 +28,12 @@ pub struct SortState {
 
 /// The filter of one tab: the text as typed, the last filter that parsed, and the current
 /// parse error if the text does not parse (the table keeps the last good filter meanwhile).
+///
+/// "The last good filter" leaves out the half-typed term: typing `pid:1` passes through
+/// `p`, `pi`, `pid`, which parse as plain text, then `pid:`, which does not. While the text
+/// does not parse, the filter in force is the last one that parsed *before the erroneous
+/// term's field name was being typed*, so `comm:python pid:abc` filters by `comm:python`, not
+/// by `comm:python pid`. A valid value being edited (`pid:12` → `pid:12x`) stays in force.
 #[derive(Clone, Debug)]
 pub struct FilterState {
     table: FilterTable,
@@ -41,7 +47,15 @@ pub struct FilterState {
     pub error: Option<FilterError>,
     /// Bumped whenever `active` changes.
     pub generation: u64,
+    /// Texts that parsed, oldest first (at most [`HISTORY`]): where an error falls back to.
+    history: Vec<String>,
 }
+
+/// How many valid texts a filter remembers for falling back.
+const HISTORY: usize = 256;
+
+/// Characters that end a field name: once one is typed, the term is a field term.
+const OPERATOR_CHARS: &[char] = &[':', '=', '<', '>', '!', '~'];
 
 impl FilterState {
     /// No filter, for `table`'s fields.
@@ -53,24 +67,48 @@ impl FilterState {
             active: Filter::default(),
             error: None,
             generation: 0,
+            history: Vec::new(),
         }
     }
 
-    /// Replaces the text and re-parses it: on success the filter takes effect, otherwise the
-    /// error is kept and the previous filter stays in force.
+    /// Replaces the text and re-parses it: on success the filter takes effect; otherwise the
+    /// error is kept and the last good filter without the half-typed term is in force.
     pub fn set_text(&mut self, text: String) {
         match filter::parse(&text, self.table) {
             Ok(parsed) => {
-                if parsed != self.active {
-                    self.generation += 1;
+                self.apply(text.clone(), parsed);
+                if self.history.last() != Some(&text) {
+                    if self.history.len() == HISTORY {
+                        self.history.remove(0);
+                    }
+                    self.history.push(text.clone());
                 }
-                self.active = parsed;
-                self.applied_text = text.clone();
                 self.error = None;
             }
-            Err(error) => self.error = Some(error),
+            Err(error) => {
+                let fallback = self
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|old| !is_partial_of(old, &text, &error.span))
+                    .cloned()
+                    .unwrap_or_default();
+                if fallback != self.applied_text {
+                    let parsed = filter::parse(&fallback, self.table).unwrap_or_default();
+                    self.apply(fallback, parsed);
+                }
+                self.error = Some(error);
+            }
         }
         self.text = text;
+    }
+
+    fn apply(&mut self, text: String, parsed: Filter) {
+        if parsed != self.active {
+            self.generation += 1;
+        }
+        self.active = parsed;
+        self.applied_text = text;
     }
 
     /// Drops the filter.
@@ -83,6 +121,28 @@ impl FilterState {
         self.text = self.applied_text.clone();
         self.error = None;
     }
+}
+
+/// Whether `old` is `text` with its erroneous term (at `span`) cut to a shorter start that
+/// has no operator yet: the term's field name (or `-`) as it was being typed.
+fn is_partial_of(old: &str, text: &str, span: &Range<usize>) -> bool {
+    let (Some(before), Some(term), Some(after)) = (
+        text.get(..span.start),
+        text.get(span.clone()),
+        text.get(span.end..),
+    ) else {
+        return false;
+    };
+    let Some(middle) = old
+        .strip_prefix(before)
+        .and_then(|rest| rest.strip_suffix(after))
+    else {
+        return false;
+    };
+    !middle.is_empty()
+        && middle.len() < term.len()
+        && term.starts_with(middle)
+        && !middle.contains(OPERATOR_CHARS)
 }
 
 /// Which rows the tables leave out, whatever the filter (keys `E` and `K`, config `[view]`).
@@ -368,6 +428,40 @@ impl<K: Copy + Eq> TableView<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Types `text` one character at a time, as the prompt does.
+    fn typed(text: &str) -> FilterState {
+        let mut state = FilterState::new(FilterTable::Processes);
+        for end in 1..=text.len() {
+            state.set_text(text[..end].to_string());
+        }
+        state
+    }
+
+    #[test]
+    fn a_half_typed_term_is_not_applied() {
+        let state = typed("comm:python pid:abc");
+        assert!(state.error.is_some());
+        assert_eq!(state.applied_text, "comm:python ");
+        assert_eq!(
+            state.active,
+            filter::parse("comm:python", FilterTable::Processes).unwrap()
+        );
+        // Negation and a field name that does not exist fall back the same way.
+        assert_eq!(typed("comm:python -pid:").applied_text, "comm:python ");
+        assert_eq!(typed("comm:sh rss>1").applied_text, "comm:sh ");
+        assert_eq!(typed("comm:sh |").applied_text, "comm:sh ");
+        // From the start: nothing was in force.
+        assert_eq!(typed("pid:").applied_text, "");
+        // A valid value being edited stays in force: `pid:12` was a whole term.
+        assert_eq!(typed("pid:12x").applied_text, "pid:12");
+        assert_eq!(typed("comm~^(").applied_text, "comm~^");
+        // Fixing the term applies it.
+        let mut state = typed("comm:python pid:abc");
+        state.set_text("comm:python pid:1".into());
+        assert!(state.error.is_none());
+        assert_eq!(state.applied_text, "comm:python pid:1");
+    }
 
     fn stamp(data: u64) -> OrderStamp {
         OrderStamp {

@@ -21,6 +21,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         render_prompt(frame, app, area, prompt.cursor);
         return;
     }
+    if app.search().open {
+        render_search(frame, app, area);
+        return;
+    }
     let mut spans: Vec<Span> = Vec::new();
     for note in app.notes() {
         spans.push(Span::styled(format!(" ⚠ {note} "), theme.warning));
@@ -75,6 +79,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                     keys.label(Action::Filter),
                     if filtered { "edit filter" } else { "filter" },
                 ),
+                (keys.label(Action::Search), "search"),
                 (sort, "sort"),
                 (keys.label(Action::SortInvert), "invert"),
                 (keys.label(Action::ColumnPicker), "columns"),
@@ -111,6 +116,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                         "hide kthreads"
                     },
                 ));
+            }
+            if !app.search().text.is_empty() {
+                let next = format!(
+                    "{}{}",
+                    keys.label(Action::SearchNext),
+                    keys.label(Action::SearchPrev)
+                );
+                hints.insert(6, (next, "next/prev match"));
             }
             if filtered {
                 hints.insert(5, ("Esc".into(), "clear filter"));
@@ -152,10 +165,46 @@ fn render_prompt(frame: &mut Frame, app: &App, area: Rect, cursor: usize) {
     match &filter.error {
         Some(error) => spans.push(Span::styled(format!("   ✗ {}", error.reason), theme.error)),
         None if text.is_empty() => spans.push(Span::styled(
-            "   text matches any column; field:value (comm:, pid:, state:, port:…); Enter keeps, Esc clears",
+            "   text matches any column; comm:x pid>100 cpu>5 sent>=1M comm~^py -term a | b; Enter keeps, Esc clears",
             theme.panel_label,
         )),
         None => spans.push(Span::styled("   Enter keeps · Esc clears", theme.panel_label)),
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.footer), area);
+    if cursor_x < area.right() {
+        frame.set_cursor_position(Position::new(cursor_x, area.y));
+    }
+}
+
+/// `search: text▏  not found` — the search prompt (F3): where the selection went, or that no
+/// row shows the text.
+fn render_search(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme();
+    let search = app.search();
+    let text = search.text.as_str();
+    let label = "search: ";
+    let mut spans = vec![
+        Span::styled(label, theme.prompt),
+        Span::styled(text, theme.footer),
+    ];
+    let cursor_x = area.x + (label.width() + text.width()) as u16;
+    if search.not_found {
+        spans.push(Span::styled("   ✗ not found", theme.error));
+    } else if text.is_empty() {
+        spans.push(Span::styled(
+            "   selects the next row showing the text (hides nothing); F3/↓ next, ↑ previous; Enter or Esc closes",
+            theme.panel_label,
+        ));
+    } else {
+        let wrapped = if search.wrapped {
+            "wrapped around · "
+        } else {
+            ""
+        };
+        spans.push(Span::styled(
+            format!("   {wrapped}F3/↓ next · ↑ previous · Enter or Esc closes"),
+            theme.panel_label,
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.footer), area);
     if cursor_x < area.right() {

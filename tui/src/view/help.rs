@@ -49,15 +49,52 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
     ));
     lines.push(entry(
         "field:value".into(),
-        "processes: comm pid ppid uid user state",
+        "processes: comm user state pid ppid uid exit",
     ));
     lines.push(entry(
         String::new(),
-        "connections: comm pid state port addr family",
+        "  cpu (%), cpu_time and age (durations)",
     ));
     lines.push(entry(
-        "a b".into(),
-        "every term must match; \"quoted text\" is plain",
+        String::new(),
+        "connections: comm state addr family pid port sport",
+    ));
+    lines.push(entry(
+        String::new(),
+        "  dport, sent and recv (bytes), age (duration)",
+    ));
+    lines.push(entry(
+        ": = != ~".into(),
+        "text: contains, is, is not, regex (comm~^py)",
+    ));
+    lines.push(entry(
+        "= != < <= > >=".into(),
+        "numbers: pid<100 port<1024 cpu>5 age>10s",
+    ));
+    lines.push(entry(
+        "sent>=1M".into(),
+        "bytes: K M G T are 1024-based; time: ms s m h d",
+    ));
+    lines.push(entry("-term".into(), "not: -comm:sleep, -\"two words\""));
+    lines.push(entry(
+        "a b | c".into(),
+        "(a AND b) OR c: AND binds tighter; spaces around |",
+    ));
+    lines.push(entry("\"quoted\"".into(), "plain text, spaces and all"));
+    lines.push(entry("?".into(), "an unknown value matches no comparison"));
+    lines.push(Line::default());
+    lines.push(heading("Search"));
+    lines.push(entry(
+        app.keymap().label(Action::Search),
+        "select the next row whose shown text has it",
+    ));
+    lines.push(entry(
+        format!(
+            "{} / {}",
+            app.keymap().label(Action::SearchNext),
+            app.keymap().label(Action::SearchPrev)
+        ),
+        "next / previous match, wraps; says \"not found\"",
     ));
     lines.push(Line::default());
     lines.push(heading("Rows"));
