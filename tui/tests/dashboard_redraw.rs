@@ -5,7 +5,8 @@
 //! Three cases: a frame after new data (the order is re-sorted and re-filtered: O(n log n)),
 //! a frame after a key press (the cached order is reused: only the rows in view are
 //! formatted), and a frame after new data with a plain-text filter (every row's columns are
-//! formatted to match the text).
+//! formatted to match the text). A second test times the tree view and regex filters with
+//! 10,000 processes and 30,000 connections (BENCHMARKS.md §7).
 
 mod support;
 
@@ -79,5 +80,58 @@ fn redraw_time_of_a_10k_row_table() {
         median(after_key),
         median(after_data_text_filter),
         median(refresh_sampling),
+    );
+}
+
+/// Issue 10's figures: 10,000 processes and 30,000 connections, a frame after new data in
+/// the tree view and with a regex filter (processes), and with a regex filter on the
+/// connections table.
+#[test]
+fn redraw_time_of_the_tree_and_regex_filters_at_10k_processes_30k_connections() {
+    let shape = SyntheticShape {
+        processes: ROWS,
+        connections: 30_000,
+        busy_percent: 30,
+        churn_per_step: 3,
+    };
+    let mut h = Harness::with_shape(shape, 200, 60);
+    assert!(h.app.connections_table().len() >= 30_000);
+    let timed = |h: &mut Harness| {
+        let mut samples = Vec::new();
+        for _ in 0..FRAMES {
+            h.step();
+            let start = Instant::now();
+            h.draw();
+            samples.push(start.elapsed());
+        }
+        median(samples)
+    };
+    h.press(KeyCode::F(5));
+    assert!(h.app.tree());
+    let tree = timed(&mut h);
+    h.press(KeyCode::Char('/'));
+    h.app.handle_event(&Event::Paste("comm~^(ss|ba)".into()));
+    h.press(KeyCode::Enter);
+    let tree_regex = timed(&mut h);
+    h.press(KeyCode::F(5));
+    let flat_regex = timed(&mut h);
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.app
+        .handle_event(&Event::Paste("addr~^10\\. port>1000".into()));
+    h.press(KeyCode::Enter);
+    let connections_regex = timed(&mut h);
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "redraw at 200x60 with {} processes and {} connections ({profile} build, median of \
+         {FRAMES} frames after new data): tree view {tree:?}; tree + regex filter \
+         {tree_regex:?}; flat + regex filter {flat_regex:?}; connections with a regex and a \
+         numeric filter {connections_regex:?}",
+        h.app.processes_table().len(),
+        h.app.connections_table().len(),
     );
 }
