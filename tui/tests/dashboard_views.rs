@@ -145,7 +145,6 @@ fn help_overlay_lists_every_key() {
             "Tab",
             "Space",
             "follow the selected entity",
-            "Mouse",
         ],
     );
     // The full text (all of it, even what needs scrolling on small screens).
@@ -154,6 +153,7 @@ fn help_overlay_lists_every_key() {
         .map(|l| l.to_string() + "\n")
         .collect();
     for text in [
+        "Mouse",
         "Shift-Tab",
         "column picker",
         "comm state addr family pid port",

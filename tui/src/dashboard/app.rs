@@ -31,6 +31,7 @@ use crate::{
         columns::{
             column_index, ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS,
         },
+        host_names::HostNames,
         user_names::UserNames,
     },
     theme::Theme,
@@ -219,6 +220,9 @@ pub struct App {
     interval: Duration,
     status: Option<StatusMessage>,
     signal_target: Option<SignalTarget>,
+    /// Remote host names (key `r`): the resolver, started on first use, and whether names
+    /// are shown.
+    host_names: (Option<HostNames>, bool),
     /// Processes shown as a tree (F5).
     tree: bool,
     /// Processes whose children the tree leaves out, and a generation that changes with it.
@@ -293,6 +297,7 @@ impl App {
             signal_target: None,
             tree: false,
             collapsed: (HashSet::new(), 0),
+            host_names: (None, false),
             notes: Vec::new(),
             layout: None,
         };
@@ -616,7 +621,24 @@ impl App {
             cpu: self.metrics().process_cpu(self.mode),
             users: &self.users,
             processes: Some(self.process_table_of(self.mode)),
+            hosts: self.host_names.0.as_ref().filter(|_| self.host_names.1),
         }
+    }
+
+    /// Shows remote host names instead of addresses, or addresses again (key `r`). Names are
+    /// looked up off this thread; an address shows until its name arrives.
+    pub(super) fn toggle_host_names(&mut self) {
+        let (resolver, shown) = &mut self.host_names;
+        *shown = !*shown;
+        if *shown && resolver.is_none() {
+            *resolver = Some(HostNames::default());
+        }
+        let text = if *shown {
+            "remote host names on (looked up in the background; r: addresses)"
+        } else {
+            "remote addresses"
+        };
+        self.set_status(text);
     }
 
     /// The processes tab's view state.

@@ -121,6 +121,7 @@ impl App {
             Action::Tree => self.toggle_tree(),
             Action::Collapse => self.fold_selected(false),
             Action::Expand => self.fold_selected(true),
+            Action::HostNames => self.toggle_host_names(),
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),

@@ -74,11 +74,13 @@ pub enum Action {
     Collapse,
     /// Tree view: show the selected process's children.
     Expand,
+    /// Remote host names instead of addresses, and back.
+    HostNames,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -101,6 +103,7 @@ impl Action {
         Action::Tree,
         Action::Collapse,
         Action::Expand,
+        Action::HostNames,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -148,6 +151,7 @@ impl Action {
             Action::Tree => "tree",
             Action::Collapse => "collapse",
             Action::Expand => "expand",
+            Action::HostNames => "host_names",
         }
     }
 
@@ -191,6 +195,9 @@ impl Action {
             Action::Tree => "processes as a tree (children under parents) / flat",
             Action::Collapse => "tree: fold the selected process's children",
             Action::Expand => "tree: unfold the selected process's children",
+            Action::HostNames => {
+                "remote host names / addresses (names looked up in the background)"
+            }
         }
     }
 
@@ -228,6 +235,7 @@ impl Action {
             Action::Tree => &["f5", "v"],
             Action::Collapse => &["-", "left"],
             Action::Expand => &["+", "right"],
+            Action::HostNames => &["r"],
         }
     }
 }

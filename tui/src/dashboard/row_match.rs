@@ -135,6 +135,7 @@ mod tests {
             cpu: &cpu,
             users: &users,
             processes: None,
+            hosts: None,
         };
         let row = ProcessRow {
             key: ProcKey {
@@ -199,6 +200,7 @@ mod tests {
             cpu: &cpu,
             users: &users,
             processes: None,
+            hosts: None,
         };
         let mut key = ConnKey {
             family: AF_INET,

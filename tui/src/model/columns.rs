@@ -10,7 +10,7 @@ use bridge::{
     table::ProcessTable,
 };
 
-use super::{format, process_cpu::ProcessCpu, user_names::UserNames};
+use super::{format, host_names::HostNames, process_cpu::ProcessCpu, user_names::UserNames};
 
 /// What formatting and comparing a row may need besides the row.
 pub struct RowContext<'a> {
@@ -22,6 +22,8 @@ pub struct RowContext<'a> {
     pub users: &'a UserNames,
     /// The visible mode's processes, for a connection owner's current name.
     pub processes: Option<&'a ProcessTable>,
+    /// Remote host names, when the user asked for them (`None`: addresses).
+    pub hosts: Option<&'a HostNames>,
 }
 
 impl RowContext<'_> {
@@ -325,12 +327,15 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
     ColumnSpec {
         name: "remote",
         title: "REMOTE",
-        description: "remote address:port (*:* for a listener)",
+        description: "remote address:port (*:* for a listener); host name:port when names are on",
         width: 9,
         fit: Some(ENDPOINT_MAX_WIDTH),
         align: Align::Left,
         descending_first: false,
-        text: |r, _| endpoint(r.daddr(), r.key.dport),
+        text: |r, ctx| match ctx.hosts.and_then(|hosts| hosts.name(r.daddr())) {
+            Some(name) => format!("{name}:{}", r.key.dport),
+            None => endpoint(r.daddr(), r.key.dport),
+        },
         compare: |a, b, _| by((a.daddr(), a.key.dport), (b.daddr(), b.key.dport)),
     },
     ColumnSpec {
