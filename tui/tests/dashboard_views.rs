@@ -42,7 +42,7 @@ fn processes_view_shows_header_tabs_columns_and_rows() {
     assert!(screen.contains("▼CPU%"), "{screen}");
     // The footer lists the keys.
     assert!(screen.contains("?/F1 help"), "{screen}");
-    assert!(screen.contains("q quit"), "{screen}");
+    assert!(screen.contains("q/F10 quit"), "{screen}");
 }
 
 #[test]
@@ -140,12 +140,7 @@ fn help_overlay_lists_every_key() {
     assert!(screen.contains("Help — bpftop-ordered"), "{screen}");
     assert_shows(
         &screen,
-        &[
-            "quit",
-            "Tab",
-            "Space",
-            "follow the selected entity",
-        ],
+        &["quit", "Tab", "Space", "follow the selected entity"],
     );
     // The full text (all of it, even what needs scrolling on small screens).
     let all: String = help_lines(&h.app)

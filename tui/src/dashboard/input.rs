@@ -13,7 +13,7 @@ use super::{
     signal::{SignalStage, SIGNALS},
 };
 use crate::{
-    model::columns::{CONNECTION_COLUMNS, PROCESS_COLUMNS},
+    model::columns::{column_index, CONNECTION_COLUMNS, PROCESS_COLUMNS},
     view::{table::column_at, tabs::tab_at},
 };
 
@@ -87,8 +87,32 @@ impl App {
         match self.keymap.action(key) {
             Some(action) => self.perform(action),
             None if key.code == KeyCode::Esc => self.clear_filter(),
-            None => Control::Unchanged,
+            None => self.htop_key(key),
         }
+    }
+
+    /// htop keys this dashboard has no binding for: `T` sorts by CPU time as in htop; the
+    /// others say in one line what to use instead, rather than doing nothing.
+    fn htop_key(&mut self, key: &KeyEvent) -> Control {
+        let hint = match key.code {
+            KeyCode::Char('T') if self.tab == Tab::Processes => {
+                if let Some(column) = column_index(PROCESS_COLUMNS, "cpu_time") {
+                    self.sort_by_column(column);
+                }
+                return Control::Redraw;
+            }
+            KeyCode::Char('H') => {
+                "each row is a process (all its threads); the thread count is in the detail pane (Enter)"
+            }
+            KeyCode::Char('c') => {
+                "tagging is not supported: F9 signals the selected process"
+            }
+            KeyCode::F(2) => "settings live in the config file (see --help for its path)",
+            KeyCode::F(7) | KeyCode::F(8) => "renice is not supported here; use renice(1)",
+            _ => return Control::Unchanged,
+        };
+        self.set_status(hint);
+        Control::Redraw
     }
 
     /// Esc outside the prompt: drops the visible tab's filter, if there is one.

@@ -203,18 +203,18 @@ impl Action {
 
     fn default_keys(self) -> &'static [&'static str] {
         match self {
-            Action::Quit => &["q"],
+            Action::Quit => &["q", "f10"],
             Action::NextTable => &["tab"],
             Action::PrevTable => &["shift-tab"],
             Action::ModeRing => &["1"],
             Action::ModePerf => &["2"],
             Action::ModePoll => &["3"],
             Action::NextMode => &["m"],
-            Action::ColumnPicker => &["s"],
+            Action::ColumnPicker => &["s", "f6"],
             Action::SortPrev => &["<"],
             Action::SortNext => &[">"],
             Action::SortInvert => &["I"],
-            Action::Filter => &["/"],
+            Action::Filter => &["/", "f4"],
             Action::Search => &["f3", "f"],
             Action::SearchNext => &["n"],
             Action::SearchPrev => &["N"],
