@@ -567,3 +567,30 @@ fn the_light_theme_paints_its_own_background_everywhere() {
         );
     }
 }
+
+#[test]
+fn help_text_is_never_cut_at_the_box_edge() {
+    // 80 columns: narrower than the longest help line, so lines wrap instead of being cut;
+    // every word of the help is on screen somewhere while scrolling through it.
+    let mut h = Harness::with_shape(bridge::synthetic::SyntheticShape::default(), 80, 30);
+    h.press(KeyCode::Char('?'));
+    let words: Vec<String> = help_lines(&h.app)
+        .iter()
+        .flat_map(|l| {
+            l.to_string()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen.push_str(&h.screen());
+        h.press(KeyCode::Down);
+    }
+    let missing: Vec<&String> = words
+        .iter()
+        .filter(|w| !seen.contains(w.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "cut or unreachable: {missing:?}");
+}

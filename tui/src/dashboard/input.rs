@@ -131,9 +131,8 @@ impl App {
 
     /// Last useful help scroll position: the help's length less what fits on screen.
     fn help_scroll_limit(&self) -> u16 {
-        let lines = crate::view::help::help_lines(self).len() as u16;
-        let shown = self.layout.map_or(0, |l| l.area.height.saturating_sub(4));
-        lines.saturating_sub(shown)
+        self.layout
+            .map_or(0, |l| crate::view::help::scroll_limit(self, l.area))
     }
 
     /// Carries out an action of the key map.

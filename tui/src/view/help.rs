@@ -4,7 +4,7 @@
 use ratatui::{
     layout::Rect,
     text::{Line, Span},
-    widgets::Paragraph,
+    widgets::{Paragraph, Wrap},
     Frame,
 };
 
@@ -113,12 +113,34 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
 /// Draws the help popup, scrolled by `scroll` lines.
 pub fn render(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
     let lines = help_lines(app);
-    let height = lines.len() as u16 + 2;
-    let popup = centered(area, 76, height);
+    let (popup, text_rows) = help_area(&lines, area);
     let inner = frame_popup(frame, popup, "Help — bpftop-ordered", app.theme());
-    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
+    let max_scroll = text_rows.saturating_sub(inner.height);
     frame.render_widget(
-        Paragraph::new(lines).scroll((scroll.min(max_scroll), 0)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll.min(max_scroll), 0)),
         inner,
     );
+}
+
+/// The popup for `lines` on a screen of `area`: as wide as the longest line (so nothing is cut
+/// where the screen allows it), and the rows the text takes once wrapped to that width.
+pub fn help_area(lines: &[Line], area: Rect) -> (Rect, u16) {
+    let longest = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+    let popup = centered(area, longest.saturating_add(2), u16::MAX);
+    let inner_width = popup.width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_width))
+        .sum();
+    let popup = centered(area, popup.width, (rows as u16).saturating_add(2));
+    (popup, rows as u16)
+}
+
+/// The last useful scroll position of the help on a screen of `area`.
+pub fn scroll_limit(app: &App, area: Rect) -> u16 {
+    let lines = help_lines(app);
+    let (popup, rows) = help_area(&lines, area);
+    rows.saturating_sub(popup.height.saturating_sub(2))
 }
