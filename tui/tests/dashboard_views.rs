@@ -594,3 +594,34 @@ fn help_text_is_never_cut_at_the_box_edge() {
         .collect();
     assert!(missing.is_empty(), "cut or unreachable: {missing:?}");
 }
+
+#[test]
+fn p_collapses_the_mode_panel_to_one_line_and_back() {
+    let mut h = Harness::new();
+    let rows_before = h
+        .screen()
+        .lines()
+        .filter(|l| l.contains("root") || l.contains("www-data"))
+        .count();
+    assert!(h.screen().contains("┌ 1 ring ◆ shown"));
+    h.press(KeyCode::Char('p'));
+    let screen = h.screen();
+    assert!(!screen.contains("┌ 1 ring"), "{screen}");
+    let summary = screen
+        .lines()
+        .find(|l| l.contains("1 ring◆"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    for text in ["ev/s", "p99", "drops", "2 perf", "3 poll"] {
+        assert!(summary.contains(text), "{text} in {summary}");
+    }
+    let rows_after = screen
+        .lines()
+        .filter(|l| l.contains("root") || l.contains("www-data"))
+        .count();
+    assert!(
+        rows_after > rows_before,
+        "the table gets the rows: {rows_before} → {rows_after}"
+    );
+    h.press(KeyCode::Char('p'));
+    assert!(h.screen().contains("┌ 1 ring ◆ shown"));
+}

@@ -223,6 +223,8 @@ pub struct App {
     /// Remote host names (key `r`): the resolver, started on first use, and whether names
     /// are shown.
     host_names: (Option<HostNames>, bool),
+    /// The mode panel collapsed to one line (`p`).
+    panel_collapsed: bool,
     /// Processes shown as a tree (F5).
     tree: bool,
     /// Processes whose children the tree leaves out, and a generation that changes with it.
@@ -296,6 +298,7 @@ impl App {
             status: None,
             signal_target: None,
             tree: false,
+            panel_collapsed: false,
             collapsed: (HashSet::new(), 0),
             host_names: (None, false),
             notes: Vec::new(),
@@ -533,6 +536,16 @@ impl App {
         } else {
             "flat view"
         });
+    }
+
+    /// Whether the mode panel is collapsed to one line.
+    pub fn panel_collapsed(&self) -> bool {
+        self.panel_collapsed
+    }
+
+    /// Collapses the mode panel to one line, or shows it whole (`p`).
+    pub(super) fn toggle_panel(&mut self) {
+        self.panel_collapsed = !self.panel_collapsed;
     }
 
     /// Whether processes are shown as a tree.

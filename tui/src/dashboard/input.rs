@@ -145,6 +145,7 @@ impl App {
             Action::Collapse => self.fold_selected(false),
             Action::Expand => self.fold_selected(true),
             Action::HostNames => self.toggle_host_names(),
+            Action::Panel => self.toggle_panel(),
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),

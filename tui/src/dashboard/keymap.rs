@@ -76,11 +76,13 @@ pub enum Action {
     Expand,
     /// Remote host names instead of addresses, and back.
     HostNames,
+    /// The mode panel as one line / whole.
+    Panel,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 34] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -104,6 +106,7 @@ impl Action {
         Action::Collapse,
         Action::Expand,
         Action::HostNames,
+        Action::Panel,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -152,6 +155,7 @@ impl Action {
             Action::Collapse => "collapse",
             Action::Expand => "expand",
             Action::HostNames => "host_names",
+            Action::Panel => "panel",
         }
     }
 
@@ -198,6 +202,7 @@ impl Action {
             Action::HostNames => {
                 "remote host names / addresses (names looked up in the background)"
             }
+            Action::Panel => "collapse the mode panel to one line / show it whole",
         }
     }
 
@@ -236,6 +241,7 @@ impl Action {
             Action::Collapse => &["-", "left"],
             Action::Expand => &["+", "right"],
             Action::HostNames => &["r"],
+            Action::Panel => &["p"],
         }
     }
 }

@@ -35,6 +35,12 @@ pub struct ScreenLayout {
 impl ScreenLayout {
     /// The layout for a terminal of `area`.
     pub fn compute(area: Rect) -> ScreenLayout {
+        ScreenLayout::compute_with(area, false)
+    }
+
+    /// [`ScreenLayout::compute`] with the mode panel collapsed to one summary line when
+    /// `panel_collapsed` (key `p`): the table gets the rows.
+    pub fn compute_with(area: Rect, panel_collapsed: bool) -> ScreenLayout {
         let empty = Rect::new(area.x, area.y, 0, 0);
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             return ScreenLayout {
@@ -47,7 +53,11 @@ impl ScreenLayout {
                 footer: empty,
             };
         }
-        let panel_height = (area.height / 3).clamp(PANEL_MIN_HEIGHT, PANEL_MAX_HEIGHT);
+        let panel_height = if panel_collapsed {
+            1
+        } else {
+            (area.height / 3).clamp(PANEL_MIN_HEIGHT, PANEL_MAX_HEIGHT)
+        };
         let line = |y: u16, height: u16| Rect::new(area.x, y, area.width, height);
         let header = line(area.y, 1);
         let tabs = line(area.y + 1, 1);

@@ -26,10 +26,52 @@ const SPARK_LABEL: u16 = 5;
 
 /// Draws the panel.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    if area.height == 1 {
+        render_summary(frame.buffer_mut(), app, area);
+        return;
+    }
     let columns = Layout::horizontal([Constraint::Ratio(1, 3); 3]).split(area);
     for (mode, column) in ModeKind::ALL.into_iter().zip(columns.iter()) {
         render_mode(frame.buffer_mut(), app, mode, *column);
     }
+}
+
+/// The collapsed panel (`p`): one line, per mode its events/s, p99 lag and drops, the shown
+/// mode marked.
+fn render_summary(buf: &mut Buffer, app: &App, area: Rect) {
+    let theme = app.theme();
+    let mut spans = Vec::new();
+    for mode in ModeKind::ALL {
+        let metrics = app.metrics().mode(mode);
+        let visible = mode == app.mode();
+        let style = if visible {
+            theme.panel_title_active
+        } else {
+            theme.panel_title
+        };
+        let marker = if visible { "◆" } else { " " };
+        spans.push(Span::styled(
+            format!(" {} {}{marker} ", mode.index() + 1, mode.name()),
+            style,
+        ));
+        let figures = if let Some(error) = &metrics.failure {
+            format!("FAILED: {error}")
+        } else if !app.is_running(mode) {
+            "not running".to_string()
+        } else {
+            format!(
+                "{} ev/s  p99 {}  drops {} ",
+                format::rate(metrics.events_per_s),
+                metrics
+                    .lag
+                    .map_or("–".to_string(), |(_, p99, _)| format::latency(p99)),
+                format::count(metrics.stats.drops)
+            )
+        };
+        spans.push(Span::styled(format!(" {figures} "), theme.panel_value));
+    }
+    spans.push(Span::styled(" (p: panel)", theme.panel_label));
+    Paragraph::new(Line::from(spans)).render(area, buf);
 }
 
 fn render_mode(buf: &mut Buffer, app: &App, mode: ModeKind, area: Rect) {
