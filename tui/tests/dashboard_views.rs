@@ -584,7 +584,7 @@ fn help_text_is_never_cut_at_the_box_edge() {
         })
         .collect();
     let mut seen = String::new();
-    for _ in 0..40 {
+    for _ in 0..120 {
         seen.push_str(&h.screen());
         h.press(KeyCode::Down);
     }
