@@ -77,13 +77,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             &app.connection_view().filter,
         ),
     };
-    let rows = if total == 1 { "row" } else { "rows" };
     // What the toggles leave out, counted: `27 exited hidden`.
     let hidden_text = app
         .hidden_label()
         .map(|label| format!("{hidden} {label} hidden"));
     let mut right = match (filter.applied_text.is_empty(), &hidden_text) {
-        (true, None) => format!("{total} {rows} · {} ", app.mode()),
+        // The tab label already has the count: said once.
+        (true, None) => format!("all shown · {} ", app.mode()),
         (true, Some(hidden)) => format!("{shown} of {total} · {hidden} · {} ", app.mode()),
         (false, None) => format!(
             "{shown} of {total} match `{}` · {} ",
