@@ -6,11 +6,11 @@ use probe_common::conn_flags;
 use ratatui::{
     layout::Rect,
     text::{Line, Span},
-    widgets::{Paragraph, Sparkline},
+    widgets::{Paragraph, Sparkline, Wrap},
     Frame,
 };
 
-use super::popup::{centered, frame_popup};
+use super::popup::{frame_popup, text_popup};
 use crate::{
     dashboard::app::{App, Tab},
     model::{
@@ -19,6 +19,7 @@ use crate::{
     },
     theme::Theme,
 };
+use unicode_width::UnicodeWidthStr;
 
 /// Width of the field-name column.
 const NAME_WIDTH: usize = 13;
@@ -256,12 +257,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 .map(|h| h.iter().collect())
                 .unwrap_or_default();
             let peak = history.iter().copied().max().unwrap_or(0) as f64 / 10.0;
-            let popup = centered(area, 72, lines.len() as u16 + 5);
             let title = format!("Process {} — {}", row.pid(), row.comm());
+            let (popup, text_rows) = text_popup(&lines, area, title.width() as u16 + 2, 3);
             let inner = frame_popup(frame, popup, &title, theme);
-            let text_height = (lines.len() as u16).min(inner.height);
+            let text_height = text_rows.min(inner.height);
             frame.render_widget(
-                Paragraph::new(lines),
+                Paragraph::new(lines).wrap(Wrap { trim: false }),
                 Rect::new(inner.x, inner.y, inner.width, text_height),
             );
             if inner.height >= text_height + 3 {
@@ -292,14 +293,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 return;
             };
             let lines = connection_lines(app, row, &ctx);
-            let popup = centered(area, 72, lines.len() as u16 + 2);
             let title = format!(
                 "Connection {} → {}",
                 endpoint(row.saddr(), row.key.sport),
                 endpoint(row.daddr(), row.key.dport)
             );
+            let (popup, _) = text_popup(&lines, area, title.width() as u16 + 2, 0);
             let inner = frame_popup(frame, popup, &title, theme);
-            frame.render_widget(Paragraph::new(lines), inner);
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         }
     }
 }

@@ -8,7 +8,7 @@ use ratatui::{
     Frame,
 };
 
-use super::popup::{centered, frame_popup};
+use super::popup::{frame_popup, text_popup};
 use crate::dashboard::{app::App, keymap::Action};
 
 /// Width of the key column.
@@ -124,18 +124,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
     );
 }
 
-/// The popup for `lines` on a screen of `area`: as wide as the longest line (so nothing is cut
-/// where the screen allows it), and the rows the text takes once wrapped to that width.
+/// The help popup on a screen of `area` and the rows its text takes (see
+/// [`text_popup`]).
 pub fn help_area(lines: &[Line], area: Rect) -> (Rect, u16) {
-    let longest = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
-    let popup = centered(area, longest.saturating_add(2), u16::MAX);
-    let inner_width = popup.width.saturating_sub(2).max(1) as usize;
-    let rows: usize = lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_width))
-        .sum();
-    let popup = centered(area, popup.width, (rows as u16).saturating_add(2));
-    (popup, rows as u16)
+    text_popup(lines, area, 0, 0)
 }
 
 /// The last useful scroll position of the help on a screen of `area`.
