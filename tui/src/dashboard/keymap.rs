@@ -415,6 +415,18 @@ impl KeyMap {
         for (action, keys) in overrides {
             by_action.insert(*action, keys.clone());
         }
+        // A key the config gives to an action is taken from the defaults of the others, so a
+        // default key added in a later version never turns a working config into a conflict;
+        // only two actions the config binds to the same key are one.
+        let overridden: HashMap<KeyChord, Action> = overrides
+            .iter()
+            .flat_map(|(action, keys)| keys.iter().map(move |k| (*k, *action)))
+            .collect();
+        for (action, keys) in by_action.iter_mut() {
+            if !overrides.iter().any(|(a, _)| a == action) {
+                keys.retain(|k| !overridden.contains_key(k));
+            }
+        }
         let mut by_chord = HashMap::new();
         for action in Action::ALL {
             for key in &by_action[&action] {
@@ -543,12 +555,23 @@ mod tests {
             map.action(&key(KeyCode::Char('q'), KeyModifiers::NONE)),
             None
         );
-        let conflict =
-            KeyMap::with_overrides(&[(Action::Help, vec![KeyChord::parse("q").unwrap()])])
-                .unwrap_err();
+        // A key the config gives to one action leaves the others' defaults: `q` for help
+        // takes `q` from quit, which keeps F10 (and Ctrl-C) — a new default key never breaks a
+        // config that worked.
+        let map =
+            KeyMap::with_overrides(&[(Action::Help, vec![KeyChord::parse("q").unwrap()])]).unwrap();
+        assert_eq!(
+            map.action(&key(KeyCode::Char('q'), KeyModifiers::NONE)),
+            Some(Action::Help)
+        );
+        assert_eq!(map.keys(Action::Quit), [KeyChord::parse("f10").unwrap()]);
+        // Two actions the config binds to one key are a conflict.
+        let x = KeyChord::parse("x").unwrap();
+        let conflict = KeyMap::with_overrides(&[(Action::Help, vec![x]), (Action::Quit, vec![x])])
+            .unwrap_err();
         assert_eq!(
             conflict.to_string(),
-            "key `q` is bound to both `quit` and `help`"
+            "key `x` is bound to both `quit` and `help`"
         );
     }
 }
