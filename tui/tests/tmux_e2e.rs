@@ -411,6 +411,13 @@ fn ctrl_z_gives_the_shell_a_sane_terminal_and_fg_resumes_with_working_keys() {
         s.contains("2 perf ◆ shown")
     });
     session.keys(&["q"]);
+    // Type only once the shell has printed a prompt after the `fg` line (keys typed earlier
+    // may reach the dashboard while it exits).
+    session.wait_for("the shell prompt after q", STEP_TIMEOUT, |s| {
+        s.split(&format!("{PROMPT}fg"))
+            .nth(1)
+            .is_some_and(|after| after.contains(PROMPT_MARK))
+    });
     session.type_text("echo \"EXIT-CODE=$?\"");
     session.keys(&["Enter"]);
     session.wait_for("the exit code after q", STEP_TIMEOUT, |s| {
