@@ -492,6 +492,7 @@ impl App {
             cpu: self.metrics().process_cpu(self.mode),
             users: &self.users,
             processes: Some(self.process_table_of(self.mode)),
+            net: Some(self.metrics().net(self.mode)),
         }
     }
 

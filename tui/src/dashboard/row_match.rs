@@ -107,6 +107,7 @@ mod tests {
             cpu: &cpu,
             users: &users,
             processes: None,
+            net: None,
         };
         let row = ProcessRow {
             key: ProcKey {
@@ -148,6 +149,7 @@ mod tests {
             cpu: &cpu,
             users: &users,
             processes: None,
+            net: None,
         };
         let mut key = ConnKey {
             family: AF_INET,

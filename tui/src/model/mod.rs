@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod format;
+pub mod net;
 pub mod process_cpu;
 pub mod series;
 pub mod user_names;
