@@ -518,6 +518,22 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
         compare: |a, b, _| by(bytes_received(a), bytes_received(b)),
     },
     ColumnSpec {
+        name: "age",
+        title: "AGE",
+        description: "time since the connection started (? when it predates the probes)",
+        width: 6,
+        fit: None,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, ctx| connection_age_ns(r, ctx).map_or(UNKNOWN.into(), format::age),
+        compare: |a, b, ctx| {
+            by(
+                connection_age_ns(a, ctx).unwrap_or(u64::MAX),
+                connection_age_ns(b, ctx).unwrap_or(u64::MAX),
+            )
+        },
+    },
+    ColumnSpec {
         name: "sent_rate",
         title: "SENT/S",
         description: "bytes/s sent in the last refresh window, between two kernel samples (? \
@@ -548,22 +564,6 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
             by_f64(
                 connection_rate(a, ctx, Dir::Received),
                 connection_rate(b, ctx, Dir::Received),
-            )
-        },
-    },
-    ColumnSpec {
-        name: "age",
-        title: "AGE",
-        description: "time since the connection started (? when it predates the probes)",
-        width: 6,
-        fit: None,
-        align: Align::Right,
-        descending_first: false,
-        text: |r, ctx| connection_age_ns(r, ctx).map_or(UNKNOWN.into(), format::age),
-        compare: |a, b, ctx| {
-            by(
-                connection_age_ns(a, ctx).unwrap_or(u64::MAX),
-                connection_age_ns(b, ctx).unwrap_or(u64::MAX),
             )
         },
     },
