@@ -8,7 +8,10 @@ use bridge::{
     store::{ModeTables, TableStore},
 };
 
-use bpftop_ordered::model::columns::{endpoint, Align, UNKNOWN};
+use bpftop_ordered::model::{
+    columns::{endpoint, Align, UNKNOWN},
+    net::ProcessNet,
+};
 use unicode_width::UnicodeWidthStr;
 
 use crate::{
@@ -89,14 +92,17 @@ fn print_rows<R: DumpedRow>(
     args: &DumpArgs,
 ) -> anyhow::Result<()> {
     let rows = R::rows(tables).filter(|r| !args.kernel_only || r.origin() == RowOrigin::Kernel);
+    let extra = R::extra(tables);
     match args.format {
         Format::Json => {
             for row in rows {
-                writeln!(out, "{}", row.json(mode, tables)?)?;
+                writeln!(out, "{}", row.json(mode, tables, &extra)?)?;
             }
         }
         Format::Table => {
-            let cells: Vec<Vec<String>> = rows.map(|row| row.text_cells(mode, tables)).collect();
+            let cells: Vec<Vec<String>> = rows
+                .map(|row| row.text_cells(mode, tables, &extra))
+                .collect();
             for line in text_table(R::TEXT_COLUMNS, &cells) {
                 writeln!(out, "{line}")?;
             }
@@ -151,13 +157,22 @@ fn text_table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
 trait DumpedRow: Entity + 'static {
     /// The text table's column titles and alignments.
     const TEXT_COLUMNS: &'static [(&'static str, Align)];
+    /// What the rows of one mode need besides `tables`, computed once per mode.
+    type Extra;
     /// The table's rows in `tables`, in first-seen order.
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self>;
+    /// See [`DumpedRow::Extra`].
+    fn extra(tables: &ModeTables) -> Self::Extra;
     /// The row in the JSON contract (`docs/contract.md`).
-    fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String>;
+    fn json(
+        &self,
+        mode: ModeKind,
+        tables: &ModeTables,
+        extra: &Self::Extra,
+    ) -> serde_json::Result<String>;
     /// The row's cells in the text table, one per [`DumpedRow::TEXT_COLUMNS`] entry: unknown
     /// values as `?` (as in the dashboard), values that do not apply as `-`.
-    fn text_cells(&self, mode: ModeKind, tables: &ModeTables) -> Vec<String>;
+    fn text_cells(&self, mode: ModeKind, tables: &ModeTables, extra: &Self::Extra) -> Vec<String>;
 }
 
 impl DumpedRow for ProcessRow {
@@ -173,13 +188,23 @@ impl DumpedRow for ProcessRow {
         ("CPU_NS", Align::Right),
         ("SEQ", Align::Right),
     ];
+    /// Per-process traffic over the mode's connections, summed once.
+    type Extra = ProcessNet;
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.processes.rows().iter()
     }
-    fn json(&self, mode: ModeKind, _tables: &ModeTables) -> serde_json::Result<String> {
-        serde_json::to_string(&ProcessJson::new(mode, self))
+    fn extra(tables: &ModeTables) -> ProcessNet {
+        ProcessNet::build(tables, None)
     }
-    fn text_cells(&self, mode: ModeKind, _tables: &ModeTables) -> Vec<String> {
+    fn json(
+        &self,
+        mode: ModeKind,
+        _tables: &ModeTables,
+        net: &ProcessNet,
+    ) -> serde_json::Result<String> {
+        serde_json::to_string(&ProcessJson::new(mode, self).with_net(net, self))
+    }
+    fn text_cells(&self, mode: ModeKind, _tables: &ModeTables, _: &ProcessNet) -> Vec<String> {
         let j = ProcessJson::new(mode, self);
         vec![
             mode.name().to_string(),
@@ -210,13 +235,15 @@ impl DumpedRow for ConnectionRow {
         ("SENT", Align::Right),
         ("RECV", Align::Right),
     ];
+    type Extra = ();
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.connections.iter()
     }
-    fn json(&self, mode: ModeKind, tables: &ModeTables) -> serde_json::Result<String> {
+    fn extra(_tables: &ModeTables) {}
+    fn json(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> serde_json::Result<String> {
         serde_json::to_string(&ConnectionJson::new(mode, self, tables))
     }
-    fn text_cells(&self, mode: ModeKind, tables: &ModeTables) -> Vec<String> {
+    fn text_cells(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> Vec<String> {
         let j = ConnectionJson::new(mode, self, tables);
         vec![
             mode.name().to_string(),
@@ -321,7 +348,7 @@ mod tests {
         );
         let cells: Vec<Vec<String>> = [&closed, &unknown_owner, &listener]
             .iter()
-            .map(|row| row.text_cells(ModeKind::Ring, tables))
+            .map(|row| row.text_cells(ModeKind::Ring, tables, &()))
             .collect();
         assert_eq!(
             text_table(ConnectionRow::TEXT_COLUMNS, &cells),
@@ -373,7 +400,7 @@ mod tests {
         );
         let cells: Vec<Vec<String>> = [&running, &killed]
             .iter()
-            .map(|r| r.text_cells(ModeKind::Perf, tables))
+            .map(|r| r.text_cells(ModeKind::Perf, tables, &ProcessNet::default()))
             .collect();
         assert_eq!(
             text_table(ProcessRow::TEXT_COLUMNS, &cells),

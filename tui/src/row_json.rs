@@ -1,6 +1,7 @@
 //! Rows in the JSON contract's field names (`docs/contract.md`).
 //! More fields may be added; these names do not change without a changelog entry.
 
+use bpftop_ordered::model::net::ProcessNet;
 use bridge::{
     contract::{
         tcp_state_name, tcp_states_in_mask, ConnectionRow, ModeKind, ProcessRow, RowOrigin,
@@ -52,6 +53,12 @@ pub struct ProcessJson {
     pub seq: u64,
     /// `kernel` or `procfs` (seeded at start-up, not yet seen by the probes).
     pub origin: RowOrigin,
+    /// Payload bytes sent over the process's connection rows in the same mode's table (open
+    /// and closed), lifetime: the sum of their `bytes_sent`; 0 when it owns none; null when
+    /// one of them has unknown counts.
+    pub net_bytes_sent: Option<u64>,
+    /// The same for `bytes_received`.
+    pub net_bytes_received: Option<u64>,
 }
 
 impl ProcessJson {
@@ -77,7 +84,17 @@ impl ProcessJson {
             kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
             origin: row.origin,
+            net_bytes_sent: None,
+            net_bytes_received: None,
         }
+    }
+
+    /// With the process's traffic over its connections (see [`ProcessNet::build`]).
+    pub fn with_net(mut self, net: &ProcessNet, row: &ProcessRow) -> Self {
+        let bytes = net.of(row).bytes;
+        self.net_bytes_sent = bytes.map(|b| b.0);
+        self.net_bytes_received = bytes.map(|b| b.1);
+        self
     }
 }
 
@@ -149,7 +166,11 @@ impl ConnectionJson {
 #[cfg(test)]
 mod golden {
     use super::*;
-    use bridge::{store::TableStore, table::Retention};
+    use bridge::{
+        contract::{ModeBatch, ModeCounters, RowChange},
+        store::TableStore,
+        table::Retention,
+    };
     use probe_common::{
         conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6,
     };
@@ -208,15 +229,52 @@ mod golden {
             },
             RowOrigin::Procfs,
         );
+        // Two connections of the killed process, one closed: the net totals are their sums.
+        let mut store = TableStore::new(0, Retention::default());
+        let connection = |sport: u16, bytes: (u64, u64), flags: u32| {
+            RowChange::Connection(ConnectionRow {
+                key: ConnKey {
+                    family: AF_INET,
+                    sport,
+                    ..Default::default()
+                },
+                state: ConnState {
+                    pid: 4242,
+                    tcp_state: 1,
+                    bytes_sent: bytes.0,
+                    bytes_received: bytes.1,
+                    start_ns: 2_000_000_000,
+                    flags: conn_flags::OWNER_KNOWN | flags,
+                    ..Default::default()
+                },
+                seq: 1,
+                changed_ns: 2_000_000_000,
+                origin: RowOrigin::Kernel,
+            })
+        };
+        store.apply(ModeBatch {
+            mode: ModeKind::Ring,
+            changes: vec![
+                RowChange::Process(killed.clone()),
+                RowChange::Process(seeded.clone()),
+                connection(1, (100_000, 20), 0),
+                connection(2, (23_456, 7), conn_flags::CLOSED),
+            ],
+            resync: None,
+            counters: ModeCounters::default(),
+        });
+        let net = ProcessNet::build(store.mode(ModeKind::Ring), None);
         let text: Vec<String> = [(ModeKind::Ring, &killed), (ModeKind::Poll, &seeded)]
             .iter()
-            .map(|(mode, row)| serde_json::to_string(&ProcessJson::new(*mode, row)).unwrap())
+            .map(|(mode, row)| {
+                serde_json::to_string(&ProcessJson::new(*mode, row).with_net(&net, row)).unwrap()
+            })
             .collect();
         assert_eq!(
             text,
             [
-                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
-                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":123456,"net_bytes_received":27}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs","net_bytes_sent":0,"net_bytes_received":0}"#,
             ]
         );
     }

@@ -28,6 +28,17 @@ fn column(name: &str) -> usize {
     column_index(PROCESS_COLUMNS, name).unwrap()
 }
 
+/// Presses `>` until the processes sort by PID (wrapping around past the last column), as
+/// many times as there are columns after the current one.
+fn next_until_pid(h: &mut Harness) {
+    for _ in 0..PROCESS_COLUMNS.len() {
+        if h.app.process_view().sort.column == column("pid") {
+            return;
+        }
+        h.press(KeyCode::Char('>'));
+    }
+}
+
 /// Pids of the rows in view order.
 fn pids(h: &Harness) -> Vec<u32> {
     h.app
@@ -49,9 +60,7 @@ fn sort_cycles_through_visible_columns_and_inverts() {
         h.app.process_view().sort.descending,
         "numbers start high→low"
     );
-    for _ in 0..3 {
-        h.press(KeyCode::Char('>'));
-    }
+    next_until_pid(&mut h);
     // Wrapped around to the first column, which starts low→high.
     assert_eq!(h.app.process_view().sort.column, column("pid"));
     assert!(!h.app.process_view().sort.descending);
@@ -61,7 +70,8 @@ fn sort_cycles_through_visible_columns_and_inverts() {
     let descending = pids(&h);
     assert!(descending.windows(2).all(|w| w[0] >= w[1]));
     h.press(KeyCode::Char('<'));
-    assert_eq!(h.app.process_view().sort.column, column("exit"));
+    // Back from the first column to the last.
+    assert_eq!(h.app.process_view().sort.column, PROCESS_COLUMNS.len() - 1);
 }
 
 #[test]
@@ -302,9 +312,7 @@ fn selection_follows_the_entity_across_a_resort() {
     let picked: ProcKey = h.app.process_view().selected_key().unwrap();
     assert_eq!(h.app.process_view().cursor_index(), Some(2));
     // Re-sort by PID: the same process stays selected wherever it lands.
-    for _ in 0..4 {
-        h.press(KeyCode::Char('>'));
-    }
+    next_until_pid(&mut h);
     assert_eq!(h.app.process_view().sort.column, column("pid"));
     assert_eq!(h.app.process_view().selected_key(), Some(picked));
     let index = h.app.process_view().cursor_index().unwrap();
@@ -325,9 +333,7 @@ fn follow_keeps_the_selected_entity_in_view() {
     let mut h = Harness::with_shape(shape, 100, 30);
     let page = h.app.process_view().visible_range().len();
     // Sort by PID and select the lowest pid (pid 1, long-lived).
-    for _ in 0..4 {
-        h.press(KeyCode::Char('>'));
-    }
+    next_until_pid(&mut h);
     h.press(KeyCode::Home);
     let picked = h.app.process_view().selected_key().unwrap();
     assert_eq!(picked.tgid, 1);
@@ -677,9 +683,7 @@ fn the_selection_follows_its_entity_when_rows_hide() {
     let mut h = Harness::new();
     // Sort by PID so exited rows sit among the live ones, then pick a live row below some
     // exited ones.
-    for _ in 0..4 {
-        h.press(KeyCode::Char('>'));
-    }
+    next_until_pid(&mut h);
     let order = h.app.process_view().order().to_vec();
     let live_after_exited = order
         .iter()

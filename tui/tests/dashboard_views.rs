@@ -361,7 +361,7 @@ fn every_built_in_theme_draws() {
     );
     assert_eq!(h.app.theme().name, "default", "the cycle wraps");
     assert!(h.screen().contains("theme: default"));
-    assert_eq!(PROCESS_COLUMNS.len(), 9);
+    assert_eq!(PROCESS_COLUMNS.len(), 13);
 }
 
 #[test]
@@ -624,4 +624,243 @@ fn p_collapses_the_mode_panel_to_one_line_and_back() {
     );
     h.press(KeyCode::Char('p'));
     assert!(h.screen().contains("┌ 1 ring ◆ shown"));
+}
+
+/// Issue 10: the network columns. A process (pid 777001) with two open connections and a
+/// closed one, and an earlier process with the same pid whose connection must not count for
+/// it; one refresh to see them, one more after 10 MiB were sent and 5 MiB received.
+#[test]
+fn network_rates_and_per_process_totals_show_and_sort() {
+    use bpftop_ordered::model::net::ProcessTraffic;
+    use probe_common::{conn_flags, ConnKey, ConnState, AF_INET};
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+    let mut h = Harness::with_shape(Default::default(), 220, 40);
+    let t0 = h.source.now_ns() + SECOND;
+    let process = |start_ns: u64, exit_ns: Option<u64>| ProcessRow {
+        key: ProcKey {
+            tgid: 777_001,
+            pad: 0,
+            start_ns,
+        },
+        state: ProcState {
+            start_ns,
+            exit_ns: exit_ns.unwrap_or(0),
+            flags: exit_ns.map_or(0, |_| probe_common::proc_flags::EXITED),
+            comm: *b"netproc\0\0\0\0\0\0\0\0\0",
+            ..Default::default()
+        },
+        seq: 1 << 40,
+        changed_ns: start_ns,
+        origin: RowOrigin::Kernel,
+    };
+    let earlier = process(t0 - 60 * SECOND, Some(t0 - 40 * SECOND));
+    let current = process(t0 - 30 * SECOND, None);
+    let conn = |sport: u16, start_ns: u64, bytes: (u64, u64), closed: bool, at: u64, seq: u64| {
+        let mut key = ConnKey {
+            family: AF_INET,
+            sport,
+            dport: 39_999,
+            ..Default::default()
+        };
+        key.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        key.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        RowChange::Connection(bridge::contract::ConnectionRow {
+            key,
+            state: ConnState {
+                pid: 777_001,
+                tcp_state: if closed { 7 } else { 1 },
+                flags: conn_flags::OWNER_KNOWN | if closed { conn_flags::CLOSED } else { 0 },
+                bytes_sent: bytes.0,
+                bytes_received: bytes.1,
+                start_ns,
+                end_ns: if closed { at } else { 0 },
+                ..Default::default()
+            },
+            seq,
+            changed_ns: at,
+            origin: RowOrigin::Kernel,
+        })
+    };
+    let ring = |changes| {
+        ModeMessage::Batch(ModeBatch {
+            mode: ModeKind::Ring,
+            changes,
+            resync: None,
+            counters: ModeCounters::default(),
+        })
+    };
+    let started = t0 - 20 * SECOND;
+    h.app.apply(ring(vec![
+        RowChange::Process(earlier.clone()),
+        RowChange::Process(current.clone()),
+        // The earlier process's connection: 40 GiB that are not the current one's.
+        conn(
+            50_000,
+            t0 - 50 * SECOND,
+            (40 * GIB, 0),
+            true,
+            t0 - 45 * SECOND,
+            1 << 40,
+        ),
+        conn(
+            50_001,
+            started,
+            (50 * GIB, 0),
+            false,
+            t0 - SECOND / 2,
+            1 << 40,
+        ),
+        conn(50_002, started, (0, GIB), false, t0 - SECOND / 2, 1 << 40),
+        conn(50_003, started, (MIB, 0), true, t0 - 5 * SECOND, 1 << 40),
+    ]));
+    h.app.on_refresh(t0);
+    let net = |h: &Harness| -> ProcessTraffic {
+        h.app
+            .metrics()
+            .net(ModeKind::Ring)
+            .processes
+            .get(&current.key)
+    };
+    assert_eq!(net(&h).connections, 3);
+    assert_eq!(net(&h).bytes, Some((50 * GIB + MIB, GIB)));
+    assert_eq!(net(&h).rates, None, "first sight: no rate yet");
+    // The filter shows only the process (PID 777001: both rows, the earlier one exited).
+    h.press(KeyCode::Char('/'));
+    h.type_text("pid:777001");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(
+        &screen,
+        &["NET SENT", "NET RECV", "SENT/S", "RECV/S", "50.00 GiB"],
+    );
+    let line = |screen: &str, needle: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in\n{screen}"))
+            .to_string()
+    };
+    // The live process's row (the earlier one with the same pid has its own 40 GiB).
+    let live_row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains("netproc") && !l.contains("40.00 GiB"))
+            .unwrap_or_else(|| panic!("the live netproc row in\n{screen}"))
+            .to_string()
+    };
+    let row = live_row(&screen);
+    assert!(
+        row.contains("50.00 GiB") && row.contains("1.00 GiB"),
+        "{row}"
+    );
+    assert!(
+        row.trim_end().ends_with('?'),
+        "rates unknown on first sight: {row}"
+    );
+    // The earlier process (exited, EXIT 0) with the same pid.
+    let old = screen
+        .lines()
+        .find(|l| l.contains("netproc") && l != &row)
+        .unwrap_or_else(|| panic!("the earlier netproc row in\n{screen}"));
+    assert!(
+        old.contains("40.00 GiB"),
+        "the earlier process keeps its own: {old}"
+    );
+    // 10 MiB sent on one, 5 MiB received on the other, recorded at t0 + 0.9 s; the window
+    // runs from t0 − 0.1 s (the horizon: refresh − flush period) to t0 + 0.9 s.
+    h.app.apply(ring(vec![
+        conn(
+            50_001,
+            started,
+            (50 * GIB + 10 * MIB, 0),
+            false,
+            t0 + 9 * SECOND / 10,
+            1 << 41,
+        ),
+        conn(
+            50_002,
+            started,
+            (0, GIB + 5 * MIB),
+            false,
+            t0 + 9 * SECOND / 10,
+            1 << 41,
+        ),
+    ]));
+    h.app.on_refresh(t0 + SECOND);
+    let rates = net(&h).rates.unwrap();
+    assert!(
+        (rates.0 - (10 * MIB) as f64).abs() < 1.0 && (rates.1 - (5 * MIB) as f64).abs() < 1.0,
+        "{rates:?}"
+    );
+    assert_eq!(net(&h).bytes, Some((50 * GIB + 11 * MIB, GIB + 5 * MIB)));
+    let screen = h.screen();
+    let row = live_row(&screen);
+    assert!(row.contains("10.0 MiB") && row.contains("5.0 MiB"), "{row}");
+    // Sort by NET SENT, then by SENT/S: the process is on top (its 50 GiB and 10 MiB/s beat
+    // the synthetic world's) once the filter is gone.
+    h.press(KeyCode::Char('/'));
+    h.press(KeyCode::Esc);
+    for (title, top) in [("NET SENT", "50.01 GiB"), ("SENT/S", "10.0 MiB")] {
+        let marked = format!("▼{title}");
+        for _ in 0..20 {
+            if h.screen().contains(&marked) {
+                break;
+            }
+            h.press(KeyCode::Char('>'));
+        }
+        let screen = h.screen();
+        assert!(screen.contains(&marked), "{screen}");
+        let first = screen.lines().nth(3).unwrap();
+        assert!(
+            first.contains("netproc") && first.contains(top),
+            "sorted by {title}: {first}\n{screen}"
+        );
+    }
+    // The detail pane has the totals and the rates.
+    h.press(KeyCode::Enter);
+    assert_shows(
+        &h.screen(),
+        &[
+            "net sent",
+            &format!("({} bytes), 3 connections", 50 * GIB + 11 * MIB),
+            "net received",
+            "net now",
+            "10.0 MiB/s sent, 5.0 MiB/s received",
+        ],
+    );
+    h.press(KeyCode::Esc);
+    // Connections: SENT/S and RECV/S beside the totals; the closed one reads 0 B.
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.type_text("port:39999");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(&screen, &["SENT/S", "RECV/S"]);
+    let titles = screen.lines().nth(2).unwrap();
+    let recv_x = titles.find("RECV ").unwrap();
+    let rate_x = titles.find("SENT/S").unwrap();
+    assert!(
+        rate_x > recv_x,
+        "rates after the totals (and AGE): {titles}"
+    );
+    assert!(line(&screen, ":50001").contains("10.0 MiB"));
+    assert!(line(&screen, ":50002").contains("5.0 MiB"));
+    assert!(
+        line(&screen, ":50003").contains("0 B        0 B"),
+        "{screen}"
+    );
+    for (title, top) in [("SENT/S", ":50001"), ("RECV/S", ":50002")] {
+        let marked = format!("▼{title}");
+        for _ in 0..20 {
+            if h.screen().contains(&marked) {
+                break;
+            }
+            h.press(KeyCode::Char('>'));
+        }
+        let screen = h.screen();
+        assert!(screen.contains(&marked), "{screen}");
+        let first = screen.lines().nth(3).unwrap();
+        assert!(first.contains(top), "sorted by {title}: {first}\n{screen}");
+    }
 }

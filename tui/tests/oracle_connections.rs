@@ -1693,3 +1693,177 @@ fn filter_port_limits_kernel_rows_and_the_proc_seed_to_that_port() {
     }
     report.finish();
 }
+
+/// The helper of the per-process traffic test: connects `n` times to 127.0.0.1:`port`, sends
+/// 1000·i bytes on connection i and reads 37·i back, closes the first connection, then holds
+/// the others until stdin closes.
+const NET_CLIENT_PY: &str = r#"
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(1, n + 1):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"p" * (1000 * i))
+    want, got = 37 * i, 0
+    while got < want:
+        b = s.recv(want - got)
+        if not b:
+            raise SystemExit("eof on connection %d" % i)
+        got += len(b)
+    socks.append(s)
+socks[0].close()
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// Issue 10: a process's `net_bytes_sent` / `net_bytes_received` in `dump --table processes`
+/// equal, per mode, the sum over its connection rows in `dump --table connections` (run at
+/// the same time over the same workload) and the oracle: `ss -ti` for its live sockets plus
+/// what the workload moved over the one it closed during the dump (which stays in the table
+/// and counts).
+#[test]
+fn process_net_totals_are_the_sum_of_its_connections_and_match_ss() {
+    use kernel_support::{DumpSpec, RunningDump};
+    let test = "process_net_totals_are_the_sum_of_its_connections_and_match_ss";
+    if !privileged(test) || !python_or_skip(test) {
+        return;
+    }
+    let _serial = ss_oracle::serial();
+    const N: usize = 6;
+    let modes = ["--modes", "ring,perf,poll"];
+    let mut duration = DURATION;
+    let (processes, connections, ss, py, port) = loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let mut dumps = [
+            RunningDump::start(&DumpSpec::json("processes", &modes), duration),
+            RunningDump::start(&connections_spec(&[]), duration),
+        ];
+        for d in &mut dumps {
+            d.wait_ready();
+        }
+        let started = Instant::now();
+        let mut py = PyHelper::start(NET_CLIENT_PY, &[port.to_string(), N.to_string()])
+            .expect("start python3 client");
+        let mut servers = Vec::new();
+        for i in 1..=N {
+            let s = accept_within(&listener, Duration::from_secs(10)).expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = vec![0u8; 1000 * i];
+            (&s).read_exact(&mut buf).expect("read the client's bytes");
+            (&s).write_all(&vec![b's'; 37 * i]).expect("answer");
+            servers.push(s);
+        }
+        assert_eq!(py.line(), "ready");
+        // The client closed connection 1: read its FIN, then close this side too.
+        let mut rest = Vec::new();
+        (&servers[0]).read_to_end(&mut rest).expect("EOF");
+        assert!(rest.is_empty());
+        drop(servers.remove(0));
+        std::thread::sleep(Duration::from_millis(300));
+        let deadline = dumps.iter().map(|d| d.deadline()).min().unwrap();
+        let snap_at = deadline - ss_oracle::ORACLE_LEAD;
+        if Instant::now() > snap_at {
+            assert!(duration < DURATION * 4, "{test}: workload too slow");
+            eprintln!(
+                "note: {test}: workload took {:?}; retrying with twice the duration",
+                started.elapsed()
+            );
+            duration *= 2;
+            continue;
+        }
+        std::thread::sleep(snap_at - Instant::now());
+        let ss = ss_oracle::snapshot();
+        let [p, c] = dumps;
+        let (processes, connections) = (p.finish(), c.finish());
+        drop(servers);
+        break (processes, connections, ss, py, port);
+    };
+    let pid = py.pid();
+    // The oracle: ss for the helper's live sockets on the port, and the closed one (1000 B
+    // sent, 37 B received) from what the workload did.
+    let live: Vec<&SsSocket> = ss
+        .iter()
+        .filter(|s| s.peer.port() == port && s.owner().is_some_and(|(p, _)| p == pid))
+        .collect();
+    let ss_sent: u64 = live.iter().filter_map(|s| s.expected_sent()).sum();
+    let ss_received: u64 = live.iter().filter_map(|s| s.expected_received()).sum();
+    let workload_sent: u64 = (1..=N as u64).map(|i| 1000 * i).sum();
+    let workload_received: u64 = (1..=N as u64).map(|i| 37 * i).sum();
+    let oracle = (ss_sent + 1000, ss_received + 37);
+    let mut report = Report::new(test);
+    report.note(&format!(
+        "ss: {} live sockets of pid {pid} on port {port}: sent {ss_sent}, received \
+         {ss_received}; plus the closed one (1000, 37) = {oracle:?}; the workload moved \
+         ({workload_sent}, {workload_received})",
+        live.len()
+    ));
+    report.check(
+        live.len() == N - 1 && oracle == (workload_sent, workload_received),
+        || {
+            format!(
+                "ss does not list the helper's {} live sockets with the workload's bytes \
+                 (test bug): {}",
+                N - 1,
+                live.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            )
+        },
+    );
+    for mode in MODES {
+        let process_rows: Vec<&serde_json::Value> = processes
+            .rows_of(mode)
+            .filter(|r| r["pid"].as_u64() == Some(pid as u64))
+            .collect();
+        let own: Vec<&serde_json::Value> = connections
+            .rows_of(mode)
+            .filter(|r| r["pid"].as_u64() == Some(pid as u64))
+            .collect();
+        let sum = |field: &str| -> Option<u64> {
+            own.iter().map(|r| r[field].as_u64()).sum::<Option<u64>>()
+        };
+        let rows_sum = (sum("bytes_sent"), sum("bytes_received"));
+        let closed = own.iter().filter(|r| r["state"] == "CLOSE").count();
+        let Some(process) = process_rows.first() else {
+            report.fail(format!(
+                "{mode}: no process row of the helper (pid {pid}) in dump --table processes"
+            ));
+            continue;
+        };
+        let totals = (
+            process["net_bytes_sent"].as_u64(),
+            process["net_bytes_received"].as_u64(),
+        );
+        println!(
+            "{test}: {mode}: processes dump net totals {totals:?}; sum over its {} connection \
+             rows ({closed} closed) {rows_sum:?}; ss + closed {oracle:?}",
+            own.len()
+        );
+        report.check(process_rows.len() == 1, || {
+            format!("{mode}: {} process rows of pid {pid}", process_rows.len())
+        });
+        report.check(own.len() == N && closed == 1, || {
+            format!(
+                "{mode}: {} connection rows of pid {pid} ({closed} closed), expected {N} (1 \
+                 closed):\n    {}",
+                own.len(),
+                own.iter()
+                    .map(|r| show_row(r))
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            )
+        });
+        report.check(totals == rows_sum, || {
+            format!(
+                "{mode}: net totals {totals:?} of pid {pid} are not the sum of its connection \
+                 rows {rows_sum:?}"
+            )
+        });
+        report.check(totals == (Some(oracle.0), Some(oracle.1)), || {
+            format!("{mode}: net totals {totals:?} of pid {pid}, but ss + closed say {oracle:?}")
+        });
+    }
+    report.finish();
+}

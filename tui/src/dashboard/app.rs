@@ -635,6 +635,7 @@ impl App {
             users: &self.users,
             processes: Some(self.process_table_of(self.mode)),
             hosts: self.host_names.0.as_ref().filter(|_| self.host_names.1),
+            net: Some(self.metrics().net(self.mode)),
         }
     }
 

@@ -6,6 +6,7 @@
 //! rate here is a difference of two samples divided by the time between them.
 
 use crate::model::{
+    net::ModeNet,
     process_cpu::ProcessCpu,
     series::{cpu_percent, Series},
 };
@@ -106,6 +107,8 @@ pub struct Metrics {
     pub process_cpu: [ProcessCpu; 3],
     /// This program's CPU.
     pub program_cpu: ProgramCpu,
+    /// Per mode, per connection rates and per process traffic.
+    pub net: [ModeNet; 3],
 }
 
 impl Metrics {
@@ -113,6 +116,7 @@ impl Metrics {
     pub fn new(flush_period_ns: u64) -> Self {
         Metrics {
             process_cpu: std::array::from_fn(|_| ProcessCpu::new(flush_period_ns)),
+            net: std::array::from_fn(|_| ModeNet::new(flush_period_ns)),
             ..Metrics::default()
         }
     }
@@ -125,6 +129,11 @@ impl Metrics {
     /// Per-process CPU of one mode's table.
     pub fn process_cpu(&self, mode: ModeKind) -> &ProcessCpu {
         &self.process_cpu[mode.index()]
+    }
+
+    /// Connection rates and per-process traffic of one mode.
+    pub fn net(&self, mode: ModeKind) -> &ModeNet {
+        &self.net[mode.index()]
     }
 
     /// The once-a-second sample of every mode's panel figures (reads the store, writes
@@ -140,10 +149,12 @@ impl Metrics {
         }
     }
 
-    /// The once-per-refresh sample of every mode's per-process CPU.
+    /// The once-per-refresh sample of every mode's per-process CPU, connection rates and
+    /// per-process traffic.
     pub fn sample_processes(&mut self, store: &TableStore, now_ns: u64) {
         for mode in ModeKind::ALL {
             self.process_cpu[mode.index()].sample(store.mode(mode).processes.rows().iter(), now_ns);
+            self.net[mode.index()].sample(store.mode(mode), now_ns);
         }
     }
 }

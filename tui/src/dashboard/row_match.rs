@@ -136,6 +136,7 @@ mod tests {
             users: &users,
             processes: None,
             hosts: None,
+            net: None,
         };
         let row = ProcessRow {
             key: ProcKey {
@@ -201,6 +202,7 @@ mod tests {
             users: &users,
             processes: None,
             hosts: None,
+            net: None,
         };
         let mut key = ConnKey {
             family: AF_INET,

@@ -10,7 +10,13 @@ use bridge::{
     table::ProcessTable,
 };
 
-use super::{format, host_names::HostNames, process_cpu::ProcessCpu, user_names::UserNames};
+use super::{
+    format,
+    host_names::HostNames,
+    net::{ModeNet, ProcessTraffic},
+    process_cpu::ProcessCpu,
+    user_names::UserNames,
+};
 
 /// What formatting and comparing a row may need besides the row.
 pub struct RowContext<'a> {
@@ -24,6 +30,8 @@ pub struct RowContext<'a> {
     pub processes: Option<&'a ProcessTable>,
     /// Remote host names, when the user asked for them (`None`: addresses).
     pub hosts: Option<&'a HostNames>,
+    /// Connection rates and per-process traffic of the visible mode (`None`: unknown).
+    pub net: Option<&'a ModeNet>,
 }
 
 impl RowContext<'_> {
@@ -39,6 +47,16 @@ impl RowContext<'_> {
                     .is_none_or(|started| p.key.start_ns <= started)
             });
         Some(current.map_or_else(|| row.comm(), |p| p.comm()))
+    }
+
+    /// (sent, received) bytes/s of a connection over the last refresh window.
+    pub fn connection_rates(&self, row: &ConnectionRow) -> Option<(f64, f64)> {
+        self.net.and_then(|n| n.connections.rates(&row.key))
+    }
+
+    /// A process's traffic over its connections; `None` when not computed.
+    pub fn process_traffic(&self, row: &ProcessRow) -> Option<ProcessTraffic> {
+        self.net.map(|n| n.processes.of(row))
     }
 }
 
@@ -248,7 +266,114 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         text: |r, _| exit_text(r),
         compare: |a, b, _| by(a.exit_status(), b.exit_status()),
     },
+    ColumnSpec {
+        name: "net_sent",
+        title: "NET SENT",
+        description: "payload bytes sent over the process's connections in the table (open \
+                      and closed), lifetime; ? when one of them has unknown counts",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| bytes_text(process_bytes(r, ctx, Dir::Sent)),
+        compare: |a, b, ctx| {
+            by(
+                process_bytes(a, ctx, Dir::Sent),
+                process_bytes(b, ctx, Dir::Sent),
+            )
+        },
+    },
+    ColumnSpec {
+        name: "net_recv",
+        title: "NET RECV",
+        description: "payload bytes received over the process's connections in the table \
+                      (open and closed), lifetime; ? when one of them has unknown counts",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| bytes_text(process_bytes(r, ctx, Dir::Received)),
+        compare: |a, b, ctx| {
+            by(
+                process_bytes(a, ctx, Dir::Received),
+                process_bytes(b, ctx, Dir::Received),
+            )
+        },
+    },
+    ColumnSpec {
+        name: "net_sent_rate",
+        title: "SENT/S",
+        description: "bytes/s sent over the process's connections in the last refresh window",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| rate_text(process_rate(r, ctx, Dir::Sent)),
+        compare: |a, b, ctx| {
+            by_f64(
+                process_rate(a, ctx, Dir::Sent),
+                process_rate(b, ctx, Dir::Sent),
+            )
+        },
+    },
+    ColumnSpec {
+        name: "net_recv_rate",
+        title: "RECV/S",
+        description: "bytes/s received over the process's connections in the last refresh \
+                      window",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| rate_text(process_rate(r, ctx, Dir::Received)),
+        compare: |a, b, ctx| {
+            by_f64(
+                process_rate(a, ctx, Dir::Received),
+                process_rate(b, ctx, Dir::Received),
+            )
+        },
+    },
 ];
+
+/// A direction of traffic.
+#[derive(Clone, Copy)]
+enum Dir {
+    Sent,
+    Received,
+}
+
+impl Dir {
+    fn of<T>(self, (sent, received): (T, T)) -> T {
+        match self {
+            Dir::Sent => sent,
+            Dir::Received => received,
+        }
+    }
+}
+
+/// A process's lifetime bytes in one direction over its connections; `None` when unknown.
+fn process_bytes(row: &ProcessRow, ctx: &RowContext, dir: Dir) -> Option<u64> {
+    ctx.process_traffic(row)
+        .and_then(|t| t.bytes)
+        .map(|b| dir.of(b))
+}
+
+/// A process's bytes/s in one direction over its connections; `None` when unknown.
+fn process_rate(row: &ProcessRow, ctx: &RowContext, dir: Dir) -> Option<f64> {
+    ctx.process_traffic(row)
+        .and_then(|t| t.rates)
+        .map(|r| dir.of(r))
+}
+
+/// A connection's bytes/s in one direction over the last window; `None` when unknown.
+fn connection_rate(row: &ConnectionRow, ctx: &RowContext, dir: Dir) -> Option<f64> {
+    ctx.connection_rates(row).map(|r| dir.of(r))
+}
+
+/// A rate in bytes/s in human units (`1.5 KiB`, the title says `/S`), [`UNKNOWN`] when unknown.
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or(UNKNOWN.into(), |r| format::bytes(r.max(0.0).round() as u64))
+}
 
 /// The longest endpoint: a full IPv6 address in brackets with a 5-digit port,
 /// `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`.
@@ -406,6 +531,40 @@ pub static CONNECTION_COLUMNS: &[ColumnSpec<ConnectionRow>] = &[
             by(
                 connection_age_ns(a, ctx).unwrap_or(u64::MAX),
                 connection_age_ns(b, ctx).unwrap_or(u64::MAX),
+            )
+        },
+    },
+    ColumnSpec {
+        name: "sent_rate",
+        title: "SENT/S",
+        description: "bytes/s sent in the last refresh window, between two kernel samples (? \
+                      when not yet sampled twice)",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| rate_text(connection_rate(r, ctx, Dir::Sent)),
+        compare: |a, b, ctx| {
+            by_f64(
+                connection_rate(a, ctx, Dir::Sent),
+                connection_rate(b, ctx, Dir::Sent),
+            )
+        },
+    },
+    ColumnSpec {
+        name: "recv_rate",
+        title: "RECV/S",
+        description: "bytes/s received in the last refresh window, between two kernel samples \
+                      (? when not yet sampled twice)",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| rate_text(connection_rate(r, ctx, Dir::Received)),
+        compare: |a, b, ctx| {
+            by_f64(
+                connection_rate(a, ctx, Dir::Received),
+                connection_rate(b, ctx, Dir::Received),
             )
         },
     },

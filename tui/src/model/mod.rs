@@ -6,6 +6,7 @@
 pub mod columns;
 pub mod format;
 pub mod host_names;
+pub mod net;
 pub mod process_cpu;
 pub mod series;
 pub mod user_names;

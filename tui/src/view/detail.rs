@@ -168,7 +168,57 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
             last_change(now, row.seq, row.changed_ns),
         ),
         field(theme, "origin", origin_text(row.origin)),
+        field(
+            theme,
+            "net sent",
+            process_bytes_text(ctx, row, |b| b.0, true),
+        ),
+        field(
+            theme,
+            "net received",
+            process_bytes_text(ctx, row, |b| b.1, false),
+        ),
+        field(
+            theme,
+            "net now",
+            rates_text(ctx.process_traffic(row).and_then(|t| t.rates)),
+        ),
     ]
+}
+
+/// A (sent, received) rate pair in words; unknown until two samples.
+fn rates_text(rates: Option<(f64, f64)>) -> String {
+    match rates {
+        None => format!("{UNKNOWN} (needs two samples)"),
+        Some((sent, received)) => format!(
+            "{}/s sent, {}/s received",
+            format::bytes(sent.max(0.0).round() as u64),
+            format::bytes(received.max(0.0).round() as u64)
+        ),
+    }
+}
+
+/// A process's lifetime bytes in one direction over its connections in the table (and, with
+/// `count`, how many connections those are).
+fn process_bytes_text(
+    ctx: &RowContext,
+    row: &ProcessRow,
+    direction: fn((u64, u64)) -> u64,
+    count: bool,
+) -> String {
+    let Some(traffic) = ctx.process_traffic(row) else {
+        return UNKNOWN.to_string();
+    };
+    let n = traffic.connections;
+    let over = if count {
+        format!(", {n} connection{}", if n == 1 { "" } else { "s" })
+    } else {
+        String::new()
+    };
+    match traffic.bytes.map(direction) {
+        None => format!("{UNKNOWN} (a connection's counts are unknown){over}"),
+        Some(b) => format!("{} ({b} bytes){over}", format::bytes(b)),
+    }
 }
 
 /// Lines describing a connection.
@@ -230,6 +280,7 @@ pub fn connection_lines(app: &App, row: &ConnectionRow, ctx: &RowContext) -> Vec
         field(theme, "owner", owner),
         field(theme, "sent", bytes(row.bytes().map(|b| b.0))),
         field(theme, "received", bytes(row.bytes().map(|b| b.1))),
+        field(theme, "rate", rates_text(ctx.connection_rates(row))),
         field(theme, "opened", opened),
         field(theme, "closed", closed),
         field(

@@ -282,7 +282,7 @@ mod tests {
         }
         // No content-sized process column: the spare width stays at the right edge.
         let last = spans.last().unwrap();
-        assert!(last.x + last.width < 100);
+        assert!(last.x + last.width < 200);
     }
 
     #[test]
