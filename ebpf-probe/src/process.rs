@@ -153,6 +153,32 @@ fn thread_group_cpu_ns(leader: u64) -> (u64, bool) {
     (walk.total, walk.done != 1)
 }
 
+/// Resident set size of the address space `mm` (0 = none), bytes, as `/proc/PID/status` VmRSS:
+/// the global counts of the file, anon and shmem `rss_stat` counters, each clamped at 0.
+/// Second value: the figure is known (there is an `mm` and every read succeeded).
+///
+/// A plain pair, not an `Option` (see [`thread_group_cpu_ns`]).
+#[inline(always)]
+fn rss_bytes_of(mm: u64) -> (u64, bool) {
+    if mm == 0 {
+        return (0, false);
+    }
+    let file: i64 = match read_at(mm, off!(mm_rss_file)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let anon: i64 = match read_at(mm, off!(mm_rss_anon)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let shmem: i64 = match read_at(mm, off!(mm_rss_shmem)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let pages = (file.max(0) as u64) + (anon.max(0) as u64) + (shmem.max(0) as u64);
+    (pages << (off!(page_shift) & 63), true)
+}
+
 /// Reads every user-visible field of the process whose group leader is `leader` into `*e`
 /// (in place: other CPUs only ever set flag bits atomically). Returns true when a field other
 /// than the sample time changed.
@@ -172,6 +198,14 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
     let (cpu_ns, partial) = thread_group_cpu_ns(leader);
     let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
     let threads: u32 = read_at(signal, off!(signal_nr_threads)).unwrap_or(0);
+    let static_prio: i32 = read_at(leader, off!(task_static_prio)).unwrap_or(120);
+    let nice = static_prio - 120;
+    let mm: u64 = if task_flags & PF_KTHREAD != 0 {
+        0 // a kernel thread borrowing an mm (kthread_use_mm) has no RSS of its own
+    } else {
+        read_at(leader, off!(task_mm)).unwrap_or(0)
+    };
+    let (rss_bytes, rss_known) = rss_bytes_of(mm);
     unsafe {
         // A thread being released can be counted twice or not at all for an instant (the walk
         // takes no lock); never let the lifetime figure go backwards because of it.
@@ -182,8 +216,13 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
             || (*e).task_state != task_state
             || (*e).exit_state != exit_state
             || (*e).cpu_ns != cpu_ns
-            || (*e).threads != threads;
+            || (*e).threads != threads
+            || (*e).nice != nice
+            || (*e).rss_bytes != rss_bytes
+            || ((*e).flags & proc_flags::RSS_KNOWN != 0) != rss_known;
         (*e).threads = threads;
+        (*e).nice = nice;
+        (*e).rss_bytes = rss_bytes;
         (*e).ppid = ppid;
         (*e).uid = uid;
         (*e).comm = comm;
@@ -201,6 +240,11 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
         }
         if task_flags & PF_KTHREAD != 0 {
             set |= proc_flags::KERNEL_THREAD;
+        }
+        if rss_known {
+            set |= proc_flags::RSS_KNOWN;
+        } else {
+            clear |= proc_flags::RSS_KNOWN;
         }
         if set != 0 {
             atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), set);

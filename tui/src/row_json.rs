@@ -44,6 +44,11 @@ pub struct ProcessJson {
     pub cpu_partial: bool,
     /// Live threads (0 = unknown: a /proc row).
     pub threads: u32,
+    /// Nice value of the group leader (`/proc/PID/stat` field 19), as of `sampled_ns`.
+    pub nice: i32,
+    /// Resident set size, bytes (`/proc/PID/status` VmRSS), as of `sampled_ns`; null for
+    /// kernel threads, exited processes and processes without an address space.
+    pub rss_bytes: Option<u64>,
     /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
     pub sampled_ns: u64,
     /// A kernel thread (`PF_KTHREAD`).
@@ -73,6 +78,8 @@ impl ProcessJson {
             cpu_ns: row.state.cpu_ns,
             cpu_partial: row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0,
             threads: row.state.threads,
+            nice: row.nice(),
+            rss_bytes: row.rss_bytes(),
             sampled_ns: row.state.sampled_ns,
             kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
@@ -208,15 +215,39 @@ mod golden {
             },
             RowOrigin::Procfs,
         );
-        let text: Vec<String> = [(ModeKind::Ring, &killed), (ModeKind::Poll, &seeded)]
-            .iter()
-            .map(|(mode, row)| serde_json::to_string(&ProcessJson::new(*mode, row)).unwrap())
-            .collect();
+        // Running, reniced, with a known resident set.
+        let niced = process(
+            777,
+            ProcState {
+                ppid: 1,
+                uid: 1000,
+                start_ns: 5_000_000_000,
+                cpu_ns: 9_000_000,
+                threads: 2,
+                sampled_ns: 6_000_000_000,
+                nice: 7,
+                rss_bytes: 67_108_864,
+                flags: proc_flags::RSS_KNOWN,
+                task_state: 0x1, // TASK_INTERRUPTIBLE
+                comm: comm("hog"),
+                ..Default::default()
+            },
+            RowOrigin::Kernel,
+        );
+        let text: Vec<String> = [
+            (ModeKind::Ring, &killed),
+            (ModeKind::Poll, &seeded),
+            (ModeKind::Perf, &niced),
+        ]
+        .iter()
+        .map(|(mode, row)| serde_json::to_string(&ProcessJson::new(*mode, row)).unwrap())
+        .collect();
         assert_eq!(
             text,
             [
-                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
-                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
+                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"sampled_ns":6000000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
             ]
         );
     }

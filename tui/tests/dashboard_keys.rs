@@ -49,7 +49,8 @@ fn sort_cycles_through_visible_columns_and_inverts() {
         h.app.process_view().sort.descending,
         "numbers start high→low"
     );
-    for _ in 0..3 {
+    // start, exit, nice, rss, then wrapped around.
+    for _ in 0..5 {
         h.press(KeyCode::Char('>'));
     }
     // Wrapped around to the first column, which starts low→high.
@@ -61,7 +62,7 @@ fn sort_cycles_through_visible_columns_and_inverts() {
     let descending = pids(&h);
     assert!(descending.windows(2).all(|w| w[0] >= w[1]));
     h.press(KeyCode::Char('<'));
-    assert_eq!(h.app.process_view().sort.column, column("exit"));
+    assert_eq!(h.app.process_view().sort.column, column("rss"));
 }
 
 #[test]
@@ -137,7 +138,7 @@ fn selection_follows_the_entity_across_a_resort() {
     let picked: ProcKey = h.app.process_view().selected_key().unwrap();
     assert_eq!(h.app.process_view().cursor_index(), Some(2));
     // Re-sort by PID: the same process stays selected wherever it lands.
-    for _ in 0..4 {
+    for _ in 0..6 {
         h.press(KeyCode::Char('>'));
     }
     assert_eq!(h.app.process_view().sort.column, column("pid"));
@@ -160,7 +161,7 @@ fn follow_keeps_the_selected_entity_in_view() {
     let mut h = Harness::with_shape(shape, 100, 30);
     let page = h.app.process_view().visible_range().len();
     // Sort by PID and select the lowest pid (pid 1, long-lived).
-    for _ in 0..4 {
+    for _ in 0..6 {
         h.press(KeyCode::Char('>'));
     }
     h.press(KeyCode::Home);
@@ -504,7 +505,7 @@ fn the_selection_follows_its_entity_when_rows_hide() {
     let mut h = Harness::new();
     // Sort by PID so exited rows sit among the live ones, then pick a live row below some
     // exited ones.
-    for _ in 0..4 {
+    for _ in 0..6 {
         h.press(KeyCode::Char('>'));
     }
     let order = h.app.process_view().order().to_vec();

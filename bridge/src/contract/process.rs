@@ -72,6 +72,20 @@ impl ProcessRow {
             .then_some(self.state.exit_ns)
     }
 
+    /// Nice value of the group leader (-20..19), as of the row's sample.
+    pub fn nice(&self) -> i32 {
+        self.state.nice
+    }
+
+    /// Resident set size in bytes (`/proc/PID/status` VmRSS), as of the row's sample; `None`
+    /// for a kernel thread, an exited process, or a process without an address space.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        (self.state.flags & proc_flags::RSS_KNOWN != 0
+            && !self.is_exited()
+            && !self.is_kernel_thread())
+        .then_some(self.state.rss_bytes)
+    }
+
     /// True for a kernel thread.
     pub fn is_kernel_thread(&self) -> bool {
         self.state.flags & proc_flags::KERNEL_THREAD != 0
@@ -128,6 +142,20 @@ mod tests {
         assert!(core.core_dumped());
         assert_eq!(core.exit_status(), Some(139));
         assert!(!exited(11).core_dumped());
+    }
+
+    #[test]
+    fn rss_is_unknown_without_the_flag_and_after_exit() {
+        let mut row = exited(0);
+        row.state.rss_bytes = 4096;
+        row.state.flags = proc_flags::RSS_KNOWN;
+        assert_eq!(row.rss_bytes(), Some(4096));
+        row.state.flags = 0;
+        assert_eq!(row.rss_bytes(), None);
+        row.state.flags = proc_flags::RSS_KNOWN | proc_flags::EXITED;
+        assert_eq!(row.rss_bytes(), None);
+        row.state.flags = proc_flags::RSS_KNOWN | proc_flags::KERNEL_THREAD;
+        assert_eq!(row.rss_bytes(), None);
     }
 
     #[test]
