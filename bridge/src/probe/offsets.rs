@@ -1139,6 +1139,9 @@ mod tests {
                 matches!(err, OffsetsError::UnexpectedType { .. }),
                 "{err:?}"
             );
+
+            // The anonymous enum of rss_stat indices, as in include/linux/mm_types_task.h.
+            assert_eq!(r.mm_counter_indices().unwrap(), [0, 1, 3]);
         });
     }
 }
