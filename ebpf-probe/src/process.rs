@@ -13,7 +13,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use probe_common::{
-    failure, kind, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
+    cmdline_flags, failure, kind, CMDLINE_LEN, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
     MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
 };
 
@@ -21,7 +21,7 @@ use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
     emit::{config, count_failure, emit_proc, poll_seq},
     kread::{off, offsets_valid, read_at, read_maybe_stale},
-    maps::{PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
+    maps::{CMDLINE_SCRATCH, PROC_CMDLINE, PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
 };
 
 /// Children whose parent exits are marked for a ppid re-read, at most this many per exit (the
@@ -364,6 +364,48 @@ pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
     Some(())
 }
 
+/// Stores the command line of the process that just exec'd (`leader` is `current`, so its
+/// arguments are readable user memory): up to [`CMDLINE_LEN`] bytes of `mm->arg_start ..
+/// arg_end`, NUL-separated as in `/proc/PID/cmdline`.
+#[inline(never)]
+fn capture_cmdline(key: &ProcKey, leader: u64) {
+    let Some(scratch) = CMDLINE_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let mm: u64 = read_at(leader, off!(task_mm)).unwrap_or(0);
+    let start: u64 = read_at(mm, off!(mm_arg_start)).unwrap_or(0);
+    let end: u64 = read_at(mm, off!(mm_arg_end)).unwrap_or(0);
+    let total = end.saturating_sub(start);
+    // SAFETY: `scratch` points to this CPU's map value.
+    unsafe {
+        (*scratch).flags = 0;
+        (*scratch).len = 0;
+        if start == 0 || total == 0 {
+            (*scratch).flags = cmdline_flags::READ_FAILED;
+        } else {
+            let n: u32 = if total >= CMDLINE_LEN as u64 {
+                CMDLINE_LEN as u32
+            } else {
+                (total as u32) & (CMDLINE_LEN as u32 - 1)
+            };
+            if total > CMDLINE_LEN as u64 {
+                (*scratch).flags = cmdline_flags::TRUNCATED;
+            }
+            let r = aya_ebpf::helpers::generated::bpf_probe_read_user(
+                core::ptr::addr_of_mut!((*scratch).bytes).cast(),
+                n,
+                start as *const core::ffi::c_void,
+            );
+            if r == 0 {
+                (*scratch).len = n;
+            } else {
+                (*scratch).flags = cmdline_flags::READ_FAILED;
+            }
+        }
+        let _ = PROC_CMDLINE.insert(key, &*scratch, 0);
+    }
+}
+
 /// `sched_process_exec(p, old_pid, bprm)`: after exec `p` is the group leader, with the new
 /// program's comm and credentials.
 pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
@@ -375,6 +417,7 @@ pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
     if !tgid_passes(&cfg, key.tgid) {
         return None;
     }
+    capture_cmdline(&key, leader);
     let now = unsafe { bpf_ktime_get_ns() };
     match proc_get(&cfg, &key) {
         // SAFETY: pointer into a live map value.

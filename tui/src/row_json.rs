@@ -51,6 +51,11 @@ pub struct ProcessJson {
     pub rss_bytes: Option<u64>,
     /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
     pub sampled_ns: u64,
+    /// Command line captured by the kernel at the process's last exec, arguments joined by
+    /// spaces (at most 256 bytes); null when it did not exec while the probes ran.
+    pub cmdline: Option<String>,
+    /// The command line was longer than 256 bytes and is cut; null with `cmdline`.
+    pub cmdline_truncated: Option<bool>,
     /// A kernel thread (`PF_KTHREAD`).
     pub kernel_thread: bool,
     /// Sequence number of the last change applied (per mode; 0 for /proc rows).
@@ -81,10 +86,23 @@ impl ProcessJson {
             nice: row.nice(),
             rss_bytes: row.rss_bytes(),
             sampled_ns: row.state.sampled_ns,
+            cmdline: None,
+            cmdline_truncated: None,
             kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
             origin: row.origin,
         }
+    }
+}
+
+impl ProcessJson {
+    /// With the command line the kernel captured at exec (`None`: not captured).
+    pub fn with_cmdline(mut self, cmdline: Option<&probe_common::Cmdline>) -> Self {
+        if let Some((text, truncated)) = cmdline.and_then(bridge::contract::cmdline_text) {
+            self.cmdline = Some(text);
+            self.cmdline_truncated = Some(truncated);
+        }
+        self
     }
 }
 
@@ -240,14 +258,21 @@ mod golden {
             (ModeKind::Perf, &niced),
         ]
         .iter()
-        .map(|(mode, row)| serde_json::to_string(&ProcessJson::new(*mode, row)).unwrap())
+        .map(|(mode, row)| {
+            let mut cmdline = probe_common::Cmdline::default();
+            let args = b"hog\x00--size\x0064M\x00";
+            cmdline.bytes[..args.len()].copy_from_slice(args);
+            cmdline.len = args.len() as u32;
+            let known = (row.pid() == 777).then_some(&cmdline);
+            serde_json::to_string(&ProcessJson::new(*mode, row).with_cmdline(known)).unwrap()
+        })
         .collect();
         assert_eq!(
             text,
             [
-                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
-                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
-                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"sampled_ns":6000000000,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"sampled_ns":3500000000,"cmdline":null,"cmdline_truncated":null,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"sampled_ns":0,"cmdline":null,"cmdline_truncated":null,"kernel_thread":true,"seq":0,"origin":"procfs"}"#,
+                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"sampled_ns":6000000000,"cmdline":"hog --size 64M","cmdline_truncated":false,"kernel_thread":false,"seq":42,"origin":"kernel"}"#,
             ]
         );
     }

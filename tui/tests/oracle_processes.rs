@@ -529,6 +529,12 @@ fn nice_and_resident_memory_match_proc() {
         .expect("read the hog's ready line");
     assert_eq!(line.trim(), "ready");
     sleep_until_ns(t0 + 300_000_000);
+    // A command line longer than the 256 bytes the kernel keeps.
+    let long_arg = "y".repeat(400);
+    let long = Proc::spawn(
+        "long cmdline",
+        Command::new(&loop_sh).args(["-c", "while :; do sleep 1; done", &long_arg]),
+    );
     let status = Command::new("renice")
         .args(["-n", "5", "-p"])
         .arg(reniced.pid.to_string())
@@ -543,6 +549,7 @@ fn nice_and_resident_memory_match_proc() {
     let renice_snap = Snapshot::of(reniced.pid, "reniced loop");
     let hog_snap = Snapshot::of(hog_proc.pid, "rss hog");
     let kthreadd = Snapshot::of(2, "kthreadd");
+    let long_snap = Snapshot::of(long.pid, "long cmdline");
     // The workload did what the test means (else it is the test that is wrong).
     assert_eq!(
         (nice_snap.nice, renice_snap.nice, hog_snap.nice),
@@ -570,14 +577,16 @@ fn nice_and_resident_memory_match_proc() {
     }
 
     let expected = vec![
-        Expected::live("nice -n 7 sleep", &nice_snap, OriginTruth::Kernel),
-        Expected::live("reniced loop", &renice_snap, OriginTruth::Kernel),
-        Expected::live("rss hog", &hog_snap, OriginTruth::Kernel),
+        Expected::live("nice -n 7 sleep", &nice_snap, OriginTruth::Kernel).with_cmdline(&nice_snap),
+        Expected::live("reniced loop", &renice_snap, OriginTruth::Kernel)
+            .with_cmdline(&renice_snap),
+        Expected::live("rss hog", &hog_snap, OriginTruth::Kernel).with_cmdline(&hog_snap),
+        Expected::live("long cmdline", &long_snap, OriginTruth::Kernel).with_cmdline(&long_snap),
     ];
     let mut card = Scorecard::new(test);
     compare_all(&mut card, &out, &expected);
     card.finish();
-    drop((nice7, reniced, hog_proc));
+    drop((nice7, reniced, hog_proc, long));
 }
 
 /// Threads: a python whose second thread calls execve after the leader burned ~300 ms (pid

@@ -313,6 +313,8 @@ impl Resolver<'_> {
         self.expect_first_member(&tcp_sock, "inet_conn", "inet_connection_sock")?;
         let task_se = self.offset(&task, "se", Expect::Size(None))?;
         let rss = self.rss_stat_offsets()?;
+        let mm = self.lookup_struct("mm_struct")?;
+        let mm = Composite::new("mm_struct", &mm);
         let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
@@ -359,6 +361,8 @@ impl Resolver<'_> {
             mm_rss_anon: rss[1],
             mm_rss_shmem: rss[2],
             page_shift: page_shift(),
+            mm_arg_start: self.offset(&mm, "arg_start", size(8))?,
+            mm_arg_end: self.offset(&mm, "arg_end", size(8))?,
             valid: 1,
         })
     }
@@ -1035,6 +1039,8 @@ mod tests {
             ("sock_common", "skc_state", o.skc_state),
             ("task_struct", "static_prio", o.task_static_prio),
             ("task_struct", "mm", o.task_mm),
+            ("mm_struct", "arg_start", o.mm_arg_start),
+            ("mm_struct", "arg_end", o.mm_arg_end),
             // MM_FILEPAGES is 0: rss_stat[0].count is rss_stat + offsetof(count).
             (
                 "mm_struct",

@@ -278,6 +278,50 @@ pub struct ProcState {
     pub rss_bytes: u64,
 }
 
+/// Bytes of the command line kept per process ([`Cmdline::bytes`]).
+pub const CMDLINE_LEN: usize = 256;
+
+/// Flags in [`Cmdline::flags`].
+pub mod cmdline_flags {
+    /// The command line was longer than [`super::CMDLINE_LEN`] bytes: `bytes` holds its start.
+    pub const TRUNCATED: u32 = 1;
+    /// Reading the arguments from user memory failed: nothing is known.
+    pub const READ_FAILED: u32 = 2;
+}
+
+/// A process's command line as its exec left it (`mm->arg_start .. arg_end`, NUL-separated
+/// arguments), captured by the kernel at `sched_process_exec`, in the `PROC_CMDLINE` map keyed
+/// by [`ProcKey`]. 264 bytes. A process that did not exec while the probes ran has no entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
+pub struct Cmdline {
+    /// Bytes of `bytes` in use (at most [`CMDLINE_LEN`]).
+    pub len: u32,
+    /// [`cmdline_flags`] bits.
+    pub flags: u32,
+    /// The arguments, each NUL-terminated, as in `/proc/PID/cmdline`.
+    pub bytes: [u8; CMDLINE_LEN],
+}
+
+impl Default for Cmdline {
+    fn default() -> Self {
+        Cmdline {
+            len: 0,
+            flags: 0,
+            bytes: [0; CMDLINE_LEN],
+        }
+    }
+}
+
 /// Identity of a TCP connection: family and 4-tuple. IPv4 addresses use the first 4 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -530,6 +574,10 @@ pub struct KernelOffsets {
     pub mm_rss_shmem: u32,
     /// log2 of the page size (not an offset: user space's `sysconf(_SC_PAGESIZE)`)
     pub page_shift: u32,
+    /// `mm_struct.arg_start` (unsigned long, user address of the first argument)
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end` (unsigned long)
+    pub mm_arg_end: u32,
     /// Set to 1 by user space once the offsets are filled in; probes do nothing while 0.
     pub valid: u32,
 }
@@ -582,6 +630,8 @@ impl KernelOffsets {
             mm_rss_anon: 0,
             mm_rss_shmem: 0,
             page_shift: 0,
+            mm_arg_start: 0,
+            mm_arg_end: 0,
             valid: 0,
         }
     }
@@ -655,6 +705,7 @@ mod pod {
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::BenchConfig {}
+    unsafe impl aya::Pod for super::Cmdline {}
 }
 
 #[cfg(test)]
@@ -685,7 +736,8 @@ mod tests {
         assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 96);
         assert_eq!(offset_of!(ConnRecord, state), 64);
         assert_eq!(size_of::<ProbeConfig>(), 20);
-        assert_eq!(size_of::<KernelOffsets>(), 180);
+        assert_eq!(size_of::<KernelOffsets>(), 188);
+        assert_eq!(size_of::<Cmdline>(), 8 + CMDLINE_LEN);
         // The ring buffer reserves at 8-byte granularity; records must not need more.
         assert!(align_of::<ProcRecord>() <= 8 && align_of::<ConnRecord>() <= 8);
     }

@@ -185,6 +185,9 @@ pub struct Snapshot {
     pub nice: i64,
     /// `VmRSS:` in status, bytes; None when the line is absent (kernel thread, zombie).
     pub rss_bytes: Option<u64>,
+    /// `/proc/PID/cmdline` as `ps -o args` shows it: NULs as spaces, the final NUL dropped
+    /// (empty for kernel threads).
+    pub cmdline: String,
     /// Sum over `task/*/schedstat` (live threads).
     pub schedstat_ns: u64,
     /// The process CPU clock (dead threads included), when readable.
@@ -211,6 +214,12 @@ impl Snapshot {
             kernel_thread: stat.flags & PF_KTHREAD != 0,
             starttime_ticks: stat.starttime_ticks,
             nice: stat.nice,
+            cmdline: std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    let b = b.strip_suffix(b"\0").unwrap_or(&b).to_vec();
+                    String::from_utf8_lossy(&b).replace('\0', " ")
+                })
+                .unwrap_or_default(),
             rss_bytes: status_field(&status, "VmRSS")
                 .and_then(|kb| kb.parse::<u64>().ok())
                 .map(|kb| kb * 1024),
@@ -680,6 +689,8 @@ pub struct Expected {
     /// Resident set size: None not checked; Some(None) must be null; Some(Some(b)) within
     /// [`rss_tolerance`] of `b` (status VmRSS).
     pub rss_bytes: Option<Option<u64>>,
+    /// Command line and truncation: None not checked; Some(None) must be null.
+    pub cmdline: Option<Option<(String, bool)>>,
     pub origin: OriginTruth,
     /// Window `sampled_ns` must lie in.
     pub sampled_window: (u64, u64),
@@ -708,6 +719,7 @@ impl Expected {
             kernel_thread: snap.kernel_thread,
             nice: Some(snap.nice),
             rss_bytes: Some(snap.rss_bytes),
+            cmdline: None,
             origin,
             sampled_window: (start_window.0, snap.read_ns),
         }
@@ -754,8 +766,25 @@ impl Expected {
             nice: None,
             // Exited: the address space is gone.
             rss_bytes: Some(None),
+            cmdline: None,
             origin: OriginTruth::Kernel,
         }
+    }
+
+    /// Checks `cmdline` against the exec-time command line of `snap` (/proc/PID/cmdline, cut to
+    /// the tool's 256 bytes).
+    pub fn with_cmdline(mut self, snap: &Snapshot) -> Expected {
+        let full = snap.cmdline.clone();
+        self.cmdline = Some(Some(if full.len() > 256 {
+            // The tool keeps the first 256 bytes of the NUL-separated form.
+            (
+                String::from_utf8_lossy(&full.as_bytes()[..256]).into_owned(),
+                true,
+            )
+        } else {
+            (full, false)
+        }));
+        self
     }
 
     /// Replaces the CPU oracle.
@@ -1050,6 +1079,20 @@ impl Scorecard {
             json!(want.kernel_thread),
             &row["kernel_thread"],
         );
+        match &want.cmdline {
+            None => {}
+            Some(None) => {
+                self.at(mode, s).eq("cmdline", Value::Null, &row["cmdline"]);
+            }
+            Some(Some((text, truncated))) => {
+                self.at(mode, s).eq("cmdline", json!(text), &row["cmdline"]);
+                self.at(mode, s).eq(
+                    "cmdline_truncated",
+                    json!(truncated),
+                    &row["cmdline_truncated"],
+                );
+            }
+        }
         if let Some(nice) = want.nice {
             self.at(mode, s).eq("nice", json!(nice), &row["nice"]);
         }
