@@ -57,7 +57,7 @@ use crate::sys::clock::{clock_ns, Clock};
 use crate::sys::errno::ESRCH;
 use crate::sys::fs::read_at;
 use probe_common::{
-    conn_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
+    conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
 };
 
 /// `PF_KTHREAD` in `task_struct.flags` (stat field 9): the task is a kernel thread.
@@ -110,7 +110,9 @@ pub struct SeededProcess {
     /// clock tick (see [`start_ns_matches`] and the module docs).
     pub key: ProcKey,
     /// `ppid`, `uid` (real), `comm` (≤ 15 bytes, NUL-padded), `start_ns` (= `key.start_ns`),
-    /// `cpu_ns` (`utime + stime` of all threads, in ns, tick-accurate), `threads`. `flags`, `exit_ns`,
+    /// `cpu_ns` (`utime + stime` of all threads, in ns, tick-accurate), `threads`, `nice` (stat
+    /// field 19), `rss_bytes` (status `VmRSS`, with [`proc_flags::RSS_KNOWN`] in `flags` when
+    /// the line is there). Other `flags`, `exit_ns`,
     /// `exit_code`, `last_emit_ns` and `poll_seq` are 0 — also for zombies (see
     /// [`SeededProcess::task_state`]), since procfs has no exit time.
     pub state: ProcState,
@@ -161,6 +163,8 @@ pub struct StatFields {
     pub utime: u64,
     /// Field 15, system CPU time in clock ticks.
     pub stime: u64,
+    /// Field 19, nice value (-20..19).
+    pub nice: i32,
     /// Field 20, number of threads.
     pub num_threads: u32,
     /// Field 52, the exit status in `waitpid` form (raw: signal in the low 7 bits, core flag
@@ -274,6 +278,12 @@ pub fn parse_stat_line(content: &[u8]) -> Result<StatFields, SeedError> {
         flags: num_u32(9, "flags")?,
         utime: num_u64(14, "utime")?,
         stime: num_u64(15, "stime")?,
+        nice: field(19)
+            .and_then(|t| match t.strip_prefix(b"-") {
+                Some(digits) => parse_dec::<i32>(digits).map(|n| -n),
+                None => parse_dec::<i32>(t),
+            })
+            .ok_or_else(|| bad("bad nice (field 19)"))?,
         num_threads: num_u32(20, "num_threads")?,
         starttime: num_u64(22, "starttime")?,
         exit_code: field(52).and_then(parse_dec::<u32>),
@@ -296,6 +306,19 @@ pub fn parse_status_uid(content: &[u8]) -> Result<u32, SeedError> {
         .find(|t| !t.is_empty())
         .ok_or_else(|| bad("empty Uid: line"))?;
     parse_dec::<u32>(first).ok_or_else(|| bad(&format!("bad uid {:?}", excerpt(first))))
+}
+
+/// The resident set size from the `VmRSS:` line of `/proc/<pid>/status` (`N kB`), bytes;
+/// `None` when there is no such line (a kernel thread, a zombie) or it is malformed.
+pub fn parse_status_rss_bytes(content: &[u8]) -> Option<u64> {
+    let line = content
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"VmRSS:"))?;
+    let mut words = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|t| !t.is_empty());
+    let kib = parse_dec::<u64>(words.next()?)?;
+    (words.next()? == b"kB").then(|| kib.saturating_mul(1024))
 }
 
 /// Parses one socket line of `/proc/net/tcp` (`family` = [`AF_INET`]) or `/proc/net/tcp6`
@@ -575,6 +598,7 @@ fn read_one_process(
         }));
     }
     let uid = parse_status_uid(&status)?;
+    let rss_bytes = parse_status_rss_bytes(&status);
     let start_ns = start_ticks_to_monotonic_ns(f.starttime, tick_ns, boot_offset);
     // utime + stime cover every thread, dead ones included, but only to a tick (rounded
     // down); the live threads' schedstat is exact in ns. The larger is the better figure:
@@ -595,6 +619,13 @@ fn read_one_process(
             exit_code: f.exit_code.unwrap_or(0),
             threads: f.num_threads,
             comm: f.comm,
+            nice: f.nice,
+            rss_bytes: rss_bytes.unwrap_or(0),
+            flags: if rss_bytes.is_some() {
+                proc_flags::RSS_KNOWN
+            } else {
+                0
+            },
             ..ProcState::default()
         },
         start_ticks: f.starttime,
@@ -723,6 +754,26 @@ mod tests {
         assert_eq!(f.flags, 4194304);
         assert_eq!((f.utime, f.stime), (7, 3));
         assert_eq!(f.starttime, 36239);
+        assert_eq!(f.nice, 0);
+    }
+
+    #[test]
+    fn stat_nice_may_be_negative() {
+        let line = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 39 19 1 0 5 0 0 0\n";
+        assert_eq!(parse_stat_line(line).unwrap().nice, 19);
+        let line = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 -20 1 0 5 0 0 0\n";
+        assert_eq!(parse_stat_line(line).unwrap().nice, -20);
+        let line = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 -x 1 0 5 0 0 0\n";
+        assert!(parse_stat_line(line).is_err());
+    }
+
+    #[test]
+    fn status_rss_line() {
+        let status = b"Name:\tcat\nUid:\t0\t0\t0\t0\nVmRSS:\t    1880 kB\nThreads:\t1\n";
+        assert_eq!(parse_status_rss_bytes(status), Some(1880 * 1024));
+        assert_eq!(parse_status_rss_bytes(b"Name:\tkthreadd\nUid:\t0\n"), None);
+        assert_eq!(parse_status_rss_bytes(b"VmRSS:\t12 MB\n"), None);
+        assert_eq!(parse_status_rss_bytes(b"VmRSS:\n"), None);
     }
 
     #[test]

@@ -72,8 +72,9 @@ fn entry(i: u32) -> (ProcKey, ProcState) {
         exit_tid: i,
         retry_cycle: i / 5,
         threads: 1 + i % 7,
-        pad: 0,
+        nice: (i % 40) as i32 - 20,
         comm,
+        rss_bytes: u64::from(i) << 16,
     };
     (key, state)
 }

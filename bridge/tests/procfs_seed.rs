@@ -57,7 +57,10 @@ fn procfs_seed_sees_spawned_child() {
     assert_eq!(comm_str(&found.state.comm), b"sleep");
     assert_eq!(found.state.uid, unsafe { libc::getuid() });
     assert!(!found.kernel_thread);
-    assert_eq!(found.state.flags, 0);
+    // A user process has an address space: its VmRSS is known.
+    assert_eq!(found.state.flags, probe_common::proc_flags::RSS_KNOWN);
+    assert!(found.state.rss_bytes > 0);
+    assert_eq!(found.state.nice, 0);
     assert_eq!((found.state.exit_ns, found.state.exit_code), (0, 0));
     assert_eq!(found.key.start_ns, found.state.start_ns);
 

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, Queue, RingBuf},
 };
 use probe_common::{
-    failure, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN, SEQ_SLOTS,
+    failure, Cmdline, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN, SEQ_SLOTS,
 };
 
 /// `BPF_F_NO_PREALLOC`: entries are allocated on insert, so a map sized for the machine's
@@ -57,6 +57,15 @@ pub static CONNECTING_OWNER: LruHashMap<u64, ConnOwner> = LruHashMap::with_max_e
 /// hooks six kernel reads per send/receive. Deleted when the socket is destroyed.
 #[map]
 pub static SOCK_KEYS: LruHashMap<u64, ConnKey> = LruHashMap::with_max_entries(16384, 0);
+
+/// Command line of each process as its last exec left it (see [`probe_common::Cmdline`]); LRU,
+/// so it never fills: the oldest entries make room.
+#[map]
+pub static PROC_CMDLINE: LruHashMap<ProcKey, Cmdline> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch for building a [`Cmdline`] (too big for the BPF stack).
+#[map]
+pub static CMDLINE_SCRATCH: PerCpuArray<Cmdline> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);

@@ -13,7 +13,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use probe_common::{
-    failure, kind, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
+    cmdline_flags, failure, kind, CMDLINE_LEN, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
     MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
 };
 
@@ -21,7 +21,7 @@ use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
     emit::{config, count_failure, emit_proc, poll_seq},
     kread::{off, offsets_valid, read_at, read_maybe_stale},
-    maps::{PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
+    maps::{CMDLINE_SCRATCH, PROC_CMDLINE, PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
 };
 
 /// Children whose parent exits are marked for a ppid re-read, at most this many per exit (the
@@ -153,6 +153,32 @@ fn thread_group_cpu_ns(leader: u64) -> (u64, bool) {
     (walk.total, walk.done != 1)
 }
 
+/// Resident set size of the address space `mm` (0 = none), bytes, as `/proc/PID/status` VmRSS:
+/// the global counts of the file, anon and shmem `rss_stat` counters, each clamped at 0.
+/// Second value: the figure is known (there is an `mm` and every read succeeded).
+///
+/// A plain pair, not an `Option` (see [`thread_group_cpu_ns`]).
+#[inline(always)]
+fn rss_bytes_of(mm: u64) -> (u64, bool) {
+    if mm == 0 {
+        return (0, false);
+    }
+    let file: i64 = match read_at(mm, off!(mm_rss_file)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let anon: i64 = match read_at(mm, off!(mm_rss_anon)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let shmem: i64 = match read_at(mm, off!(mm_rss_shmem)) {
+        Some(v) => v,
+        None => return (0, false),
+    };
+    let pages = (file.max(0) as u64) + (anon.max(0) as u64) + (shmem.max(0) as u64);
+    (pages << (off!(page_shift) & 63), true)
+}
+
 /// Reads every user-visible field of the process whose group leader is `leader` into `*e`
 /// (in place: other CPUs only ever set flag bits atomically). Returns true when a field other
 /// than the sample time changed.
@@ -172,6 +198,14 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
     let (cpu_ns, partial) = thread_group_cpu_ns(leader);
     let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
     let threads: u32 = read_at(signal, off!(signal_nr_threads)).unwrap_or(0);
+    let static_prio: i32 = read_at(leader, off!(task_static_prio)).unwrap_or(120);
+    let nice = static_prio - 120;
+    let mm: u64 = if task_flags & PF_KTHREAD != 0 {
+        0 // a kernel thread borrowing an mm (kthread_use_mm) has no RSS of its own
+    } else {
+        read_at(leader, off!(task_mm)).unwrap_or(0)
+    };
+    let (rss_bytes, rss_known) = rss_bytes_of(mm);
     unsafe {
         // A thread being released can be counted twice or not at all for an instant (the walk
         // takes no lock); never let the lifetime figure go backwards because of it.
@@ -182,8 +216,13 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
             || (*e).task_state != task_state
             || (*e).exit_state != exit_state
             || (*e).cpu_ns != cpu_ns
-            || (*e).threads != threads;
+            || (*e).threads != threads
+            || (*e).nice != nice
+            || (*e).rss_bytes != rss_bytes
+            || ((*e).flags & proc_flags::RSS_KNOWN != 0) != rss_known;
         (*e).threads = threads;
+        (*e).nice = nice;
+        (*e).rss_bytes = rss_bytes;
         (*e).ppid = ppid;
         (*e).uid = uid;
         (*e).comm = comm;
@@ -201,6 +240,11 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
         }
         if task_flags & PF_KTHREAD != 0 {
             set |= proc_flags::KERNEL_THREAD;
+        }
+        if rss_known {
+            set |= proc_flags::RSS_KNOWN;
+        } else {
+            clear |= proc_flags::RSS_KNOWN;
         }
         if set != 0 {
             atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), set);
@@ -320,6 +364,48 @@ pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
     Some(())
 }
 
+/// Stores the command line of the process that just exec'd (`leader` is `current`, so its
+/// arguments are readable user memory): up to [`CMDLINE_LEN`] bytes of `mm->arg_start ..
+/// arg_end`, NUL-separated as in `/proc/PID/cmdline`.
+#[inline(never)]
+fn capture_cmdline(key: &ProcKey, leader: u64) {
+    let Some(scratch) = CMDLINE_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let mm: u64 = read_at(leader, off!(task_mm)).unwrap_or(0);
+    let start: u64 = read_at(mm, off!(mm_arg_start)).unwrap_or(0);
+    let end: u64 = read_at(mm, off!(mm_arg_end)).unwrap_or(0);
+    let total = end.saturating_sub(start);
+    // SAFETY: `scratch` points to this CPU's map value.
+    unsafe {
+        (*scratch).flags = 0;
+        (*scratch).len = 0;
+        if start == 0 || total == 0 {
+            (*scratch).flags = cmdline_flags::READ_FAILED;
+        } else {
+            let n: u32 = if total >= CMDLINE_LEN as u64 {
+                CMDLINE_LEN as u32
+            } else {
+                (total as u32) & (CMDLINE_LEN as u32 - 1)
+            };
+            if total > CMDLINE_LEN as u64 {
+                (*scratch).flags = cmdline_flags::TRUNCATED;
+            }
+            let r = aya_ebpf::helpers::generated::bpf_probe_read_user(
+                core::ptr::addr_of_mut!((*scratch).bytes).cast(),
+                n,
+                start as *const core::ffi::c_void,
+            );
+            if r == 0 {
+                (*scratch).len = n;
+            } else {
+                (*scratch).flags = cmdline_flags::READ_FAILED;
+            }
+        }
+        let _ = PROC_CMDLINE.insert(key, &*scratch, 0);
+    }
+}
+
 /// `sched_process_exec(p, old_pid, bprm)`: after exec `p` is the group leader, with the new
 /// program's comm and credentials.
 pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
@@ -331,6 +417,7 @@ pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
     if !tgid_passes(&cfg, key.tgid) {
         return None;
     }
+    capture_cmdline(&key, leader);
     let now = unsafe { bpf_ktime_get_ns() };
     match proc_get(&cfg, &key) {
         // SAFETY: pointer into a live map value.

@@ -31,10 +31,11 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     let mut store = session.new_store();
     session.pump_until(&mut store, Instant::now() + args.duration);
     session.finish_into(&mut store);
+    let cmdlines = session.state_maps().cmdlines();
     session.stop();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    print_tables(&mut out, &store, &modes, args)?;
+    print_tables(&mut out, &store, &modes, args, &cmdlines)?;
     for mode in &modes {
         if let Some(error) = &store.mode(*mode).failure {
             eprintln!("bpftop-ordered: {mode} mode failed: {error}");
@@ -72,12 +73,15 @@ fn print_tables(
     store: &TableStore,
     modes: &[ModeKind],
     args: &DumpArgs,
+    cmdlines: &Cmdlines,
 ) -> anyhow::Result<()> {
     for mode in modes {
         let tables = store.mode(*mode);
         match args.table {
-            TableName::Processes => print_rows::<ProcessRow>(out, *mode, tables, args)?,
-            TableName::Connections => print_rows::<ConnectionRow>(out, *mode, tables, args)?,
+            TableName::Processes => print_rows::<ProcessRow>(out, *mode, tables, args, cmdlines)?,
+            TableName::Connections => {
+                print_rows::<ConnectionRow>(out, *mode, tables, args, cmdlines)?
+            }
         }
     }
     Ok(())
@@ -90,13 +94,14 @@ fn print_rows<R: DumpedRow>(
     mode: ModeKind,
     tables: &ModeTables,
     args: &DumpArgs,
+    cmdlines: &Cmdlines,
 ) -> anyhow::Result<()> {
     let rows = R::rows(tables).filter(|r| !args.kernel_only || r.origin() == RowOrigin::Kernel);
     let extra = R::extra(tables);
     match args.format {
         Format::Json => {
             for row in rows {
-                writeln!(out, "{}", row.json(mode, tables, &extra)?)?;
+                writeln!(out, "{}", row.json(mode, tables, &extra, cmdlines)?)?;
             }
         }
         Format::Table => {
@@ -153,6 +158,9 @@ fn text_table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
+/// The command lines the kernel captured at exec, read once before the session stops.
+type Cmdlines = std::collections::HashMap<probe_common::ProcKey, probe_common::Cmdline>;
+
 /// How the rows of one table print in `dump`.
 trait DumpedRow: Entity + 'static {
     /// The text table's column titles and alignments.
@@ -169,6 +177,7 @@ trait DumpedRow: Entity + 'static {
         mode: ModeKind,
         tables: &ModeTables,
         extra: &Self::Extra,
+        cmdlines: &Cmdlines,
     ) -> serde_json::Result<String>;
     /// The row's cells in the text table, one per [`DumpedRow::TEXT_COLUMNS`] entry: unknown
     /// values as `?` (as in the dashboard), values that do not apply as `-`.
@@ -201,8 +210,12 @@ impl DumpedRow for ProcessRow {
         mode: ModeKind,
         _tables: &ModeTables,
         net: &ProcessNet,
+        cmdlines: &Cmdlines,
     ) -> serde_json::Result<String> {
-        serde_json::to_string(&ProcessJson::new(mode, self).with_net(net, self))
+        let row = ProcessJson::new(mode, self)
+            .with_net(net, self)
+            .with_cmdline(cmdlines.get(&self.key));
+        serde_json::to_string(&row)
     }
     fn text_cells(&self, mode: ModeKind, _tables: &ModeTables, _: &ProcessNet) -> Vec<String> {
         let j = ProcessJson::new(mode, self);
@@ -240,7 +253,13 @@ impl DumpedRow for ConnectionRow {
         tables.connections.iter()
     }
     fn extra(_tables: &ModeTables) {}
-    fn json(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> serde_json::Result<String> {
+    fn json(
+        &self,
+        mode: ModeKind,
+        tables: &ModeTables,
+        _: &(),
+        _cmdlines: &Cmdlines,
+    ) -> serde_json::Result<String> {
         serde_json::to_string(&ConnectionJson::new(mode, self, tables))
     }
     fn text_cells(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> Vec<String> {

@@ -45,8 +45,18 @@ pub struct ProcessJson {
     pub cpu_partial: bool,
     /// Live threads (0 = unknown: a /proc row).
     pub threads: u32,
+    /// Nice value of the group leader (`/proc/PID/stat` field 19), as of `sampled_ns`.
+    pub nice: i32,
+    /// Resident set size, bytes (`/proc/PID/status` VmRSS), as of `sampled_ns`; null for
+    /// kernel threads, exited processes and processes without an address space.
+    pub rss_bytes: Option<u64>,
     /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
     pub sampled_ns: u64,
+    /// Command line captured by the kernel at the process's last exec, arguments joined by
+    /// spaces (at most 256 bytes); null when it did not exec while the probes ran.
+    pub cmdline: Option<String>,
+    /// The command line was longer than 256 bytes and is cut; null with `cmdline`.
+    pub cmdline_truncated: Option<bool>,
     /// A kernel thread (`PF_KTHREAD`).
     pub kernel_thread: bool,
     /// Sequence number of the last change applied (per mode; 0 for /proc rows).
@@ -80,7 +90,11 @@ impl ProcessJson {
             cpu_ns: row.state.cpu_ns,
             cpu_partial: row.state.flags & probe_common::proc_flags::CPU_PARTIAL != 0,
             threads: row.state.threads,
+            nice: row.nice(),
+            rss_bytes: row.rss_bytes(),
             sampled_ns: row.state.sampled_ns,
+            cmdline: None,
+            cmdline_truncated: None,
             kernel_thread: row.is_kernel_thread(),
             seq: row.seq,
             origin: row.origin,
@@ -94,6 +108,17 @@ impl ProcessJson {
         let bytes = net.of(row).bytes;
         self.net_bytes_sent = bytes.map(|b| b.0);
         self.net_bytes_received = bytes.map(|b| b.1);
+        self
+    }
+}
+
+impl ProcessJson {
+    /// With the command line the kernel captured at exec (`None`: not captured).
+    pub fn with_cmdline(mut self, cmdline: Option<&probe_common::Cmdline>) -> Self {
+        if let Some((text, truncated)) = cmdline.and_then(bridge::contract::cmdline_text) {
+            self.cmdline = Some(text);
+            self.cmdline_truncated = Some(truncated);
+        }
         self
     }
 }
@@ -229,6 +254,25 @@ mod golden {
             },
             RowOrigin::Procfs,
         );
+        // Running, reniced, with a known resident set.
+        let niced = process(
+            777,
+            ProcState {
+                ppid: 1,
+                uid: 1000,
+                start_ns: 5_000_000_000,
+                cpu_ns: 9_000_000,
+                threads: 2,
+                sampled_ns: 6_000_000_000,
+                nice: 7,
+                rss_bytes: 67_108_864,
+                flags: proc_flags::RSS_KNOWN,
+                task_state: 0x1, // TASK_INTERRUPTIBLE
+                comm: comm("hog"),
+                ..Default::default()
+            },
+            RowOrigin::Kernel,
+        );
         // Two connections of the killed process, one closed: the net totals are their sums.
         let mut store = TableStore::new(0, Retention::default());
         let connection = |sport: u16, bytes: (u64, u64), flags: u32| {
@@ -257,6 +301,7 @@ mod golden {
             changes: vec![
                 RowChange::Process(killed.clone()),
                 RowChange::Process(seeded.clone()),
+                RowChange::Process(niced.clone()),
                 connection(1, (100_000, 20), 0),
                 connection(2, (23_456, 7), conn_flags::CLOSED),
             ],
@@ -264,17 +309,30 @@ mod golden {
             counters: ModeCounters::default(),
         });
         let net = ProcessNet::build(store.mode(ModeKind::Ring), None);
-        let text: Vec<String> = [(ModeKind::Ring, &killed), (ModeKind::Poll, &seeded)]
-            .iter()
-            .map(|(mode, row)| {
-                serde_json::to_string(&ProcessJson::new(*mode, row).with_net(&net, row)).unwrap()
-            })
-            .collect();
+        let mut cmdline = probe_common::Cmdline::default();
+        let args = b"hog\x00--size\x0064M\x00";
+        cmdline.bytes[..args.len()].copy_from_slice(args);
+        cmdline.len = args.len() as u32;
+        let text: Vec<String> = [
+            (ModeKind::Ring, &killed),
+            (ModeKind::Poll, &seeded),
+            (ModeKind::Perf, &niced),
+        ]
+        .iter()
+        .map(|(mode, row)| {
+            let known = (row.pid() == 777).then_some(&cmdline);
+            let json = ProcessJson::new(*mode, row)
+                .with_net(&net, row)
+                .with_cmdline(known);
+            serde_json::to_string(&json).unwrap()
+        })
+        .collect();
         assert_eq!(
             text,
             [
-                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"sampled_ns":3500000000,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":123456,"net_bytes_received":27}"#,
-                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"sampled_ns":0,"kernel_thread":true,"seq":0,"origin":"procfs","net_bytes_sent":0,"net_bytes_received":0}"#,
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"sampled_ns":3500000000,"cmdline":null,"cmdline_truncated":null,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":123456,"net_bytes_received":27}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"sampled_ns":0,"cmdline":null,"cmdline_truncated":null,"kernel_thread":true,"seq":0,"origin":"procfs","net_bytes_sent":0,"net_bytes_received":0}"#,
+                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"sampled_ns":6000000000,"cmdline":"hog --size 64M","cmdline_truncated":false,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":0,"net_bytes_received":0}"#,
             ]
         );
     }

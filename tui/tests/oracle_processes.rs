@@ -16,7 +16,11 @@
 //! - exit_ns: after start_ns and after the signal was sent (or the process spawned), before
 //!   `wait4` returned (or /proc showed the zombie);
 //! - cpu_ns: within 5 % of the oracle or 8 ms (2 ticks at HZ=250), whichever is larger;
-//! - sampled_ns: after the start (exit for exited rows), before the oracle read.
+//! - sampled_ns: after the start (exit for exited rows), before the oracle read;
+//! - nice: exact (`/proc/PID/stat` field 19), for processes still there;
+//! - rss_bytes: null for kernel threads, zombies and exited processes; otherwise within 10 % of
+//!   `/proc/PID/status` VmRSS or the per-CPU counter slack (3 × CPUs × max(32, 2 × CPUs)
+//!   pages), whichever is larger (see `rss_tolerance`).
 //!
 //! Each test prints one summary line per mode (matches/total, worst cpu_ns error) and, on
 //! failure, every disagreeing field with the oracle and tool figures side by side.
@@ -475,6 +479,114 @@ fn uid_parent_and_name_changes_follow_the_kernel() {
     check_dump(&mut card, &out, true);
     card.finish();
     drop((setpriv, uid_py, renamer, orphan_guard));
+}
+
+/// Nice and resident memory, which change without an event of their own: a sleeper started
+/// with `nice -n 7` (nice 7 from its exec on); a shell loop (it wakes every 50 ms) reniced to 5
+/// with `renice` 0.3 s into the run; a python that allocates 64 MiB and writes every page, then
+/// sleeps (rss_bytes within 10 % of `/proc/PID/status` VmRSS, which must be ≥ 64 MiB; for
+/// small processes the floor of `rss_tolerance`: the per-CPU counter slack). Every field vs /proc after the dump (tolerances in the file
+/// doc; nice exact, `/proc/PID/stat` field 19); all changes are done ≥ 1.5 s before the dump
+/// ends.
+#[test]
+fn nice_and_resident_memory_match_proc() {
+    let test = privileged!("nice_and_resident_memory_match_proc");
+    let dir = TempDir::new("oracle-nice-rss");
+    let niced = dir.program("/bin/sleep", "bto_niced");
+    let loop_sh = dir.program("/bin/sh", "bto_renice");
+    let hog = dir.program(PYTHON, "bto_rss_hog");
+
+    let session = Session::start(&["--kernel-only"], Duration::from_secs(4));
+    let t0 = mono_ns();
+    let nice7 = Proc::spawn(
+        "nice -n 7 sleep",
+        Command::new("nice")
+            .args(["-n", "7"])
+            .arg(&niced)
+            .arg("100"),
+    );
+    let reniced = Proc::spawn(
+        "reniced loop",
+        Command::new(&loop_sh).args(["-c", "while :; do sleep 0.05; done"]),
+    );
+    let mut hog_cmd = Command::new(&hog);
+    hog_cmd
+        .args([
+            "-c",
+            "import sys, time\n\
+             b = bytearray(b'\\x01') * (64 << 20)\n\
+             print('ready', flush=True)\n\
+             time.sleep(100)\n",
+        ])
+        .stdout(Stdio::piped());
+    let hog_spawned = mono_ns();
+    let mut hog_child = hog_cmd.spawn().expect("spawn rss hog");
+    let hog_out = hog_child.stdout.take().unwrap();
+    let hog_proc = Proc::adopt_child("rss hog", hog_child, hog_spawned);
+    let mut line = String::new();
+    BufReader::new(hog_out)
+        .read_line(&mut line)
+        .expect("read the hog's ready line");
+    assert_eq!(line.trim(), "ready");
+    sleep_until_ns(t0 + 300_000_000);
+    // A command line longer than the 256 bytes the kernel keeps.
+    let long_arg = "y".repeat(400);
+    let long = Proc::spawn(
+        "long cmdline",
+        Command::new(&loop_sh).args(["-c", "while :; do sleep 1; done", &long_arg]),
+    );
+    let status = Command::new("renice")
+        .args(["-n", "5", "-p"])
+        .arg(reniced.pid.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run renice");
+    assert!(status.success(), "renice: {status}");
+    session.assert_time_left(Duration::from_millis(1500));
+    let (out, _) = session.finish();
+
+    let nice_snap = Snapshot::of(nice7.pid, "nice -n 7 sleep");
+    let renice_snap = Snapshot::of(reniced.pid, "reniced loop");
+    let hog_snap = Snapshot::of(hog_proc.pid, "rss hog");
+    let kthreadd = Snapshot::of(2, "kthreadd");
+    let long_snap = Snapshot::of(long.pid, "long cmdline");
+    // The workload did what the test means (else it is the test that is wrong).
+    assert_eq!(
+        (nice_snap.nice, renice_snap.nice, hog_snap.nice),
+        (7, 5, 0),
+        "{nice_snap:?} {renice_snap:?}"
+    );
+    assert!(
+        hog_snap.rss_bytes.is_some_and(|b| b >= 64 << 20),
+        "{hog_snap:?}"
+    );
+    assert_eq!(kthreadd.rss_bytes, None, "{kthreadd:?}");
+    for mode in MODES {
+        let Some(row) = row_of(&out, mode, hog_proc.pid, hog_snap.start_window()) else {
+            continue; // reported by compare_all
+        };
+        println!(
+            "{test}: {mode}: rss hog rss_bytes {} vs VmRSS {:?}; nice rows: {} {}",
+            row["rss_bytes"],
+            hog_snap.rss_bytes,
+            row_of(&out, mode, nice7.pid, nice_snap.start_window())
+                .map_or(Value::Null, |r| r["nice"].clone()),
+            row_of(&out, mode, reniced.pid, renice_snap.start_window())
+                .map_or(Value::Null, |r| r["nice"].clone()),
+        );
+    }
+
+    let expected = vec![
+        Expected::live("nice -n 7 sleep", &nice_snap, OriginTruth::Kernel).with_cmdline(&nice_snap),
+        Expected::live("reniced loop", &renice_snap, OriginTruth::Kernel)
+            .with_cmdline(&renice_snap),
+        Expected::live("rss hog", &hog_snap, OriginTruth::Kernel).with_cmdline(&hog_snap),
+        Expected::live("long cmdline", &long_snap, OriginTruth::Kernel).with_cmdline(&long_snap),
+    ];
+    let mut card = Scorecard::new(test);
+    compare_all(&mut card, &out, &expected);
+    card.finish();
+    drop((nice7, reniced, hog_proc, long));
 }
 
 /// Threads: a python whose second thread calls execve after the leader burned ~300 ms (pid

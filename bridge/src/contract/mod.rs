@@ -12,7 +12,7 @@ pub mod task_state;
 
 pub use connection::{tcp_state_name, tcp_states_in_mask, ConnectionRow};
 pub use counters::ModeCounters;
-pub use process::ProcessRow;
+pub use process::{cmdline_text, ProcessRow};
 pub use row::{comm_to_string, Entity, KernelState, Plain, Row, RowOrigin};
 
 /// Which bridge mode.

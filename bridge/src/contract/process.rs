@@ -4,6 +4,29 @@ use probe_common::{proc_flags, table, ProcKey, ProcState};
 
 use super::row::{comm_to_string, KernelState, Row};
 
+/// A command line captured at exec as text, as `ps -o args` shows it: the arguments joined by
+/// spaces (`/proc/PID/cmdline` with its NULs as spaces, the final one dropped), invalid UTF-8
+/// replaced; and whether it was cut at [`probe_common::CMDLINE_LEN`] bytes. `None` when the
+/// kernel could not read it.
+pub fn cmdline_text(c: &probe_common::Cmdline) -> Option<(String, bool)> {
+    use probe_common::cmdline_flags;
+    if c.flags & cmdline_flags::READ_FAILED != 0 {
+        return None;
+    }
+    let bytes = &c.bytes[..(c.len as usize).min(c.bytes.len())];
+    let truncated = c.flags & cmdline_flags::TRUNCATED != 0;
+    let bytes = if truncated {
+        bytes
+    } else {
+        bytes.strip_suffix(b"\0").unwrap_or(bytes)
+    };
+    let spaced: Vec<u8> = bytes
+        .iter()
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
+    Some((String::from_utf8_lossy(&spaced).into_owned(), truncated))
+}
+
 /// One process, keyed by tgid + start time (a reused pid is a new row).
 pub type ProcessRow = Row<ProcState>;
 
@@ -72,6 +95,20 @@ impl ProcessRow {
             .then_some(self.state.exit_ns)
     }
 
+    /// Nice value of the group leader (-20..19), as of the row's sample.
+    pub fn nice(&self) -> i32 {
+        self.state.nice
+    }
+
+    /// Resident set size in bytes (`/proc/PID/status` VmRSS), as of the row's sample; `None`
+    /// for a kernel thread, an exited process, or a process without an address space.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        (self.state.flags & proc_flags::RSS_KNOWN != 0
+            && !self.is_exited()
+            && !self.is_kernel_thread())
+        .then_some(self.state.rss_bytes)
+    }
+
     /// True for a kernel thread.
     pub fn is_kernel_thread(&self) -> bool {
         self.state.flags & proc_flags::KERNEL_THREAD != 0
@@ -128,6 +165,33 @@ mod tests {
         assert!(core.core_dumped());
         assert_eq!(core.exit_status(), Some(139));
         assert!(!exited(11).core_dumped());
+    }
+
+    #[test]
+    fn rss_is_unknown_without_the_flag_and_after_exit() {
+        let mut row = exited(0);
+        row.state.rss_bytes = 4096;
+        row.state.flags = proc_flags::RSS_KNOWN;
+        assert_eq!(row.rss_bytes(), Some(4096));
+        row.state.flags = 0;
+        assert_eq!(row.rss_bytes(), None);
+        row.state.flags = proc_flags::RSS_KNOWN | proc_flags::EXITED;
+        assert_eq!(row.rss_bytes(), None);
+        row.state.flags = proc_flags::RSS_KNOWN | proc_flags::KERNEL_THREAD;
+        assert_eq!(row.rss_bytes(), None);
+    }
+
+    #[test]
+    fn cmdline_joins_arguments_with_spaces() {
+        let mut c = probe_common::Cmdline::default();
+        let args = b"sleep\x00100\x00";
+        c.bytes[..args.len()].copy_from_slice(args);
+        c.len = args.len() as u32;
+        assert_eq!(cmdline_text(&c), Some(("sleep 100".into(), false)));
+        c.flags = probe_common::cmdline_flags::TRUNCATED;
+        assert_eq!(cmdline_text(&c), Some(("sleep 100 ".into(), true)));
+        c.flags = probe_common::cmdline_flags::READ_FAILED;
+        assert_eq!(cmdline_text(&c), None);
     }
 
     #[test]

@@ -136,14 +136,37 @@ pub struct StateMaps {
     processes: MapData,
     connections: MapData,
     use_lru_maps: bool,
+    /// `PROC_CMDLINE` (LRU hash, [`ProcKey`] → [`probe_common::Cmdline`]).
+    cmdlines: Option<Map>,
 }
 
 impl StateMaps {
-    pub(crate) fn new(processes: MapData, connections: MapData, use_lru_maps: bool) -> Self {
+    pub(crate) fn new(
+        processes: MapData,
+        connections: MapData,
+        use_lru_maps: bool,
+        cmdlines: Option<Map>,
+    ) -> Self {
         StateMaps {
             processes,
             connections,
             use_lru_maps,
+            cmdlines,
+        }
+    }
+
+    /// Every command line the kernel captured at exec (`PROC_CMDLINE`), by process. Empty when
+    /// the map cannot be read.
+    pub fn cmdlines(&self) -> std::collections::HashMap<ProcKey, probe_common::Cmdline> {
+        let Some(map) = &self.cmdlines else {
+            return Default::default();
+        };
+        match aya::maps::HashMap::<_, ProcKey, probe_common::Cmdline>::try_from(map) {
+            Ok(hash) => hash.iter().filter_map(Result::ok).collect(),
+            Err(e) => {
+                log::warn!("reading PROC_CMDLINE: {e}");
+                Default::default()
+            }
         }
     }
 

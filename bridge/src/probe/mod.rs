@@ -167,6 +167,7 @@ fn take_handles(
         hash_map_data(take_map(&mut ebpf, proc_map)?, proc_map)?,
         hash_map_data(take_map(&mut ebpf, conn_map)?, conn_map)?,
         settings.use_lru_maps,
+        ebpf.take_map("PROC_CMDLINE"),
     );
     let ring = take_map(&mut ebpf, "RING")?;
     let ring_memlock = memlock_of(&ring);

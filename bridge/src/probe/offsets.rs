@@ -190,6 +190,17 @@ pub fn resolve_kernel_offsets(btf_path: &Path) -> Result<KernelOffsets, OffsetsE
     .resolve()
 }
 
+/// log2 of the page size (`sysconf(_SC_PAGESIZE)`), 12 if it cannot be read.
+fn page_shift() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 && (size as u64).is_power_of_two() {
+        (size as u64).trailing_zeros()
+    } else {
+        12
+    }
+}
+
 /// Opens the BTF at `path`: memory-mapped when possible (a few ms for vmlinux: only the types
 /// looked up are decoded), else read and parsed in full (~0.1 s in release builds). Mapping
 /// `/sys/kernel/btf/vmlinux` needs a recent kernel; the fallback covers older ones, and also
@@ -301,6 +312,9 @@ impl Resolver<'_> {
         self.expect_first_member(&icsk, "icsk_inet", "inet_sock")?;
         self.expect_first_member(&tcp_sock, "inet_conn", "inet_connection_sock")?;
         let task_se = self.offset(&task, "se", Expect::Size(None))?;
+        let rss = self.rss_stat_offsets()?;
+        let mm = self.lookup_struct("mm_struct")?;
+        let mm = Composite::new("mm_struct", &mm);
         let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
@@ -341,7 +355,104 @@ impl Resolver<'_> {
             sock_done_bit: self.enum_value("sock_flags", "SOCK_DONE")?,
             tcp_snd_una: self.offset(&tcp_sock, "snd_una", size(4))?,
             tcp_write_seq: self.offset(&tcp_sock, "write_seq", size(4))?,
+            task_static_prio: self.offset(&task, "static_prio", size(4))?,
+            task_mm: self.offset(&task, "mm", Expect::Pointer)?,
+            mm_rss_file: rss[0],
+            mm_rss_anon: rss[1],
+            mm_rss_shmem: rss[2],
+            page_shift: page_shift(),
+            mm_arg_start: self.offset(&mm, "arg_start", size(8))?,
+            mm_arg_end: self.offset(&mm, "arg_end", size(8))?,
             valid: 1,
+        })
+    }
+
+    /// Offsets in `struct mm_struct` of `rss_stat[i].count` for i = `MM_FILEPAGES`,
+    /// `MM_ANONPAGES`, `MM_SHMEMPAGES` (in that order). `rss_stat` must be an array of
+    /// `struct percpu_counter` (kernels since 6.2) whose `count` is an s64.
+    fn rss_stat_offsets(&self) -> Result<[u32; 3], OffsetsError> {
+        let mm = self.lookup_struct("mm_struct")?;
+        let mm = Composite::new("mm_struct", &mm);
+        let found = self.find(&mm, "rss_stat")?;
+        let base = self.byte_offset(&mm, "rss_stat", &found)?;
+        let ty = self.peel(found.member.get_type_id().unwrap_or(0))?;
+        let Type::Array(array) = &ty else {
+            return Err(self.unexpected(
+                &mm,
+                "rss_stat",
+                "an array of `struct percpu_counter`",
+                &ty,
+            ));
+        };
+        let elem = self.peel(array.get_type_id().unwrap_or(0))?;
+        let counter = match &elem {
+            Type::Struct(s) if self.name_of(s)? == "percpu_counter" => s.clone(),
+            other => {
+                return Err(self.unexpected(
+                    &mm,
+                    "rss_stat",
+                    "an array of `struct percpu_counter`",
+                    other,
+                ))
+            }
+        };
+        let elem_size = counter.size();
+        let counter = Composite::new("percpu_counter", &counter);
+        let count = self.offset(&counter, "count", Expect::Size(Some(8)))?;
+        let names = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"];
+        let indices = self.mm_counter_indices()?;
+        let mut out = [0u32; 3];
+        for (slot, (name, index)) in names.into_iter().zip(indices).enumerate() {
+            if index as usize >= array.len() {
+                return Err(self.malformed(format!(
+                    "`{name}` is {index}, beyond `mm_struct.rss_stat[{}]`",
+                    array.len()
+                )));
+            }
+            let offset = u64::from(base) + u64::from(index) * elem_size as u64 + u64::from(count);
+            out[slot] = u32::try_from(offset)
+                .map_err(|_| self.malformed("offset of `mm_struct.rss_stat` overflows"))?;
+        }
+        Ok(out)
+    }
+
+    /// Values of `MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SHMEMPAGES`: enumerators of the kernel's
+    /// anonymous `enum { MM_FILEPAGES, ... NR_MM_COUNTERS }`, found by scanning the enums in
+    /// type order up to the first one that has `MM_FILEPAGES` (early in vmlinux).
+    fn mm_counter_indices(&self) -> Result<[u32; 3], OffsetsError> {
+        const NAMES: [&str; 3] = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"];
+        // Type ids are dense from 1; the first failing lookup is the end of the BTF.
+        for id in 1u32.. {
+            let Ok(ty) = self.btf.resolve_type_by_id(id) else {
+                break;
+            };
+            let Type::Enum(e) = ty else { continue };
+            let mut values = [None; 3];
+            let mut has_file = false;
+            for m in &e.members {
+                let name = self.name_of(m)?;
+                if let Some(i) = NAMES.iter().position(|n| *n == name) {
+                    values[i] = Some(m.val());
+                    has_file |= i == 0;
+                }
+            }
+            if !has_file {
+                continue;
+            }
+            let mut out = [0u32; 3];
+            for (i, v) in values.into_iter().enumerate() {
+                out[i] = v.ok_or_else(|| OffsetsError::MissingMember {
+                    path: self.path.to_path_buf(),
+                    strukt: "enum (anon) with MM_FILEPAGES",
+                    member: NAMES[i].to_string(),
+                })?;
+            }
+            return Ok(out);
+        }
+        Err(OffsetsError::MissingMember {
+            path: self.path.to_path_buf(),
+            strukt: "enum (anon)",
+            member: "MM_FILEPAGES".into(),
         })
     }
 
@@ -756,11 +867,22 @@ mod tests {
             ("tcp_bytes_received", o.tcp_bytes_received),
             ("tcp_snd_una", o.tcp_snd_una),
             ("tcp_write_seq", o.tcp_write_seq),
+            ("task_static_prio", o.task_static_prio),
+            ("task_mm", o.task_mm),
+            ("mm_rss_file", o.mm_rss_file),
         ];
         for (name, value) in nonzero {
             assert_ne!(value, 0, "{name} resolved to 0");
             assert!(value < 16 * 1024, "{name} = {value} is implausibly large");
         }
+        // rss_stat[MM_FILEPAGES, MM_ANONPAGES, .., MM_SHMEMPAGES]: equal strides.
+        let stride = o.mm_rss_anon - o.mm_rss_file;
+        assert!(stride >= 16, "percpu_counter stride {stride}");
+        assert_eq!(o.mm_rss_shmem, o.mm_rss_file + 3 * stride);
+        assert_eq!(
+            1u64 << o.page_shift,
+            unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+        );
         // The children list is followed by the sibling link (both list_heads).
         assert_eq!(o.task_sibling, o.task_children + 16);
         // SOCK_DEAD is 0, SOCK_DONE 1 since the enum exists.
@@ -915,6 +1037,16 @@ mod tests {
             ("sock_common", "skc_v6_daddr", o.skc_v6_daddr),
             ("sock_common", "skc_v6_rcv_saddr", o.skc_v6_rcv_saddr),
             ("sock_common", "skc_state", o.skc_state),
+            ("task_struct", "static_prio", o.task_static_prio),
+            ("task_struct", "mm", o.task_mm),
+            ("mm_struct", "arg_start", o.mm_arg_start),
+            ("mm_struct", "arg_end", o.mm_arg_end),
+            // MM_FILEPAGES is 0: rss_stat[0].count is rss_stat + offsetof(count).
+            (
+                "mm_struct",
+                "rss_stat",
+                o.mm_rss_file - bytes("percpu_counter", "count"),
+            ),
         ];
         for (strukt, member, ours) in checks {
             assert_eq!(ours, bytes(strukt, member), "{strukt}.{member}");
@@ -1013,6 +1145,9 @@ mod tests {
                 matches!(err, OffsetsError::UnexpectedType { .. }),
                 "{err:?}"
             );
+
+            // The anonymous enum of rss_stat indices, as in include/linux/mm_types_task.h.
+            assert_eq!(r.mm_counter_indices().unwrap(), [0, 1, 3]);
         });
     }
 }

@@ -90,6 +90,9 @@ pub mod proc_flags {
     /// Exited at an unknown time (a zombie found at start-up): `exit_ns` is when the tool
     /// learned it, not when it exited. Set by user space only.
     pub const EXIT_TIME_UNKNOWN: u32 = 128;
+    /// `rss_bytes` is known: the group leader had an address space (`mm`) when sampled. Not
+    /// set for kernel threads, exited processes, or a leader whose `mm` is gone.
+    pub const RSS_KNOWN: u32 = 256;
 }
 
 /// Flags in [`ConnState::flags`].
@@ -185,7 +188,7 @@ pub struct RecordHeader {
 }
 
 /// Current layout version in [`RecordHeader::version`].
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 3;
 
 /// Identity of a process: thread-group id plus the group leader's start time, so that a reused
 /// pid makes a new key.
@@ -209,7 +212,7 @@ pub struct ProcKey {
     pub start_ns: u64,
 }
 
-/// Current state of a process, as held in the state map and carried in records. 112 bytes.
+/// Current state of a process, as held in the state map and carried in records. 120 bytes.
 ///
 /// Every field but the kernel-internal ones is read from the kernel's task structures when the
 /// record (or the map write) is made, so it follows setuid, reparenting and renames.
@@ -263,10 +266,60 @@ pub struct ProcState {
     pub retry_cycle: u32,
     /// Live threads (`signal->nr_threads`), as of `sampled_ns`.
     pub threads: u32,
-    /// Explicit padding, always zero.
-    pub pad: u32,
+    /// Nice value of the group leader (`static_prio - 120`, what `/proc/PID/stat` field 19
+    /// shows), as of `sampled_ns`.
+    pub nice: i32,
     /// `comm` of the group leader, NUL-padded.
     pub comm: [u8; COMM_LEN],
+    /// Resident set size in bytes, as `/proc/PID/status` VmRSS: the group leader's
+    /// `mm->rss_stat[MM_FILEPAGES + MM_ANONPAGES + MM_SHMEMPAGES]` global counts (each clamped
+    /// at 0, like `get_mm_counter`) times the page size, as of `sampled_ns`. Valid only with
+    /// [`proc_flags::RSS_KNOWN`].
+    pub rss_bytes: u64,
+}
+
+/// Bytes of the command line kept per process ([`Cmdline::bytes`]).
+pub const CMDLINE_LEN: usize = 256;
+
+/// Flags in [`Cmdline::flags`].
+pub mod cmdline_flags {
+    /// The command line was longer than [`super::CMDLINE_LEN`] bytes: `bytes` holds its start.
+    pub const TRUNCATED: u32 = 1;
+    /// Reading the arguments from user memory failed: nothing is known.
+    pub const READ_FAILED: u32 = 2;
+}
+
+/// A process's command line as its exec left it (`mm->arg_start .. arg_end`, NUL-separated
+/// arguments), captured by the kernel at `sched_process_exec`, in the `PROC_CMDLINE` map keyed
+/// by [`ProcKey`]. 264 bytes. A process that did not exec while the probes ran has no entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout
+    )
+)]
+pub struct Cmdline {
+    /// Bytes of `bytes` in use (at most [`CMDLINE_LEN`]).
+    pub len: u32,
+    /// [`cmdline_flags`] bits.
+    pub flags: u32,
+    /// The arguments, each NUL-terminated, as in `/proc/PID/cmdline`.
+    pub bytes: [u8; CMDLINE_LEN],
+}
+
+impl Default for Cmdline {
+    fn default() -> Self {
+        Cmdline {
+            len: 0,
+            flags: 0,
+            bytes: [0; CMDLINE_LEN],
+        }
+    }
 }
 
 /// Identity of a TCP connection: family and 4-tuple. IPv4 addresses use the first 4 bytes.
@@ -343,7 +396,7 @@ pub struct ConnState {
     pub comm: [u8; COMM_LEN],
 }
 
-/// A process change record: header, key, full state. 152 bytes.
+/// A process change record: header, key, full state. 160 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(
@@ -509,6 +562,22 @@ pub struct KernelOffsets {
     pub tcp_snd_una: u32,
     /// `tcp_sock.write_seq` (u32)
     pub tcp_write_seq: u32,
+    /// `task_struct.static_prio` (int; nice = static_prio - 120)
+    pub task_static_prio: u32,
+    /// `task_struct.mm` (pointer; NULL for kernel threads and after exit_mm)
+    pub task_mm: u32,
+    /// `mm_struct.rss_stat[MM_FILEPAGES].count` (s64 pages, the percpu_counter's global value)
+    pub mm_rss_file: u32,
+    /// `mm_struct.rss_stat[MM_ANONPAGES].count`
+    pub mm_rss_anon: u32,
+    /// `mm_struct.rss_stat[MM_SHMEMPAGES].count`
+    pub mm_rss_shmem: u32,
+    /// log2 of the page size (not an offset: user space's `sysconf(_SC_PAGESIZE)`)
+    pub page_shift: u32,
+    /// `mm_struct.arg_start` (unsigned long, user address of the first argument)
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end` (unsigned long)
+    pub mm_arg_end: u32,
     /// Set to 1 by user space once the offsets are filled in; probes do nothing while 0.
     pub valid: u32,
 }
@@ -555,6 +624,14 @@ impl KernelOffsets {
             sock_done_bit: 0,
             tcp_snd_una: 0,
             tcp_write_seq: 0,
+            task_static_prio: 0,
+            task_mm: 0,
+            mm_rss_file: 0,
+            mm_rss_anon: 0,
+            mm_rss_shmem: 0,
+            page_shift: 0,
+            mm_arg_start: 0,
+            mm_arg_end: 0,
             valid: 0,
         }
     }
@@ -628,6 +705,7 @@ mod pod {
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::BenchConfig {}
+    unsafe impl aya::Pod for super::Cmdline {}
 }
 
 #[cfg(test)]
@@ -641,22 +719,25 @@ mod tests {
         assert_eq!(offset_of!(RecordHeader, seq), 8);
         assert_eq!(offset_of!(RecordHeader, ktime_ns), 16);
         assert_eq!(size_of::<ProcKey>(), 16);
-        assert_eq!(size_of::<ProcState>(), 112);
+        assert_eq!(size_of::<ProcState>(), 120);
         assert_eq!(offset_of!(ProcState, task_addr), 64);
+        assert_eq!(offset_of!(ProcState, nice), 92);
         assert_eq!(offset_of!(ProcState, comm), 96);
+        assert_eq!(offset_of!(ProcState, rss_bytes), 112);
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, saddr), 8);
         assert_eq!(offset_of!(ConnKey, daddr), 24);
         assert_eq!(size_of::<ConnState>(), 96);
         assert_eq!(offset_of!(ConnState, sock_addr), 64);
         assert_eq!(offset_of!(ConnState, comm), 80);
-        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 112);
+        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 120);
         assert_eq!(offset_of!(ProcRecord, key), 24);
         assert_eq!(offset_of!(ProcRecord, state), 40);
         assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 96);
         assert_eq!(offset_of!(ConnRecord, state), 64);
         assert_eq!(size_of::<ProbeConfig>(), 20);
-        assert_eq!(size_of::<KernelOffsets>(), 156);
+        assert_eq!(size_of::<KernelOffsets>(), 188);
+        assert_eq!(size_of::<Cmdline>(), 8 + CMDLINE_LEN);
         // The ring buffer reserves at 8-byte granularity; records must not need more.
         assert!(align_of::<ProcRecord>() <= 8 && align_of::<ConnRecord>() <= 8);
     }

@@ -267,6 +267,29 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         compare: |a, b, _| by(a.exit_status(), b.exit_status()),
     },
     ColumnSpec {
+        name: "nice",
+        title: "NI",
+        description: "nice value of the process (its main thread), -20..19",
+        width: 3,
+        fit: None,
+        align: Align::Right,
+        descending_first: false,
+        text: |r, _| r.nice().to_string(),
+        compare: |a, b, _| by(a.nice(), b.nice()),
+    },
+    ColumnSpec {
+        name: "rss",
+        title: "RES",
+        description: "resident memory (VmRSS: file, anon and shmem pages); ? for kernel threads \
+                      and exited processes",
+        width: 9,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| bytes_text(r.rss_bytes()),
+        compare: |a, b, _| by(a.rss_bytes(), b.rss_bytes()),
+    },
+    ColumnSpec {
         name: "net_sent",
         title: "NET SENT",
         description: "payload bytes sent over the process's connections in the table (open \

@@ -161,6 +161,24 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
         ),
         field(theme, "cpu time", cpu_time),
         field(theme, "cpu now", cpu_now),
+        field(theme, "nice", row.nice().to_string()),
+        field(
+            theme,
+            "resident",
+            row.rss_bytes().map_or_else(
+                || {
+                    let why = if row.is_kernel_thread() {
+                        "kernel thread"
+                    } else if row.is_exited() {
+                        "exited"
+                    } else {
+                        "no address space"
+                    };
+                    format!("{UNKNOWN} ({why})")
+                },
+                |b| format!("{} ({b} bytes, VmRSS)", format::bytes(b)),
+            ),
+        ),
         field(theme, "sampled", sampled),
         field(
             theme,

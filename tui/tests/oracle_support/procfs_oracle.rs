@@ -76,6 +76,8 @@ pub struct ProcStat {
     pub ppid: u32,
     /// Field 9.
     pub flags: u64,
+    /// Field 19.
+    pub nice: i64,
     /// Field 20.
     pub num_threads: u64,
     /// Field 22: start time after boot, clock ticks.
@@ -96,6 +98,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         state: field(3)?.chars().next()?,
         ppid: field(4)?.parse().ok()?,
         flags: field(9)?.parse().ok()?,
+        nice: field(19)?.parse().ok()?,
         num_threads: field(20)?.parse().ok()?,
         starttime_ticks: field(22)?.parse().ok()?,
     })
@@ -178,6 +181,13 @@ pub struct Snapshot {
     pub threads: u64,
     pub kernel_thread: bool,
     pub starttime_ticks: u64,
+    /// `/proc/PID/stat` field 19.
+    pub nice: i64,
+    /// `VmRSS:` in status, bytes; None when the line is absent (kernel thread, zombie).
+    pub rss_bytes: Option<u64>,
+    /// `/proc/PID/cmdline` as `ps -o args` shows it: NULs as spaces, the final NUL dropped
+    /// (empty for kernel threads).
+    pub cmdline: String,
     /// Sum over `task/*/schedstat` (live threads).
     pub schedstat_ns: u64,
     /// The process CPU clock (dead threads included), when readable.
@@ -203,6 +213,16 @@ impl Snapshot {
             threads: status_field(&status, "Threads")?.parse().ok()?,
             kernel_thread: stat.flags & PF_KTHREAD != 0,
             starttime_ticks: stat.starttime_ticks,
+            nice: stat.nice,
+            cmdline: std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    let b = b.strip_suffix(b"\0").unwrap_or(&b).to_vec();
+                    String::from_utf8_lossy(&b).replace('\0', " ")
+                })
+                .unwrap_or_default(),
+            rss_bytes: status_field(&status, "VmRSS")
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024),
             schedstat_ns,
             group_clock_ns,
             read_ns: mono_ns(),
@@ -565,6 +585,22 @@ pub fn cpu_tolerance(oracle_ns: u64) -> u64 {
     (oracle_ns / 20).max(8_000_000)
 }
 
+/// The RSS tolerance: 10 % of VmRSS, or the most the tool's approximate figure can lag,
+/// whichever is larger. The tool reads each `rss_stat` counter's global value
+/// (`percpu_counter.count`, what `get_mm_counter` returns); `/proc/PID/status` VmRSS on this
+/// kernel adds the per-CPU parts exactly. Each CPU holds fewer than `percpu_counter_batch`
+/// (max(32, 2 × CPUs)) pages of each counter locally, so the two differ by less than
+/// 3 counters × CPUs × batch pages (768 KiB with 2 CPUs and 4 KiB pages) plus what the
+/// process mapped or freed between the tool's sample and the oracle's read.
+pub fn rss_tolerance(oracle_bytes: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let batch = (2 * cpus).max(32);
+    (oracle_bytes / 10).max(3 * cpus * batch * page)
+}
+
 /// How a process's cpu_ns is judged.
 #[derive(Clone, Debug)]
 pub enum CpuTruth {
@@ -648,6 +684,13 @@ pub struct Expected {
     /// (reaped processes).
     pub threads: Option<u64>,
     pub kernel_thread: bool,
+    /// Nice value (stat field 19); None: not checked (reaped processes).
+    pub nice: Option<i64>,
+    /// Resident set size: None not checked; Some(None) must be null; Some(Some(b)) within
+    /// [`rss_tolerance`] of `b` (status VmRSS).
+    pub rss_bytes: Option<Option<u64>>,
+    /// Command line and truncation: None not checked; Some(None) must be null.
+    pub cmdline: Option<Option<(String, bool)>>,
     pub origin: OriginTruth,
     /// Window `sampled_ns` must lie in.
     pub sampled_window: (u64, u64),
@@ -674,6 +717,9 @@ impl Expected {
             cpu_partial: snap.threads > 256,
             threads: Some(snap.threads),
             kernel_thread: snap.kernel_thread,
+            nice: Some(snap.nice),
+            rss_bytes: Some(snap.rss_bytes),
+            cmdline: None,
             origin,
             sampled_window: (start_window.0, snap.read_ns),
         }
@@ -717,8 +763,28 @@ impl Expected {
             cpu_partial: false,
             threads: None,
             kernel_thread: false,
+            nice: None,
+            // Exited: the address space is gone.
+            rss_bytes: Some(None),
+            cmdline: None,
             origin: OriginTruth::Kernel,
         }
+    }
+
+    /// Checks `cmdline` against the exec-time command line of `snap` (/proc/PID/cmdline, cut to
+    /// the tool's 256 bytes).
+    pub fn with_cmdline(mut self, snap: &Snapshot) -> Expected {
+        let full = snap.cmdline.clone();
+        self.cmdline = Some(Some(if full.len() > 256 {
+            // The tool keeps the first 256 bytes of the NUL-separated form.
+            (
+                String::from_utf8_lossy(&full.as_bytes()[..256]).into_owned(),
+                true,
+            )
+        } else {
+            (full, false)
+        }));
+        self
     }
 
     /// Replaces the CPU oracle.
@@ -1013,6 +1079,54 @@ impl Scorecard {
             json!(want.kernel_thread),
             &row["kernel_thread"],
         );
+        match &want.cmdline {
+            None => {}
+            Some(None) => {
+                self.at(mode, s).eq("cmdline", Value::Null, &row["cmdline"]);
+            }
+            Some(Some((text, truncated))) => {
+                self.at(mode, s).eq("cmdline", json!(text), &row["cmdline"]);
+                self.at(mode, s).eq(
+                    "cmdline_truncated",
+                    json!(truncated),
+                    &row["cmdline_truncated"],
+                );
+            }
+        }
+        if let Some(nice) = want.nice {
+            self.at(mode, s).eq("nice", json!(nice), &row["nice"]);
+        }
+        match want.rss_bytes {
+            None => {}
+            Some(None) => self
+                .at(mode, s)
+                .eq("rss_bytes", Value::Null, &row["rss_bytes"]),
+            Some(Some(oracle)) => {
+                let tol = rss_tolerance(oracle);
+                match row["rss_bytes"].as_u64() {
+                    Some(t) => {
+                        let err = t.abs_diff(oracle);
+                        self.at(mode, s).push(
+                            "rss_bytes",
+                            format!("{oracle} (status VmRSS; tol ±{tol})"),
+                            format!(
+                                "{t} (err {:+.1} %)",
+                                100.0 * (t as f64 - oracle as f64) / oracle.max(1) as f64
+                            ),
+                            err <= tol,
+                            Some((err, tol)),
+                        );
+                    }
+                    None => self.at(mode, s).push(
+                        "rss_bytes",
+                        format!("{oracle} (status VmRSS)"),
+                        row["rss_bytes"].to_string(),
+                        false,
+                        None,
+                    ),
+                }
+            }
+        }
         let origin = row["origin"].as_str().unwrap_or("");
         let seq = row["seq"].as_u64();
         match want.origin {
@@ -1076,7 +1190,11 @@ impl Scorecard {
             };
             let worst_window = checks
                 .iter()
-                .filter(|c| !c.field.starts_with("cpu") && c.error.is_some_and(|(e, _)| e > 0))
+                .filter(|c| {
+                    !c.field.starts_with("cpu")
+                        && c.field != "rss_bytes"
+                        && c.error.is_some_and(|(e, _)| e > 0)
+                })
                 .map(|c| {
                     format!(
                         "{} {} off by {}",
@@ -1087,8 +1205,20 @@ impl Scorecard {
                 })
                 .next()
                 .unwrap_or_default();
+            let worst_rss = checks
+                .iter()
+                .filter(|c| c.field == "rss_bytes")
+                .filter_map(|c| c.error.map(|(e, t)| (c, e, t)))
+                .max_by(|a, b| a.1.cmp(&b.1))
+                .map(|(c, e, t)| {
+                    format!(
+                        "; worst rss error {e} B of ±{t} B on {} ({} vs {})",
+                        c.subject, c.tool, c.oracle
+                    )
+                })
+                .unwrap_or_default();
             println!(
-                "{}: {mode}: {ok}/{} fields match oracle; {worst}{}",
+                "{}: {mode}: {ok}/{} fields match oracle; {worst}{worst_rss}{}",
                 self.test,
                 checks.len(),
                 if worst_window.is_empty() {
