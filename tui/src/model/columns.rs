@@ -282,7 +282,7 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         title: "RES",
         description: "resident memory (VmRSS: file, anon and shmem pages); ? for kernel threads \
                       and exited processes",
-        width: 9,
+        width: 10,
         fit: None,
         align: Align::Right,
         descending_first: true,
