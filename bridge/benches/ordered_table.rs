@@ -105,11 +105,7 @@ impl RowGen {
             self.rng.below(10_000_000_000)
         };
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns: self.now_ns,
-            },
+            key: ProcKey::new(tgid, self.now_ns),
             state: ProcState {
                 ppid: 1 + self.rng.below(4_194_304) as u32,
                 uid: self.rng.below(2_000) as u32,

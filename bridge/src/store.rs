@@ -244,11 +244,7 @@ mod tests {
 
     fn proc_row(tgid: u32, seq: u64, exited: bool) -> ProcessRow {
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns: tgid as u64,
-            },
+            key: ProcKey::new(tgid, tgid as u64),
             state: ProcState {
                 flags: if exited { proc_flags::EXITED } else { 0 },
                 exit_ns: if exited { 10 } else { 0 },

@@ -14,9 +14,7 @@ use probe_common::{
     conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
 };
 
-use crate::contract::{
-    ConnectionRow, ModeBatch, ModeCounters, ModeKind, ProcessRow, RowChange, RowOrigin,
-};
+use crate::contract::{ConnectionRow, ModeBatch, ModeCounters, ModeKind, ProcessRow, RowChange};
 
 /// Names given to invented processes (typical of a small server).
 const PROCESS_NAMES: &[&str] = &[
@@ -167,22 +165,10 @@ impl SyntheticSource {
     /// numbers yet: [`SyntheticSource::batch`] stamps them per mode.
     pub fn snapshot(&self) -> Vec<RowChange> {
         let processes = self.processes.iter().map(|(key, state)| {
-            RowChange::Process(ProcessRow {
-                key: *key,
-                state: *state,
-                seq: 0,
-                changed_ns: self.now_ns,
-                origin: RowOrigin::Kernel,
-            })
+            RowChange::Process(ProcessRow::from_record(*key, *state, 0, self.now_ns))
         });
         let connections = self.connections.iter().map(|(key, state)| {
-            RowChange::Connection(ConnectionRow {
-                key: *key,
-                state: *state,
-                seq: 0,
-                changed_ns: self.now_ns,
-                origin: RowOrigin::Kernel,
-            })
+            RowChange::Connection(ConnectionRow::from_record(*key, *state, 0, self.now_ns))
         });
         processes.chain(connections).collect()
     }
@@ -339,11 +325,7 @@ impl SyntheticSource {
             n => self.processes[self.rng.below(n as u64) as usize].0.tgid,
         };
         let uid = *self.rng.pick(&[0u32, 0, 0, 33, 1000, 1000, 105]);
-        let key = ProcKey {
-            tgid,
-            pad: 0,
-            start_ns,
-        };
+        let key = ProcKey::new(tgid, start_ns);
         let state = ProcState {
             ppid,
             uid,
@@ -445,23 +427,11 @@ fn comm_str(comm: &[u8; COMM_LEN]) -> &str {
 }
 
 fn process_change(key: ProcKey, state: ProcState, now_ns: u64) -> RowChange {
-    RowChange::Process(ProcessRow {
-        key,
-        state,
-        seq: 0,
-        changed_ns: now_ns,
-        origin: RowOrigin::Kernel,
-    })
+    RowChange::Process(ProcessRow::from_record(key, state, 0, now_ns))
 }
 
 fn connection_change(key: ConnKey, state: ConnState, now_ns: u64) -> RowChange {
-    RowChange::Connection(ConnectionRow {
-        key,
-        state,
-        seq: 0,
-        changed_ns: now_ns,
-        origin: RowOrigin::Kernel,
-    })
+    RowChange::Connection(ConnectionRow::from_record(key, state, 0, now_ns))
 }
 
 #[cfg(test)]

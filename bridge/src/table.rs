@@ -316,11 +316,7 @@ mod tests {
 
     fn row(tgid: u32, start_ns: u64, seq: u64) -> ProcessRow {
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns,
-            },
+            key: ProcKey::new(tgid, start_ns),
             state: ProcState {
                 start_ns,
                 ..Default::default()

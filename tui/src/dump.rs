@@ -289,7 +289,7 @@ mod tests {
     use super::*;
     use bridge::{store::TableStore, table::Retention};
     use probe_common::{
-        conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
+        conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET6, COMM_LEN,
     };
 
     fn comm(name: &str) -> [u8; COMM_LEN] {
@@ -315,14 +315,7 @@ mod tests {
     fn connection_text_table() {
         let store = TableStore::new(0, Retention::default());
         let tables = store.mode(ModeKind::Ring);
-        let mut v4 = ConnKey {
-            family: AF_INET,
-            sport: 47020,
-            dport: 8080,
-            ..Default::default()
-        };
-        v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let v4 = ConnKey::ipv4([127, 0, 0, 1], 47020, [127, 0, 0, 1], 8080);
         let closed = connection(
             v4,
             ConnState {
@@ -335,14 +328,12 @@ mod tests {
                 ..Default::default()
             },
         );
-        let mut v6 = ConnKey {
-            family: AF_INET6,
-            sport: 47020,
-            dport: 22,
-            ..Default::default()
-        };
-        v6.saddr[15] = 1;
-        v6.daddr[15] = 1;
+        let v6 = ConnKey::ipv6(
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            47020,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            22,
+        );
         let unknown_owner = connection(
             v6,
             ConnState {
@@ -385,16 +376,8 @@ mod tests {
     fn process_text_table() {
         let store = TableStore::new(0, Retention::default());
         let tables = store.mode(ModeKind::Perf);
-        let row = |tgid: u32, state: ProcState| ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns: state.start_ns,
-            },
-            state,
-            seq: 3,
-            changed_ns: 0,
-            origin: RowOrigin::Kernel,
+        let row = |tgid: u32, state: ProcState| {
+            ProcessRow::from_record(ProcKey::new(tgid, state.start_ns), state, 3, 0)
         };
         let running = row(
             1,

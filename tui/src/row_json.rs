@@ -196,9 +196,7 @@ mod golden {
         store::TableStore,
         table::Retention,
     };
-    use probe_common::{
-        conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6,
-    };
+    use probe_common::{conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET};
 
     fn comm(name: &str) -> [u8; probe_common::COMM_LEN] {
         let mut comm = [0u8; probe_common::COMM_LEN];
@@ -208,11 +206,7 @@ mod golden {
 
     fn process(tgid: u32, state: ProcState, origin: RowOrigin) -> ProcessRow {
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns: state.start_ns,
-            },
+            key: ProcKey::new(tgid, state.start_ns),
             state,
             seq: if origin == RowOrigin::Kernel { 42 } else { 0 },
             changed_ns: 0,
@@ -276,13 +270,13 @@ mod golden {
         // Two connections of the killed process, one closed: the net totals are their sums.
         let mut store = TableStore::new(0, Retention::default());
         let connection = |sport: u16, bytes: (u64, u64), flags: u32| {
-            RowChange::Connection(ConnectionRow {
-                key: ConnKey {
+            RowChange::Connection(ConnectionRow::from_record(
+                ConnKey {
                     family: AF_INET,
                     sport,
                     ..Default::default()
                 },
-                state: ConnState {
+                ConnState {
                     pid: 4242,
                     tcp_state: 1,
                     bytes_sent: bytes.0,
@@ -291,10 +285,9 @@ mod golden {
                     flags: conn_flags::OWNER_KNOWN | flags,
                     ..Default::default()
                 },
-                seq: 1,
-                changed_ns: 2_000_000_000,
-                origin: RowOrigin::Kernel,
-            })
+                1,
+                2_000_000_000,
+            ))
         };
         store.apply(ModeBatch {
             mode: ModeKind::Ring,
@@ -341,14 +334,7 @@ mod golden {
     fn connection_rows() {
         let store = TableStore::new(0, Retention::default());
         let tables = store.mode(ModeKind::Perf);
-        let mut v4 = ConnKey {
-            family: AF_INET,
-            sport: 47020,
-            dport: 8080,
-            ..Default::default()
-        };
-        v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let v4 = ConnKey::ipv4([127, 0, 0, 1], 47020, [127, 0, 0, 1], 8080);
         // Closed, owner known, exact byte counts.
         let closed = ConnectionRow {
             key: v4,
@@ -369,14 +355,12 @@ mod golden {
             origin: RowOrigin::Kernel,
         };
         // Found at start-up over IPv6: owner, bytes and start unknown.
-        let mut v6 = ConnKey {
-            family: AF_INET6,
-            sport: 22,
-            dport: 50000,
-            ..Default::default()
-        };
-        v6.saddr[15] = 1;
-        v6.daddr[15] = 1;
+        let v6 = ConnKey::ipv6(
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            22,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            50000,
+        );
         let seeded = ConnectionRow {
             key: v6,
             state: ConnState {
@@ -450,13 +434,7 @@ mod golden {
             documented_fields("### Process rows")
         );
         let store = TableStore::new(0, Retention::default());
-        let connection = ConnectionRow {
-            key: ConnKey::default(),
-            state: ConnState::default(),
-            seq: 0,
-            changed_ns: 0,
-            origin: RowOrigin::Kernel,
-        };
+        let connection = ConnectionRow::from_record(ConnKey::default(), ConnState::default(), 0, 0);
         assert_eq!(
             row_fields(ConnectionJson::new(
                 ModeKind::Ring,

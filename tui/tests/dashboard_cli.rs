@@ -22,6 +22,19 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs the binary with `args`; asserts exit code 2, nothing on stdout (the terminal is left
+/// alone) and `text` on stderr, which it returns.
+fn exits_2_saying(args: &[&str], text: &str) -> String {
+    let (code, stdout, stderr) = run(args);
+    assert_eq!(code, 2, "{args:?}: {stderr}");
+    assert_eq!(stdout, "", "{args:?}: nothing on stdout");
+    assert!(
+        stderr.contains(text),
+        "{args:?}: expected `{text}` in: {stderr}"
+    );
+    stderr
+}
+
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/invalid_configs")
@@ -44,61 +57,37 @@ fn a_bad_config_exits_2_with_file_and_line_and_leaves_the_terminal_alone() {
 
 #[test]
 fn a_missing_config_exits_2() {
-    let (code, stdout, stderr) = run(&["--config", "/nonexistent/config.toml"]);
-    assert_eq!(code, 2);
-    assert_eq!(stdout, "");
-    assert!(
-        stderr.contains("/nonexistent/config.toml: cannot read the config file"),
-        "{stderr}"
+    exits_2_saying(
+        &["--config", "/nonexistent/config.toml"],
+        "/nonexistent/config.toml: cannot read the config file",
     );
 }
 
 #[test]
 fn bad_theme_filter_and_interval_exit_2() {
-    let (code, stdout, stderr) = run(&["--theme", "solarised"]);
-    assert_eq!((code, stdout.as_str()), (2, ""));
-    assert!(
-        stderr.contains("--theme: unknown theme `solarised` (built-in: default, light"),
-        "{stderr}"
-    );
-
     let broken = fixture("themes/broken.toml");
-    let (code, _, stderr) = run(&["--theme", &broken]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("broken.toml:4:16: unknown colour `purplish`"),
-        "{stderr}"
-    );
-
-    let (code, _, stderr) = run(&["--filter", "pid:abc"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("pid must be a number, not `abc`"),
-        "{stderr}"
-    );
-
-    // 50ms is a valid poll interval but below the dashboard's refresh range.
-    let (code, _, stderr) = run(&["--interval", "50ms"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("--interval 50ms is out of range"),
-        "{stderr}"
-    );
-    // Below 10ms the command line itself refuses it, for every command.
-    let (code, _, stderr) = run(&["--interval", "5ms"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("at least 10ms"), "{stderr}");
+    for (args, text) in [
+        (
+            &["--theme", "solarised"][..],
+            "--theme: unknown theme `solarised` (built-in: default, light",
+        ),
+        (
+            &["--theme", &broken],
+            "broken.toml:4:16: unknown colour `purplish`",
+        ),
+        (&["--filter", "pid:abc"], "pid must be a number, not `abc`"),
+        // 50ms is a valid poll interval but below the dashboard's refresh range.
+        (&["--interval", "50ms"], "--interval 50ms is out of range"),
+        // Below 10ms the command line itself refuses it, for every command.
+        (&["--interval", "5ms"], "at least 10ms"),
+    ] {
+        exits_2_saying(args, text);
+    }
 }
 
 #[test]
 fn without_a_terminal_the_dashboard_points_to_dump() {
-    let (code, stdout, stderr) = run(&["--theme", "light"]);
-    assert_eq!(code, 2);
-    assert_eq!(stdout, "");
-    assert!(
-        stderr.contains("the dashboard needs a terminal"),
-        "{stderr}"
-    );
+    let stderr = exits_2_saying(&["--theme", "light"], "the dashboard needs a terminal");
     assert!(stderr.contains("bpftop-ordered dump"), "{stderr}");
 }
 

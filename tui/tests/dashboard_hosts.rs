@@ -6,39 +6,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bridge::contract::{ConnectionRow, RowOrigin};
+use bridge::contract::ConnectionRow;
 use crossterm::event::KeyCode;
-use probe_common::{conn_flags, ConnKey, ConnState, AF_INET};
+use probe_common::{conn_flags, ConnKey, ConnState};
 use support::Harness;
 
 #[test]
 fn r_shows_remote_host_names_looked_up_in_the_background() {
     let mut h = Harness::new();
-    let mut key = ConnKey {
-        family: AF_INET,
-        sport: 40404,
-        dport: 5432,
-        ..Default::default()
-    };
-    key.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-    key.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-    let row = ConnectionRow {
-        key,
-        state: ConnState {
-            tcp_state: 1,
-            states_seen_mask: 1 << 1,
-            flags: conn_flags::START_UNKNOWN | conn_flags::BYTES_UNKNOWN,
-            ..Default::default()
-        },
-        seq: 0,
-        changed_ns: 0,
-        origin: RowOrigin::Procfs,
-    };
-    h.app.store_mut().seed(&[], &[row]);
-    h.press(KeyCode::Tab);
-    h.press(KeyCode::Char('/'));
-    h.type_text("port:40404");
-    h.press(KeyCode::Enter);
+    let key = ConnKey::ipv4([127, 0, 0, 1], 40404, [127, 0, 0, 1], 5432);
+    show_only(&mut h, key);
     assert!(h.screen().contains("127.0.0.1:5432"), "{}", h.screen());
     h.press(KeyCode::Char('r'));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -63,30 +40,7 @@ fn the_detail_pane_is_as_wide_as_its_title_and_text() {
         a[15] = last;
         a
     };
-    let row = ConnectionRow {
-        key: ConnKey {
-            family: probe_common::AF_INET6,
-            sport: 44321,
-            dport: 8443,
-            saddr: ip(0x10),
-            daddr: ip(0x20),
-            ..Default::default()
-        },
-        state: ConnState {
-            tcp_state: 1,
-            states_seen_mask: 1 << 1,
-            flags: conn_flags::START_UNKNOWN | conn_flags::BYTES_UNKNOWN,
-            ..Default::default()
-        },
-        seq: 0,
-        changed_ns: 0,
-        origin: RowOrigin::Procfs,
-    };
-    h.app.store_mut().seed(&[], &[row]);
-    h.press(KeyCode::Tab);
-    h.press(KeyCode::Char('/'));
-    h.type_text("port:44321");
-    h.press(KeyCode::Enter);
+    show_only(&mut h, ConnKey::ipv6(ip(0x10), 44321, ip(0x20), 8443));
     h.press(KeyCode::Enter);
     let screen = h.screen();
     // Longer than the 72 columns the pane used to have: now the title is whole.
@@ -96,4 +50,23 @@ fn the_detail_pane_is_as_wide_as_its_title_and_text() {
         ),
         "{screen}"
     );
+}
+
+/// Seeds an established connection found at start-up (owner, bytes and start unknown) and
+/// shows only it, on the Connections tab.
+fn show_only(h: &mut Harness, key: ConnKey) {
+    let row = ConnectionRow::from_procfs(
+        key,
+        ConnState {
+            tcp_state: 1,
+            states_seen_mask: 1 << 1,
+            flags: conn_flags::START_UNKNOWN | conn_flags::BYTES_UNKNOWN,
+            ..Default::default()
+        },
+    );
+    h.app.store_mut().seed(&[], &[row]);
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Char('/'));
+    h.type_text(&format!("port:{}", key.sport));
+    h.press(KeyCode::Enter);
 }

@@ -474,9 +474,9 @@ fn mouse_sorts_selects_scrolls_and_switches() {
 #[test]
 fn event_loop_applies_data_redraws_on_keys_and_quits() {
     let mut h = Harness::new();
-    let (key_sender, keys) = crossbeam_channel::unbounded();
-    let (message_sender, messages) = crossbeam_channel::unbounded();
-    let (_signal_sender, signals) = crossbeam_channel::unbounded::<i32>();
+    let (senders, inputs) = loop_channels(None);
+    // `senders` lives to the end: a closed signal channel would end the loop.
+    let (key_sender, message_sender) = (&senders.keys, &senders.messages);
     let changes = h.source.step(SECOND);
     message_sender
         .send(ModeMessage::Batch(h.source.batch(ModeKind::Perf, &changes)))
@@ -486,12 +486,6 @@ fn event_loop_applies_data_redraws_on_keys_and_quits() {
             .send(Ok(Event::Key(KeyEvent::new(code, KeyModifiers::NONE))))
             .unwrap();
     }
-    let inputs = LoopInputs {
-        terminal: keys,
-        messages,
-        signals,
-        suspend: None,
-    };
     let code =
         event_loop::run(&mut h.terminal, &mut h.app, inputs, Duration::from_secs(1)).unwrap();
     assert_eq!(code, 0);
@@ -504,22 +498,10 @@ fn event_loop_applies_data_redraws_on_keys_and_quits() {
 #[test]
 fn event_loop_ends_on_a_signal_with_128_plus_its_number() {
     let mut h = Harness::new();
-    let (_keys_sender, keys) = crossbeam_channel::unbounded();
-    let (_messages_sender, messages) = crossbeam_channel::unbounded();
-    let (signal_sender, signals) = crossbeam_channel::unbounded();
-    signal_sender.send(libc::SIGTERM).unwrap();
-    let code = event_loop::run(
-        &mut h.terminal,
-        &mut h.app,
-        LoopInputs {
-            terminal: keys,
-            messages,
-            signals,
-            suspend: None,
-        },
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let (senders, inputs) = loop_channels(None);
+    senders.signals.send(libc::SIGTERM).unwrap();
+    let code =
+        event_loop::run(&mut h.terminal, &mut h.app, inputs, Duration::from_secs(1)).unwrap();
     assert_eq!(code, 128 + libc::SIGTERM);
 }
 
@@ -528,11 +510,7 @@ fn kernel_thread(tgid: u32, name: &str) -> bridge::contract::ProcessRow {
     let mut comm = [0u8; probe_common::COMM_LEN];
     comm[..name.len()].copy_from_slice(name.as_bytes());
     bridge::contract::ProcessRow {
-        key: ProcKey {
-            tgid,
-            pad: 0,
-            start_ns: 1,
-        },
+        key: ProcKey::new(tgid, 1),
         state: probe_common::ProcState {
             ppid: 2,
             start_ns: 1,
@@ -750,18 +728,16 @@ fn hide_toggles_start_from_the_config_and_rebind_like_other_keys() {
 fn ctrl_z_and_sigtstp_suspend_then_the_loop_goes_on() {
     use std::{cell::Cell, rc::Rc};
     let mut h = Harness::new();
-    let (key_sender, keys) = crossbeam_channel::unbounded();
-    let (_messages_sender, messages) = crossbeam_channel::unbounded();
-    let (signal_sender, signals) = crossbeam_channel::unbounded();
-    signal_sender.send(libc::SIGTSTP).unwrap();
-    let ctrl_z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
-    key_sender.send(Ok(Event::Key(ctrl_z))).unwrap();
     let suspended = Rc::new(Cell::new(0));
     let counter = Rc::clone(&suspended);
-    let suspend = Box::new(move || {
+    let (senders, inputs) = loop_channels(Some(Box::new(move || {
         counter.set(counter.get() + 1);
         Ok(())
-    });
+    })));
+    let key_sender = senders.keys.clone();
+    senders.signals.send(libc::SIGTSTP).unwrap();
+    let ctrl_z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
+    key_sender.send(Ok(Event::Key(ctrl_z))).unwrap();
     // Quit only once both suspensions were handled, so the loop really went on after them.
     let quit_sender = key_sender.clone();
     let quitter = std::thread::spawn(move || {
@@ -769,18 +745,8 @@ fn ctrl_z_and_sigtstp_suspend_then_the_loop_goes_on() {
         let q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
         quit_sender.send(Ok(Event::Key(q))).unwrap();
     });
-    let code = event_loop::run(
-        &mut h.terminal,
-        &mut h.app,
-        LoopInputs {
-            terminal: keys,
-            messages,
-            signals,
-            suspend: Some(suspend),
-        },
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let code =
+        event_loop::run(&mut h.terminal, &mut h.app, inputs, Duration::from_secs(1)).unwrap();
     quitter.join().unwrap();
     assert_eq!(code, 0, "q ends the loop after the suspensions");
     assert_eq!(suspended.get(), 2, "Ctrl-Z and SIGTSTP each suspend once");
@@ -853,4 +819,33 @@ fn comparisons_negation_and_or_through_the_prompt() {
         "{}",
         error.reason
     );
+}
+
+/// The sending ends of an event loop's inputs (kept alive for the loop's run).
+struct LoopSenders {
+    keys: crossbeam_channel::Sender<std::io::Result<Event>>,
+    messages: crossbeam_channel::Sender<ModeMessage>,
+    signals: crossbeam_channel::Sender<i32>,
+}
+
+/// Fresh channels for [`event_loop::run`], with `suspend` as the Ctrl-Z action.
+fn loop_channels(
+    suspend: Option<Box<dyn FnMut() -> std::io::Result<()>>>,
+) -> (LoopSenders, LoopInputs) {
+    let (keys, terminal) = crossbeam_channel::unbounded();
+    let (messages, message_receiver) = crossbeam_channel::unbounded();
+    let (signals, signal_receiver) = crossbeam_channel::unbounded();
+    (
+        LoopSenders {
+            keys,
+            messages,
+            signals,
+        },
+        LoopInputs {
+            terminal,
+            messages: message_receiver,
+            signals: signal_receiver,
+            suspend,
+        },
+    )
 }

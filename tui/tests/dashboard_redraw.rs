@@ -19,6 +19,17 @@ use support::Harness;
 const ROWS: usize = 10_000;
 const FRAMES: u32 = 20;
 
+/// 10,000 processes (30 % busy, churn 3 per step) and `connections`, drawn at 200x60.
+fn harness_200x60(connections: usize) -> Harness {
+    let shape = SyntheticShape {
+        processes: ROWS,
+        connections,
+        busy_percent: 30,
+        churn_per_step: 3,
+    };
+    Harness::with_shape(shape, 200, 60)
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -26,13 +37,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[test]
 fn redraw_time_of_a_10k_row_table() {
-    let shape = SyntheticShape {
-        processes: ROWS,
-        connections: 200,
-        busy_percent: 30,
-        churn_per_step: 3,
-    };
-    let mut h = Harness::with_shape(shape, 200, 60);
+    let mut h = harness_200x60(200);
     assert!(h.app.processes_table().len() >= ROWS);
 
     let mut after_data = Vec::new();
@@ -88,13 +93,7 @@ fn redraw_time_of_a_10k_row_table() {
 /// connections table.
 #[test]
 fn redraw_time_of_the_tree_and_regex_filters_at_10k_processes_30k_connections() {
-    let shape = SyntheticShape {
-        processes: ROWS,
-        connections: 30_000,
-        busy_percent: 30,
-        churn_per_step: 3,
-    };
-    let mut h = Harness::with_shape(shape, 200, 60);
+    let mut h = harness_200x60(30_000);
     assert!(h.app.connections_table().len() >= 30_000);
     let timed = |h: &mut Harness| {
         let mut samples = Vec::new();

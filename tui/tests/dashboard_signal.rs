@@ -31,11 +31,7 @@ fn row_of(pid: u32, start_shift_ns: u64) -> ProcessRow {
         procfs_seed::boottime_minus_monotonic_ns(),
     ) + start_shift_ns;
     ProcessRow {
-        key: ProcKey {
-            tgid: pid,
-            pad: 0,
-            start_ns,
-        },
+        key: ProcKey::new(pid, start_ns),
         state: ProcState {
             start_ns,
             ppid: fields.ppid,

@@ -13,11 +13,7 @@ fn row(tgid: u32, ppid: u32, start_ns: u64, name: &str) -> ProcessRow {
     let mut comm = [0u8; probe_common::COMM_LEN];
     comm[..name.len()].copy_from_slice(name.as_bytes());
     ProcessRow {
-        key: ProcKey {
-            tgid,
-            pad: 0,
-            start_ns,
-        },
+        key: ProcKey::new(tgid, start_ns),
         state: ProcState {
             ppid,
             start_ns,

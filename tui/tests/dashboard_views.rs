@@ -134,9 +134,7 @@ fn failed_and_stopped_modes_say_so() {
 
 #[test]
 fn help_overlay_lists_every_key() {
-    let mut h = Harness::new();
-    h.press(KeyCode::Char('?'));
-    let screen = h.screen();
+    let (mut h, screen) = after_key(KeyCode::Char('?'));
     assert!(screen.contains("Help — bpftop-ordered"), "{screen}");
     assert_shows(
         &screen,
@@ -261,9 +259,7 @@ fn detail_pane_shows_every_field_and_cpu_history() {
 
 #[test]
 fn column_picker_lists_columns_with_visibility_and_sort() {
-    let mut h = Harness::new();
-    h.press(KeyCode::Char('s'));
-    let screen = h.screen();
+    let (mut h, screen) = after_key(KeyCode::Char('s'));
     assert!(screen.contains("Columns — Processes"), "{screen}");
     assert!(screen.contains("[x] ▼ CPU%"), "{screen}");
     assert!(screen.contains("on-CPU time of all threads"), "{screen}");
@@ -282,21 +278,14 @@ fn column_picker_lists_columns_with_visibility_and_sort() {
 fn finished_rows_are_dimmed_and_seeded_rows_marked() {
     let mut h = Harness::new();
     // A /proc-seeded process, and make sure at least one exited process is in view.
-    let seeded = ProcessRow {
-        key: ProcKey {
-            tgid: 999_999,
-            pad: 0,
-            start_ns: 1,
-        },
-        state: ProcState {
+    let seeded = ProcessRow::from_procfs(
+        ProcKey::new(999_999, 1),
+        ProcState {
             start_ns: 1,
             comm: *b"seeded-proc\0\0\0\0\0",
             ..Default::default()
         },
-        seq: 0,
-        changed_ns: 0,
-        origin: RowOrigin::Procfs,
-    };
+    );
     h.app.store_mut().seed(&[seeded], &[]);
     h.app.apply(ModeMessage::Batch(ModeBatch {
         mode: ModeKind::Ring,
@@ -333,9 +322,7 @@ fn finished_rows_are_dimmed_and_seeded_rows_marked() {
 
 #[test]
 fn pause_shows_the_badge() {
-    let mut h = Harness::new();
-    h.press(KeyCode::Char(' '));
-    let screen = h.screen();
+    let (mut h, screen) = after_key(KeyCode::Char(' '));
     assert!(
         screen.lines().next().unwrap().contains("PAUSED"),
         "{screen}"
@@ -425,25 +412,16 @@ fn connection_row(
 
 #[test]
 fn endpoints_read_as_ss_writes_them_in_the_table_and_the_detail_pane() {
-    use probe_common::{conn_flags, ConnKey, ConnState, AF_INET, AF_INET6};
+    use probe_common::{conn_flags, ConnKey, ConnState};
     let mut h = Harness::new();
     // An IPv6 loopback connection whose owner is unknown, and an IPv4 one.
-    let mut v6 = ConnKey {
-        family: AF_INET6,
-        sport: 47020,
-        dport: 8080,
-        ..Default::default()
-    };
-    v6.saddr[15] = 1;
-    v6.daddr[15] = 1;
-    let mut v4 = ConnKey {
-        family: AF_INET,
-        sport: 47021,
-        dport: 8080,
-        ..Default::default()
-    };
-    v4.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-    v4.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    let v6 = ConnKey::ipv6(
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        47020,
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        8080,
+    );
+    let v4 = ConnKey::ipv4([127, 0, 0, 1], 47021, [127, 0, 0, 1], 8080);
     let established = ConnState {
         tcp_state: 1,
         flags: conn_flags::BYTES_UNKNOWN,
@@ -632,39 +610,29 @@ fn p_collapses_the_mode_panel_to_one_line_and_back() {
 #[test]
 fn network_rates_and_per_process_totals_show_and_sort() {
     use bpftop_ordered::model::net::ProcessTraffic;
-    use probe_common::{conn_flags, ConnKey, ConnState, AF_INET};
+    use probe_common::{conn_flags, ConnKey, ConnState};
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
     let mut h = Harness::with_shape(Default::default(), 220, 40);
     let t0 = h.source.now_ns() + SECOND;
-    let process = |start_ns: u64, exit_ns: Option<u64>| ProcessRow {
-        key: ProcKey {
-            tgid: 777_001,
-            pad: 0,
+    let process = |start_ns: u64, exit_ns: Option<u64>| {
+        ProcessRow::from_record(
+            ProcKey::new(777_001, start_ns),
+            ProcState {
+                start_ns,
+                exit_ns: exit_ns.unwrap_or(0),
+                flags: exit_ns.map_or(0, |_| probe_common::proc_flags::EXITED),
+                comm: *b"netproc\0\0\0\0\0\0\0\0\0",
+                ..Default::default()
+            },
+            1 << 40,
             start_ns,
-        },
-        state: ProcState {
-            start_ns,
-            exit_ns: exit_ns.unwrap_or(0),
-            flags: exit_ns.map_or(0, |_| probe_common::proc_flags::EXITED),
-            comm: *b"netproc\0\0\0\0\0\0\0\0\0",
-            ..Default::default()
-        },
-        seq: 1 << 40,
-        changed_ns: start_ns,
-        origin: RowOrigin::Kernel,
+        )
     };
     let earlier = process(t0 - 60 * SECOND, Some(t0 - 40 * SECOND));
     let current = process(t0 - 30 * SECOND, None);
     let conn = |sport: u16, start_ns: u64, bytes: (u64, u64), closed: bool, at: u64, seq: u64| {
-        let mut key = ConnKey {
-            family: AF_INET,
-            sport,
-            dport: 39_999,
-            ..Default::default()
-        };
-        key.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        key.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let key = ConnKey::ipv4([127, 0, 0, 1], sport, [127, 0, 0, 1], 39_999);
         RowChange::Connection(bridge::contract::ConnectionRow {
             key,
             state: ConnState {
@@ -802,15 +770,7 @@ fn network_rates_and_per_process_totals_show_and_sort() {
     h.press(KeyCode::Char('/'));
     h.press(KeyCode::Esc);
     for (title, top) in [("NET SENT", "50.01 GiB"), ("SENT/S", "10.0 MiB")] {
-        let marked = format!("▼{title}");
-        for _ in 0..20 {
-            if h.screen().contains(&marked) {
-                break;
-            }
-            h.press(KeyCode::Char('>'));
-        }
-        let screen = h.screen();
-        assert!(screen.contains(&marked), "{screen}");
+        let screen = sorted_by(&mut h, title);
         let first = screen.lines().nth(3).unwrap();
         assert!(
             first.contains("netproc") && first.contains(top),
@@ -851,16 +811,31 @@ fn network_rates_and_per_process_totals_show_and_sort() {
         "{screen}"
     );
     for (title, top) in [("SENT/S", ":50001"), ("RECV/S", ":50002")] {
-        let marked = format!("▼{title}");
-        for _ in 0..20 {
-            if h.screen().contains(&marked) {
-                break;
-            }
-            h.press(KeyCode::Char('>'));
-        }
-        let screen = h.screen();
-        assert!(screen.contains(&marked), "{screen}");
+        let screen = sorted_by(&mut h, title);
         let first = screen.lines().nth(3).unwrap();
         assert!(first.contains(top), "sorted by {title}: {first}\n{screen}");
     }
+}
+
+/// Presses `>` until the table is sorted by the column titled `title` (high to low); returns
+/// the screen.
+fn sorted_by(h: &mut Harness, title: &str) -> String {
+    let marked = format!("▼{title}");
+    for _ in 0..20 {
+        if h.screen().contains(&marked) {
+            break;
+        }
+        h.press(KeyCode::Char('>'));
+    }
+    let screen = h.screen();
+    assert!(screen.contains(&marked), "{screen}");
+    screen
+}
+
+/// A harness of the default synthetic world after one key press, and its screen.
+fn after_key(key: KeyCode) -> (Harness, String) {
+    let mut h = Harness::new();
+    h.press(key);
+    let screen = h.screen();
+    (h, screen)
 }

@@ -212,6 +212,17 @@ pub struct ProcKey {
     pub start_ns: u64,
 }
 
+impl ProcKey {
+    /// The key of the process `tgid` that started at `start_ns` (padding zero).
+    pub const fn new(tgid: u32, start_ns: u64) -> ProcKey {
+        ProcKey {
+            tgid,
+            pad: 0,
+            start_ns,
+        }
+    }
+}
+
 /// Current state of a process, as held in the state map and carried in records. 120 bytes.
 ///
 /// Every field but the kernel-internal ones is read from the kernel's task structures when the
@@ -347,6 +358,40 @@ pub struct ConnKey {
     pub saddr: [u8; 16],
     /// Remote address, network byte order.
     pub daddr: [u8; 16],
+}
+
+impl ConnKey {
+    /// The key of an IPv4 connection: addresses as octets (stored in the first 4 bytes), ports
+    /// in host byte order.
+    pub const fn ipv4(saddr: [u8; 4], sport: u16, daddr: [u8; 4], dport: u16) -> ConnKey {
+        let mut key = ConnKey {
+            family: AF_INET,
+            sport,
+            dport,
+            pad: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+        };
+        let mut i = 0;
+        while i < 4 {
+            key.saddr[i] = saddr[i];
+            key.daddr[i] = daddr[i];
+            i += 1;
+        }
+        key
+    }
+
+    /// The key of an IPv6 connection: addresses as octets, ports in host byte order.
+    pub const fn ipv6(saddr: [u8; 16], sport: u16, daddr: [u8; 16], dport: u16) -> ConnKey {
+        ConnKey {
+            family: AF_INET6,
+            sport,
+            dport,
+            pad: 0,
+            saddr,
+            daddr,
+        }
+    }
 }
 
 /// Current state of a TCP connection. 96 bytes.

@@ -133,7 +133,7 @@ fn place(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge::contract::RowOrigin;
+
     use probe_common::ProcState;
 
     fn key(tgid: u32, start_ns: u64) -> ProcKey {
@@ -147,17 +147,16 @@ mod tests {
     fn table(rows: &[(u32, u64, u32)]) -> OrderedTable<ProcessRow> {
         let mut table = OrderedTable::new();
         for &(tgid, start_ns, ppid) in rows {
-            table.upsert(ProcessRow {
-                key: key(tgid, start_ns),
-                state: ProcState {
+            table.upsert(ProcessRow::from_record(
+                key(tgid, start_ns),
+                ProcState {
                     ppid,
                     start_ns,
                     ..Default::default()
                 },
-                seq: 1,
-                changed_ns: 1,
-                origin: RowOrigin::Kernel,
-            });
+                1,
+                1,
+            ));
         }
         table
     }

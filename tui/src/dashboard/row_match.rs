@@ -117,8 +117,8 @@ mod tests {
         dashboard::filter::{parse, FilterTable},
         model::{process_cpu::ProcessCpu, user_names::UserNames},
     };
-    use bridge::contract::RowOrigin;
-    use probe_common::{ConnKey, ConnState, ProcKey, ProcState, AF_INET};
+
+    use probe_common::{ConnKey, ConnState, ProcKey, ProcState};
 
     fn comm(name: &str) -> [u8; 16] {
         let mut c = [0u8; 16];
@@ -138,23 +138,18 @@ mod tests {
             hosts: None,
             net: None,
         };
-        let row = ProcessRow {
-            key: ProcKey {
-                tgid: 123,
-                pad: 0,
-                start_ns: 1,
-            },
-            state: ProcState {
+        let row = ProcessRow::from_record(
+            ProcKey::new(123, 1),
+            ProcState {
                 ppid: 1,
                 uid: 33,
                 cpu_ns: 1_500_000_000,
                 comm: comm("nginx"),
                 ..Default::default()
             },
-            seq: 1,
-            changed_ns: 1,
-            origin: RowOrigin::Kernel,
-        };
+            1,
+            1,
+        );
         let subject = ProcessSubject {
             row: &row,
             ctx: &ctx,
@@ -204,17 +199,10 @@ mod tests {
             hosts: None,
             net: None,
         };
-        let mut key = ConnKey {
-            family: AF_INET,
-            sport: 443,
-            dport: 51000,
-            ..Default::default()
-        };
-        key.saddr[..4].copy_from_slice(&[10, 0, 0, 5]);
-        key.daddr[..4].copy_from_slice(&[93, 184, 216, 34]);
-        let row = ConnectionRow {
+        let key = ConnKey::ipv4([10, 0, 0, 5], 443, [93, 184, 216, 34], 51000);
+        let row = ConnectionRow::from_record(
             key,
-            state: ConnState {
+            ConnState {
                 pid: 7,
                 tcp_state: 1,
                 flags: probe_common::conn_flags::OWNER_KNOWN,
@@ -224,10 +212,9 @@ mod tests {
                 bytes_received: 1000,
                 ..Default::default()
             },
-            seq: 1,
-            changed_ns: 1,
-            origin: RowOrigin::Kernel,
-        };
+            1,
+            1,
+        );
         let subject = ConnectionSubject {
             row: &row,
             ctx: &ctx,

@@ -299,11 +299,7 @@ impl<'a> OwnerIndex<'a> {
             .copied()
             .filter(|start| reference == 0 || *start <= reference)
             .max()?;
-        Some(ProcKey {
-            tgid,
-            pad: 0,
-            start_ns,
-        })
+        Some(ProcKey::new(tgid, start_ns))
     }
 }
 
@@ -315,21 +311,13 @@ mod tests {
         store::TableStore,
         table::Retention,
     };
-    use probe_common::{conn_flags, ConnState, ProcState, AF_INET};
+    use probe_common::{conn_flags, ConnState, ProcState};
 
     const S: u64 = 1_000_000_000;
     const MIB: u64 = 1 << 20;
 
     fn key(sport: u16) -> ConnKey {
-        let mut k = ConnKey {
-            family: AF_INET,
-            sport,
-            dport: 80,
-            ..Default::default()
-        };
-        k.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        k.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        k
+        ConnKey::ipv4([127, 0, 0, 1], sport, [127, 0, 0, 1], 80)
     }
 
     /// A kernel connection row of `pid`, started at `start_ns`, last changed at `changed_ns`.
@@ -368,11 +356,7 @@ mod tests {
 
     fn process(tgid: u32, start_ns: u64, exit_ns: Option<u64>) -> ProcessRow {
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns,
-            },
+            key: ProcKey::new(tgid, start_ns),
             state: ProcState {
                 start_ns,
                 exit_ns: exit_ns.unwrap_or(0),

@@ -147,11 +147,7 @@ mod tests {
 
     fn row(tgid: u32, start_ns: u64, cpu_ns: u64) -> ProcessRow {
         ProcessRow {
-            key: ProcKey {
-                tgid,
-                pad: 0,
-                start_ns,
-            },
+            key: ProcKey::new(tgid, start_ns),
             state: ProcState {
                 cpu_ns,
                 start_ns,
