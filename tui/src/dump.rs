@@ -97,11 +97,11 @@ fn print_rows<R: DumpedRow>(
     cmdlines: &Cmdlines,
 ) -> anyhow::Result<()> {
     let rows = R::rows(tables).filter(|r| !args.kernel_only || r.origin() == RowOrigin::Kernel);
-    let extra = R::extra(tables);
+    let extra = R::extra(tables, cmdlines);
     match args.format {
         Format::Json => {
             for row in rows {
-                writeln!(out, "{}", row.json(mode, tables, &extra, cmdlines)?)?;
+                writeln!(out, "{}", row.json(mode, tables, &extra)?)?;
             }
         }
         Format::Table => {
@@ -165,23 +165,28 @@ type Cmdlines = std::collections::HashMap<probe_common::ProcKey, probe_common::C
 trait DumpedRow: Entity + 'static {
     /// The text table's column titles and alignments.
     const TEXT_COLUMNS: &'static [(&'static str, Align)];
-    /// What the rows of one mode need besides `tables`, computed once per mode.
-    type Extra;
+    /// What the rows of one mode need besides `tables` (sums over the mode's tables, the
+    /// session's command lines), computed once per mode.
+    type Extra<'a>;
     /// The table's rows in `tables`, in first-seen order.
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self>;
     /// See [`DumpedRow::Extra`].
-    fn extra(tables: &ModeTables) -> Self::Extra;
+    fn extra<'a>(tables: &ModeTables, cmdlines: &'a Cmdlines) -> Self::Extra<'a>;
     /// The row in the JSON contract (`docs/contract.md`).
     fn json(
         &self,
         mode: ModeKind,
         tables: &ModeTables,
-        extra: &Self::Extra,
-        cmdlines: &Cmdlines,
+        extra: &Self::Extra<'_>,
     ) -> serde_json::Result<String>;
     /// The row's cells in the text table, one per [`DumpedRow::TEXT_COLUMNS`] entry: unknown
     /// values as `?` (as in the dashboard), values that do not apply as `-`.
-    fn text_cells(&self, mode: ModeKind, tables: &ModeTables, extra: &Self::Extra) -> Vec<String>;
+    fn text_cells(
+        &self,
+        mode: ModeKind,
+        tables: &ModeTables,
+        extra: &Self::Extra<'_>,
+    ) -> Vec<String>;
 }
 
 impl DumpedRow for ProcessRow {
@@ -197,27 +202,31 @@ impl DumpedRow for ProcessRow {
         ("CPU_NS", Align::Right),
         ("SEQ", Align::Right),
     ];
-    /// Per-process traffic over the mode's connections, summed once.
-    type Extra = ProcessNet;
+    /// Per-process traffic over the mode's connections (summed once), and the command lines.
+    type Extra<'a> = (ProcessNet, &'a Cmdlines);
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.processes.rows().iter()
     }
-    fn extra(tables: &ModeTables) -> ProcessNet {
-        ProcessNet::build(tables, None)
+    fn extra<'a>(tables: &ModeTables, cmdlines: &'a Cmdlines) -> (ProcessNet, &'a Cmdlines) {
+        (ProcessNet::build(tables, None), cmdlines)
     }
     fn json(
         &self,
         mode: ModeKind,
         _tables: &ModeTables,
-        net: &ProcessNet,
-        cmdlines: &Cmdlines,
+        (net, cmdlines): &(ProcessNet, &Cmdlines),
     ) -> serde_json::Result<String> {
         let row = ProcessJson::new(mode, self)
             .with_net(net, self)
             .with_cmdline(cmdlines.get(&self.key));
         serde_json::to_string(&row)
     }
-    fn text_cells(&self, mode: ModeKind, _tables: &ModeTables, _: &ProcessNet) -> Vec<String> {
+    fn text_cells(
+        &self,
+        mode: ModeKind,
+        _tables: &ModeTables,
+        _: &(ProcessNet, &Cmdlines),
+    ) -> Vec<String> {
         let j = ProcessJson::new(mode, self);
         vec![
             mode.name().to_string(),
@@ -248,18 +257,12 @@ impl DumpedRow for ConnectionRow {
         ("SENT", Align::Right),
         ("RECV", Align::Right),
     ];
-    type Extra = ();
+    type Extra<'a> = ();
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.connections.iter()
     }
-    fn extra(_tables: &ModeTables) {}
-    fn json(
-        &self,
-        mode: ModeKind,
-        tables: &ModeTables,
-        _: &(),
-        _cmdlines: &Cmdlines,
-    ) -> serde_json::Result<String> {
+    fn extra(_tables: &ModeTables, _cmdlines: &Cmdlines) {}
+    fn json(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> serde_json::Result<String> {
         serde_json::to_string(&ConnectionJson::new(mode, self, tables))
     }
     fn text_cells(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> Vec<String> {
@@ -402,7 +405,13 @@ mod tests {
         );
         let cells: Vec<Vec<String>> = [&running, &killed]
             .iter()
-            .map(|r| r.text_cells(ModeKind::Perf, tables, &ProcessNet::default()))
+            .map(|r| {
+                r.text_cells(
+                    ModeKind::Perf,
+                    tables,
+                    &(ProcessNet::default(), &Cmdlines::new()),
+                )
+            })
             .collect();
         assert_eq!(
             text_table(ProcessRow::TEXT_COLUMNS, &cells),

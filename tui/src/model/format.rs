@@ -129,8 +129,10 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
 /// before. The monotonic time is placed on the wall clock with the offset between the two
 /// clocks read now.
 pub fn start_clock(start_monotonic_ns: u64) -> String {
-    let now_wall_ns = clock_ns(libc::CLOCK_REALTIME) as i128;
-    let now_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC) as i128;
+    let now_wall_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let now_monotonic_ns = bridge::stats::monotonic_ns() as i128;
     let start_wall_s = (now_wall_ns - (now_monotonic_ns - start_monotonic_ns as i128))
         .div_euclid(NS_PER_S as i128) as i64;
     let now_wall_s = now_wall_ns.div_euclid(NS_PER_S as i128) as i64;
@@ -164,16 +166,6 @@ fn local_time(unix_s: i64) -> Option<libc::tm> {
     (!filled.is_null()).then_some(tm)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * NS_PER_S + ts.tv_nsec as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +191,7 @@ mod tests {
             "a year ago"
         );
         // Started a moment ago: today's time, never a date or `?`.
-        let just_now = clock_ns(libc::CLOCK_MONOTONIC);
+        let just_now = bridge::stats::monotonic_ns();
         let text = start_clock(just_now);
         assert!(text.len() == 5 && text.as_bytes()[2] == b':', "{text}");
     }

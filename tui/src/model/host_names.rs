@@ -83,7 +83,7 @@ impl HostNames {
 
 /// The system's reverse lookup of `address` (`getnameinfo` with `NI_NAMEREQD`).
 pub fn reverse_lookup(address: IpAddr) -> Option<String> {
-    let socket = socket2_free_sockaddr(SocketAddr::new(address, 0));
+    let socket = sockaddr_bytes(SocketAddr::new(address, 0));
     let mut host = [0 as libc::c_char; libc::NI_MAXHOST as usize];
     // SAFETY: `socket` is a valid sockaddr of the given length; `host` is writable for its
     // length; no service buffer is asked for.
@@ -107,7 +107,7 @@ pub fn reverse_lookup(address: IpAddr) -> Option<String> {
 }
 
 /// The bytes of a `sockaddr_in` / `sockaddr_in6` for `address`, and their length.
-fn socket2_free_sockaddr(address: SocketAddr) -> (Vec<u8>, libc::socklen_t) {
+fn sockaddr_bytes(address: SocketAddr) -> (Vec<u8>, libc::socklen_t) {
     match address {
         SocketAddr::V4(v4) => {
             // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
