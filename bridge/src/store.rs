@@ -157,6 +157,64 @@ impl TableStore {
     }
 }
 
+/// One mode's tables as rows in first-seen order, with the mode's counters and status: what a
+/// collector sends an attached viewer, whose [`TableStore::restore`] rebuilds the same tables.
+/// The lag histogram is not part of it: a replica measures its own lag (kernel change to its
+/// own apply).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModeImage {
+    /// The processes table, first-seen order.
+    pub processes: Vec<ProcessRow>,
+    /// The connections table, first-seen order.
+    pub connections: Vec<ConnectionRow>,
+    /// The mode's counters as of its last batch.
+    pub counters: ModeCounters,
+    /// See [`ModeTables::active`].
+    pub active: bool,
+    /// See [`ModeTables::failure`].
+    pub failure: Option<String>,
+    /// Changes applied so far ([`ApplyStats::applied`]).
+    pub applied: u64,
+    /// Changes found stale so far ([`ApplyStats::stale`]).
+    pub stale: u64,
+}
+
+impl TableStore {
+    /// A copy of one mode's tables (see [`ModeImage`]).
+    pub fn image(&self, mode: ModeKind) -> ModeImage {
+        let tables = self.mode(mode);
+        ModeImage {
+            processes: tables.processes.rows().iter().cloned().collect(),
+            connections: tables.connections.iter().cloned().collect(),
+            counters: tables.counters.clone(),
+            active: tables.active,
+            failure: tables.failure.clone(),
+            applied: tables.apply.applied,
+            stale: tables.apply.stale,
+        }
+    }
+
+    /// Replaces one mode's tables with `image`. The rows are inserted in the image's order, so
+    /// first-seen order, /proc rows awaiting their kernel key and the per-tgid index come out
+    /// as in the store the image was taken from; the lag histogram starts empty.
+    pub fn restore(&mut self, mode: ModeKind, image: ModeImage) {
+        let tolerance = self.modes[mode.index()].processes.start_tolerance_ns();
+        let mut tables = ModeTables::new(tolerance);
+        for row in image.processes {
+            tables.processes.upsert(row);
+        }
+        for row in image.connections {
+            tables.connections.upsert(row);
+        }
+        tables.counters = image.counters;
+        tables.active = image.active;
+        tables.failure = image.failure;
+        tables.apply.applied = image.applied;
+        tables.apply.stale = image.stale;
+        self.modes[mode.index()] = tables;
+    }
+}
+
 /// A table of the store, as the generic apply path sees it: the same operations on the
 /// process table (with its /proc re-keying) and on the connection table.
 trait StoreTable<R> {

@@ -234,6 +234,11 @@ impl ProcessTable {
         }
     }
 
+    /// How far a /proc start time may be from the kernel's (see [`ProcessTable::new`]).
+    pub fn start_tolerance_ns(&self) -> u64 {
+        self.start_tolerance_ns
+    }
+
     /// The underlying ordered table (read-only).
     pub fn rows(&self) -> &OrderedTable<ProcessRow> {
         &self.table

@@ -27,6 +27,10 @@ pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/bpftop-ordered/config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Show the tables of a running `serve` instead of loading probes (no privileges needed,
+    /// only membership of the socket's group) [default path: /run/bpftop-ordered/bpftop-ordered.sock].
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = DEFAULT_SOCKET)]
+    pub attach: Option<PathBuf>,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
@@ -41,7 +45,13 @@ pub enum Command {
     /// Generate a workload with known ground truth and compare the modes.
     #[command(mut_arg("interval", |a| a.help(BENCH_INTERVAL_HELP)))]
     Bench(BenchArgs),
+    /// Run the collector headless and serve its tables to `--attach` viewers on a Unix socket.
+    #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
+    Serve(crate::serve::ServeArgs),
 }
+
+/// Where `serve` listens and `--attach` connects by default.
+pub const DEFAULT_SOCKET: &str = bpftop_ordered::remote::socket_path::DEFAULT_SOCKET;
 
 /// `--interval` of `dump`: there is no dashboard to refresh.
 const DUMP_INTERVAL_HELP: &str =
@@ -267,6 +277,11 @@ pub struct DumpArgs {
     /// Leave out rows seeded from /proc (keep only what the probes reported).
     #[arg(long)]
     pub kernel_only: bool,
+    /// Read the tables of a running `serve` instead of loading probes: print them after
+    /// --duration of deltas (bridge settings are the collector's) [default path:
+    /// /run/bpftop-ordered/bpftop-ordered.sock].
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = DEFAULT_SOCKET)]
+    pub attach: Option<PathBuf>,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,

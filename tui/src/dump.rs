@@ -22,6 +22,9 @@ use crate::{
 
 /// Runs `dump`; returns the process exit code.
 pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.attach {
+        return crate::dump_attached::run(path, args);
+    }
     let modes = args.modes();
     let config = args.bridge.session_config(modes.clone());
     let mut session = match headless::start_session(config) {
@@ -33,10 +36,21 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     session.finish_into(&mut store);
     let cmdlines = session.state_maps().cmdlines();
     session.stop();
+    print_output(&store, &modes, args, &cmdlines)
+}
+
+/// Prints the tables of `modes` and one stats line per mode; returns the exit code (1 when a
+/// mode failed).
+pub fn print_output(
+    store: &TableStore,
+    modes: &[ModeKind],
+    args: &DumpArgs,
+    cmdlines: &Cmdlines,
+) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    print_tables(&mut out, &store, &modes, args, &cmdlines)?;
-    for mode in &modes {
+    print_tables(&mut out, store, modes, args, cmdlines)?;
+    for mode in modes {
         if let Some(error) = &store.mode(*mode).failure {
             eprintln!("bpftop-ordered: {mode} mode failed: {error}");
         }
@@ -159,7 +173,7 @@ fn text_table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
 }
 
 /// The command lines the kernel captured at exec, read once before the session stops.
-type Cmdlines = std::collections::HashMap<probe_common::ProcKey, probe_common::Cmdline>;
+pub type Cmdlines = std::collections::HashMap<probe_common::ProcKey, probe_common::Cmdline>;
 
 /// How the rows of one table print in `dump`.
 trait DumpedRow: Entity + 'static {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dashboard;
 pub mod model;
+pub mod remote;
 pub mod theme;
 pub mod user_file;
 pub mod view;

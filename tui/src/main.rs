@@ -5,8 +5,10 @@
 mod bench;
 mod cli;
 mod dump;
+mod dump_attached;
 mod headless;
 mod row_json;
+mod serve;
 
 use clap::Parser;
 
@@ -15,6 +17,7 @@ fn main() {
     let code = match &cli.command {
         Some(cli::Command::Dump(args)) => dump::run(args),
         Some(cli::Command::Bench(args)) => bench::run(args),
+        Some(cli::Command::Serve(args)) => serve::run(args),
         None => bpftop_ordered::dashboard::run(bpftop_ordered::dashboard::DashboardOptions {
             mode: cli.mode,
             interval: cli.bridge.interval,

@@ -1,9 +1,10 @@
 //! The counters a mode thread keeps and sends with every batch.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Counters kept by a mode's thread. Cumulative since the mode started.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Counters kept by a mode's thread. Cumulative since the mode started. They cross the
+/// collector's socket as they are (`serve`, `--attach`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModeCounters {
     /// Records (or, for poll, changed entries) taken from the transport.
     pub received: u64,
@@ -40,7 +41,8 @@ pub struct ModeCounters {
     /// Poll only: live entries that vanished from an LRU state map (evicted).
     pub evictions: u64,
     /// Poll only: which map read path is in use ("batch" or "key_iteration").
-    pub read_path: Option<&'static str>,
+    #[serde(deserialize_with = "read_path_name")]
+    pub read_path: Option<ReadPathName>,
     /// Poll only: duration of the last full map read, ns.
     pub last_read_ns: u64,
     /// Lag from the record's `ktime_ns` to the moment the mode thread took it out of the
@@ -48,4 +50,20 @@ pub struct ModeCounters {
     /// with the apply lag, it tells how much of the lag is the transport and how much the
     /// channel and the store.
     pub consumer_lag_ns: (u64, u64, u64),
+}
+
+/// The name of poll's map read path. (An alias, so that serde does not take the `'static`
+/// reference for a borrow from the input: it is deserialized to one of [`READ_PATHS`].)
+pub type ReadPathName = &'static str;
+
+/// Poll's map read paths, the only values `read_path` takes.
+// (`map_batch::DumpPath::as_str`; the contract imports nothing else from `bridge`.)
+const READ_PATHS: [&str; 2] = ["batch", "key-iteration"];
+
+/// `read_path` from the wire: one of [`READ_PATHS`], anything else as unknown (`None`).
+fn read_path_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ReadPathName>, D::Error> {
+    let name: Option<String> = Option::deserialize(deserializer)?;
+    Ok(name.and_then(|name| READ_PATHS.into_iter().find(|known| *known == name)))
 }

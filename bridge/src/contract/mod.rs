@@ -16,7 +16,9 @@ pub use process::{cmdline_text, ProcessRow};
 pub use row::{comm_to_string, Entity, KernelState, Plain, Row, RowOrigin};
 
 /// Which bridge mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeKind {
     /// One BPF ring buffer, batched consumption.

@@ -1,0 +1,185 @@
+//! `serve`: the privileged collector. The session's owner (this thread) applies every mode
+//! message to the one store and publishes it to the viewers ([`hub`]); a tokio runtime
+//! accepts viewers and runs one task per viewer ([`viewer_task`]).
+
+pub mod hub;
+pub mod signal_request;
+pub mod viewer_task;
+
+use std::{
+    os::unix::net::UnixListener,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bridge::{session::Session, stats::monotonic_ns};
+use crossbeam_channel::{select, tick, Receiver, Sender};
+use tokio::sync::oneshot;
+use zerocopy::IntoBytes;
+
+use hub::{Hub, HubLimits};
+use viewer_task::{serve_viewer, ViewerContext};
+
+/// How the collector treats its viewers.
+#[derive(Clone, Copy, Debug)]
+pub struct CollectorOptions {
+    /// Frames a viewer's queue holds before it overflows (the viewer is then resynced).
+    pub queue_frames: usize,
+    /// A viewer silent this long, or that takes no frame this long, is disconnected.
+    pub viewer_timeout: Duration,
+}
+
+/// Deltas kept for viewers that reconnect (count).
+pub const RECENT_FRAMES: usize = 65_536;
+/// Deltas kept for viewers that reconnect (bytes).
+pub const RECENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Finished rows are reaped (and the reap published) this often.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// (process key bytes, cmdline bytes) of every command line the kernel captured.
+pub type CmdlineEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The way from a viewer task to the session's owner for `Cmdlines` requests.
+#[derive(Clone)]
+pub struct CmdlineRequests(Sender<oneshot::Sender<CmdlineEntries>>);
+
+impl CmdlineRequests {
+    /// Asks the session's owner and waits for the answer.
+    pub async fn ask(&self) -> Result<CmdlineEntries, String> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .try_send(reply)
+            .map_err(|_| "the collector is busy or stopping".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the collector is stopping".to_string())
+    }
+}
+
+/// This run's epoch: the wall clock in ns, mixed with the pid (two collectors started in the
+/// same ns still differ).
+fn new_epoch() -> u64 {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    now_ns ^ ((std::process::id() as u64) << 48)
+}
+
+/// Serves `session`'s tables on `listener` until SIGTERM, SIGINT or SIGHUP; returns the exit
+/// code (0).
+pub fn run(
+    session: Session,
+    listener: UnixListener,
+    options: CollectorOptions,
+) -> anyhow::Result<i32> {
+    let epoch = new_epoch();
+    let modes = session.running_modes().to_vec();
+    let store = session.new_store();
+    let hello = viewer_task::hello(epoch, modes.clone(), &store, session.notes().to_vec());
+    let limits = HubLimits {
+        queue_frames: options.queue_frames,
+        recent_frames: RECENT_FRAMES,
+        recent_bytes: RECENT_BYTES,
+    };
+    let hub = Arc::new(Mutex::new(Hub::new(epoch, store, modes, limits)));
+    let (cmdline_sender, cmdline_requests) = crossbeam_channel::bounded(64);
+    let context = ViewerContext {
+        hub: Arc::clone(&hub),
+        hello,
+        cmdlines: CmdlineRequests(cmdline_sender),
+        timeout: options.viewer_timeout,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("serve-viewers")
+        .enable_all()
+        .build()?;
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::UnixListener::from_std(listener)?
+    };
+    runtime.spawn(accept_viewers(listener, context));
+    let signals = stop_signals()?;
+    eprintln!(
+        "bpftop-ordered serve: pid {} epoch {epoch:#x} serving",
+        std::process::id()
+    );
+    let signal = own_session(&session, &hub, &cmdline_requests, &signals);
+    eprintln!("bpftop-ordered serve: signal {signal}: stopping");
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    session.stop();
+    Ok(0)
+}
+
+/// The session owner's loop: publish every message, reap every second, answer `Cmdlines`.
+/// Returns the signal that stopped it.
+fn own_session(
+    session: &Session,
+    hub: &Mutex<Hub>,
+    cmdline_requests: &Receiver<oneshot::Sender<CmdlineEntries>>,
+    signals: &Receiver<i32>,
+) -> i32 {
+    let reap = tick(REAP_EVERY);
+    let mut messages = session.messages().clone();
+    loop {
+        select! {
+            recv(messages) -> message => match message {
+                Ok(message) => lock(hub).publish_message(message),
+                Err(_) => messages = crossbeam_channel::never(),
+            },
+            recv(reap) -> _ => lock(hub).publish_reap(monotonic_ns()),
+            recv(cmdline_requests) -> reply => {
+                if let Ok(reply) = reply {
+                    let entries = session
+                        .state_maps()
+                        .cmdlines()
+                        .into_iter()
+                        .map(|(key, cmdline)| (key.as_bytes().to_vec(), cmdline.as_bytes().to_vec()))
+                        .collect();
+                    let _ = reply.send(entries);
+                }
+            }
+            recv(signals) -> signal => return signal.unwrap_or(libc::SIGTERM),
+        }
+    }
+}
+
+/// The hub's lock; a viewer task that panicked while holding it leaves data that is still
+/// consistent (every hub operation completes before it can panic), so the lock is taken anyway.
+fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
+    hub.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn accept_viewers(listener: tokio::net::UnixListener, context: ViewerContext) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_viewer(stream, context.clone()));
+            }
+            Err(error) => {
+                // Out of descriptors or memory: keep serving those connected.
+                eprintln!("bpftop-ordered serve: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as messages.
+fn stop_signals() -> std::io::Result<Receiver<i32>> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
+    let (sender, receiver) = crossbeam_channel::bounded(4);
+    std::thread::Builder::new()
+        .name("serve-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if sender.send(signal).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(receiver)
+}
