@@ -18,17 +18,23 @@ fn main() {
         Some(cli::Command::Dump(args)) => dump::run(args),
         Some(cli::Command::Bench(args)) => bench::run(args),
         Some(cli::Command::Serve(args)) => serve::run(args),
-        None => bpftop_ordered::dashboard::run(bpftop_ordered::dashboard::DashboardOptions {
-            mode: cli.mode,
-            interval: cli.bridge.interval,
-            theme: cli.theme.clone(),
-            filter: cli.filter.clone(),
-            config_path: cli.config.clone(),
-            retention: cli.bridge.retention,
-            session: cli
-                .bridge
-                .session_config(bridge::contract::ModeKind::ALL.to_vec()),
-        }),
+        None => {
+            let options = bpftop_ordered::dashboard::DashboardOptions {
+                mode: cli.mode,
+                interval: cli.bridge.interval,
+                theme: cli.theme.clone(),
+                filter: cli.filter.clone(),
+                config_path: cli.config.clone(),
+                retention: cli.bridge.retention,
+                session: cli
+                    .bridge
+                    .session_config(bridge::contract::ModeKind::ALL.to_vec()),
+            };
+            match &cli.attach {
+                Some(path) => bpftop_ordered::dashboard::attached::run(options, path),
+                None => bpftop_ordered::dashboard::run(options),
+            }
+        }
     };
     match code {
         Ok(code) => std::process::exit(code),

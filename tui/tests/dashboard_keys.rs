@@ -845,6 +845,7 @@ fn loop_channels(
             terminal,
             messages: message_receiver,
             signals: signal_receiver,
+            attached: crossbeam_channel::never(),
             suspend,
         },
     )

@@ -231,6 +231,11 @@ pub struct App {
     collapsed: (HashSet<ProcKey>, u64),
     /// Lasting notes from the probes (e.g. an optional tracepoint this kernel lacks).
     notes: Vec<String>,
+    /// `--attach`: the socket, and where signal requests go.
+    attached: Option<(
+        String,
+        crossbeam_channel::Sender<crate::remote::protocol::ViewerMessage>,
+    )>,
     pub(super) layout: Option<ScreenLayout>,
 }
 
@@ -302,6 +307,7 @@ impl App {
             collapsed: (HashSet::new(), 0),
             host_names: (None, false),
             notes: Vec::new(),
+            attached: None,
             layout: None,
         };
         app.metrics.sample_modes(&app.store, now_ns);
@@ -321,6 +327,39 @@ impl App {
     /// Applies a message from a mode thread. Applying goes on while paused.
     pub fn apply(&mut self, message: ModeMessage) {
         self.store.handle(message);
+        self.data_generation += 1;
+    }
+
+    /// Makes this an attached viewer of the collector on `path`: signals become requests sent
+    /// to `requests` ([`crate::remote::feed`]).
+    pub fn attach_to(
+        &mut self,
+        path: &std::path::Path,
+        requests: crossbeam_channel::Sender<crate::remote::protocol::ViewerMessage>,
+    ) {
+        self.attached = Some((path.display().to_string(), requests));
+    }
+
+    /// The socket of an attached viewer.
+    pub fn attached_path(&self) -> Option<String> {
+        self.attached.as_ref().map(|(path, _)| path.clone())
+    }
+
+    /// Where an attached viewer's signal requests go.
+    pub(super) fn signal_requests(
+        &self,
+    ) -> Option<&crossbeam_channel::Sender<crate::remote::protocol::ViewerMessage>> {
+        self.attached.as_ref().map(|(_, requests)| requests)
+    }
+
+    /// The store, for the attached feed to apply its data to (followed by
+    /// [`App::data_changed`]).
+    pub(super) fn store_for_feed(&mut self) -> &mut TableStore {
+        &mut self.store
+    }
+
+    /// The tables changed (redraw what depends on them).
+    pub(super) fn data_changed(&mut self) {
         self.data_generation += 1;
     }
 

@@ -12,6 +12,7 @@ use crossterm::event::Event;
 use ratatui::{backend::Backend, Terminal};
 
 use super::app::{App, Control};
+use crate::remote::feed::FeedEvent;
 
 /// Fault injection for the end-to-end test of the panic path: when this variable is set, the
 /// loop panics right after drawing its first frame, so the test can check that the panic hook
@@ -32,6 +33,8 @@ pub struct LoopInputs {
     pub messages: Receiver<ModeMessage>,
     /// Signal numbers: [`EXIT_SIGNALS`] end the program, [`SUSPEND_SIGNAL`] suspends it.
     pub signals: Receiver<i32>,
+    /// An attached viewer's feed (`--attach`; `never()` for a local session).
+    pub attached: Receiver<FeedEvent>,
     /// What Ctrl-Z and SIGTSTP do: hand the terminal back and stop until continued
     /// ([`super::terminal::suspend_until_continued`] in the product). `None` ignores them.
     pub suspend: Option<Box<dyn FnMut() -> io::Result<()>>>,
@@ -48,6 +51,7 @@ pub fn run<B: Backend>(
         terminal: input,
         mut messages,
         signals,
+        mut attached,
         mut suspend,
     } = inputs;
     let mut suspend_and_redraw = |terminal: &mut Terminal<B>, app: &mut App| {
@@ -90,6 +94,13 @@ pub fn run<B: Backend>(
                 }
                 // Every mode thread ended: keep showing what there is.
                 Err(_) => messages = never(),
+            },
+            recv(attached) -> event => match event {
+                Ok(event) => {
+                    app.set_now(monotonic_ns());
+                    app.apply_feed(event);
+                }
+                Err(_) => attached = never(),
             },
             recv(second) -> _ => {
                 if app.on_second(monotonic_ns()) == Control::Redraw {

@@ -453,9 +453,27 @@ impl App {
     }
 
     fn send_signal(&mut self, signal: usize) -> Control {
-        let result = self
-            .signal_target()
-            .map(|target| target.send(&SIGNALS[signal]));
+        let result = match self.signal_requests() {
+            // Attached: the collector sends it, if this viewer's uid may (its answer comes
+            // as a status message).
+            Some(requests) => self.signal_target().map(|target| {
+                let choice = &SIGNALS[signal];
+                let request = crate::remote::protocol::ViewerMessage::Signal {
+                    request: 0,
+                    tgid: target.key.tgid,
+                    start_ns: target.key.start_ns,
+                    signal: choice.number,
+                    comm: target.comm.clone(),
+                };
+                match requests.try_send(request) {
+                    Ok(()) => format!("asked the collector to send SIG{}", choice.name),
+                    Err(_) => "not sent: the link to the collector is busy or gone".into(),
+                }
+            }),
+            None => self
+                .signal_target()
+                .map(|target| target.send(&SIGNALS[signal])),
+        };
         self.close_signal_dialog();
         if let Some(text) = result {
             self.set_status(text);

@@ -9,6 +9,7 @@
 //! - [`terminal`]: the terminal guard and panic hook; [`settings`]: command line + config.
 
 pub mod app;
+pub mod attached;
 pub mod event_loop;
 pub mod filter;
 pub mod frame;
@@ -40,20 +41,10 @@ pub use self::{frame::draw_frame, settings::DashboardOptions};
 /// the session's code when the probes cannot start (3: privileges or kernel support), and
 /// 128 + N after signal N (SIGTERM, SIGINT, SIGHUP).
 pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
-    let settings = match settings::resolve(&options) {
+    let settings = match checked_settings(&options) {
         Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("bpftop-ordered: {message}");
-            return Ok(2);
-        }
+        Err(code) => return Ok(code),
     };
-    if !std::io::stdout().is_terminal() {
-        eprintln!(
-            "bpftop-ordered: the dashboard needs a terminal (standard output is not one); \
-             use `bpftop-ordered dump` for scripts"
-        );
-        return Ok(2);
-    }
     let session = match Session::start(settings.session.clone()) {
         Ok(session) => session,
         Err(error) => {
@@ -61,7 +52,6 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             return Ok(error.exit_code());
         }
     };
-    let interval = settings.app.interval;
     let mut app = App::new(
         session.new_store(),
         settings.app,
@@ -69,19 +59,53 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         monotonic_ns(),
     );
     app.set_notes(session.notes().to_vec());
+    let outcome = show(
+        &mut app,
+        session.messages().clone(),
+        crossbeam_channel::never(),
+    );
+    drop(session);
+    outcome
+}
+
+/// The settings, once the options, the config and the terminal are found fine; else the
+/// problem is printed and exit code 2 returned.
+fn checked_settings(options: &DashboardOptions) -> Result<settings::Settings, i32> {
+    let settings = settings::resolve(options).map_err(|message| {
+        eprintln!("bpftop-ordered: {message}");
+        2
+    })?;
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "bpftop-ordered: the dashboard needs a terminal (standard output is not one); \
+             use `bpftop-ordered dump` for scripts"
+        );
+        return Err(2);
+    }
+    Ok(settings)
+}
+
+/// Runs the event loop on the terminal over `app`, fed by `messages` (a local session) or
+/// `attached` (a collector), until the user quits or a signal ends it.
+fn show(
+    app: &mut App,
+    messages: crossbeam_channel::Receiver<bridge::contract::ModeMessage>,
+    attached: crossbeam_channel::Receiver<crate::remote::feed::FeedEvent>,
+) -> anyhow::Result<i32> {
+    let interval = app.interval();
     let (signals, signal_handle) = event_loop::spawn_signal_listener()?;
     let outcome = {
         let mut guard = TerminalGuard::enter()?;
         let inputs = LoopInputs {
             terminal: event_loop::spawn_input_reader()?,
-            messages: session.messages().clone(),
+            messages,
             signals,
+            attached,
             suspend: Some(Box::new(terminal::suspend_until_continued)),
         };
-        event_loop::run(guard.terminal(), &mut app, inputs, interval)
+        event_loop::run(guard.terminal(), app, inputs, interval)
         // The guard drops here: the terminal is restored before anything is printed.
     };
     signal_handle.close();
-    drop(session);
     outcome
 }

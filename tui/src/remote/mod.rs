@@ -8,6 +8,7 @@
 //! - [`replica`]: a viewer's connection and replica.
 
 pub mod collector;
+pub mod feed;
 pub mod frame;
 pub mod protocol;
 pub mod replica;

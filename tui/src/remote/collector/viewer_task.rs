@@ -120,6 +120,9 @@ impl Connection {
             };
             match wake {
                 Wake::Frame(None) => return Ok(()),
+                Wake::Frame(Some(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok(())
+                }
                 Wake::Frame(Some(frame)) => {
                     last_heard = Instant::now();
                     let frame = frame.map_err(|e| format!("bad frame: {e}"))?;
