@@ -32,7 +32,7 @@ fn snapshot() -> Vec<CollectorMessage> {
                 cpu_ns: 123_456_789 * (i as u64 % 97),
                 start_ns: 5_000_000_000 + i as u64 * 1_234_567,
                 flags: if i % 3 == 0 { proc_flags::EXITED } else { 0 },
-                exit_code: (i % 3 == 0) as u32 * 7 << 8,
+                exit_code: ((i % 3 == 0) as u32 * 7) << 8,
                 comm: comm(["sshd", "postgres", "nginx", "python3"][i as usize % 4]),
                 ..Default::default()
             };

@@ -158,6 +158,9 @@ pub enum CollectorMessage {
 }
 
 /// What the collector's store did, in order: the viewer's replica does the same.
+// Moved once per delta, as `ModeMessage` is (see there): boxing would add an allocation
+// per delta to save copying a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StoreOp {
     /// `TableStore::apply` of one batch.
