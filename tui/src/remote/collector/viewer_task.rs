@@ -9,12 +9,13 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::{
+    io::AsyncWriteExt,
     net::UnixStream,
     time::{interval, sleep_until, timeout, Instant, MissedTickBehavior},
 };
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::{hub::Hub, CmdlineRequests};
 use crate::remote::{
@@ -54,7 +55,7 @@ pub async fn serve_viewer(stream: UnixStream, context: ViewerContext) {
     let (read, write) = stream.into_split();
     let mut connection = Connection {
         reader: FramedRead::new(read, codec()),
-        writer: FramedWrite::new(write, codec()),
+        writer: write,
         context,
         uid,
         resyncs: 0,
@@ -67,7 +68,9 @@ pub async fn serve_viewer(stream: UnixStream, context: ViewerContext) {
 
 struct Connection {
     reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
-    writer: FramedWrite<tokio::net::unix::OwnedWriteHalf, LengthDelimitedCodec>,
+    /// Frames are written as their length and the shared payload, without a copy into a
+    /// per-viewer buffer (a codec's write buffer would keep the size of the largest frame).
+    writer: tokio::net::unix::OwnedWriteHalf,
     context: ViewerContext,
     uid: u32,
     resyncs: u64,
@@ -220,7 +223,12 @@ impl Connection {
     }
 
     async fn send(&mut self, frame: Bytes) -> Outcome {
-        match timeout(self.context.timeout, self.writer.send(frame)).await {
+        // One vectored write of the length field and the payload (`encode` kept it within
+        // the frame limit, so the length fits in 4 bytes).
+        let length = (frame.len() as u32).to_be_bytes();
+        let mut buffers = bytes::Buf::chain(&length[..], frame);
+        let write = self.writer.write_all_buf(&mut buffers);
+        match timeout(self.context.timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("write failed: {e}")),
             Err(_) => Err(format!(
