@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bpftop_ordered::remote::{
     collector::hub::SNAPSHOT_CHUNK_ROWS,
-    protocol::{CollectorMessage, WireRow},
+    protocol::{CollectorMessage, WireRow, WireTables},
     wire_rows::{row_to_wire, rows_from_wire},
 };
 use bridge::contract::{ConnectionRow, ModeKind, ProcessRow};
@@ -74,8 +74,10 @@ fn snapshot() -> Vec<CollectorMessage> {
         .zip(connections.chunks(SNAPSHOT_CHUNK_ROWS))
         .map(|(p, c)| CollectorMessage::SnapshotRows {
             mode: ModeKind::Ring,
-            processes: p.to_vec(),
-            connections: c.to_vec(),
+            rows: WireTables {
+                processes: p.to_vec(),
+                connections: c.to_vec(),
+            },
         })
         .collect()
 }
@@ -103,12 +105,8 @@ fn measure(
         let decoded: Vec<CollectorMessage> = encoded.iter().map(|f| decode(f)).collect();
         // The replica's part too: wire rows back to rows.
         for message in &decoded {
-            if let CollectorMessage::SnapshotRows {
-                processes,
-                connections,
-                ..
-            } = message
-            {
+            if let CollectorMessage::SnapshotRows { rows, .. } = message {
+                let (processes, connections) = (&rows.processes, &rows.connections);
                 let p: Vec<ProcessRow> = rows_from_wire(processes).unwrap();
                 let c: Vec<ConnectionRow> = rows_from_wire(connections).unwrap();
                 assert_eq!(p.len() + c.len(), processes.len() + connections.len());

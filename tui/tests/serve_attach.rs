@@ -20,9 +20,9 @@ use bpftop_ordered::remote::{
     protocol::{CollectorMessage, ViewerMessage, PROTOCOL_VERSION},
     replica::{Replica, ReplicaEvent},
 };
-use kernel_support::{num, privileged, run_dumps, text, DumpSpec, HeldConnections, TempDir, BIN};
+use kernel_support::{num, privileged, run_dumps, text, DumpSpec, HeldConnections, BIN};
 use serde_json::Value;
-use serve_support::{as_nobody, attached_dump, Collector, TestGroup};
+use serve_support::{as_nobody, attached_dump, Collector};
 
 /// The fields of a process row that two sessions of their own report alike (not `seq`, which
 /// each mode counts per session, nor the times each session's probes read from the clock
@@ -73,9 +73,7 @@ fn find<'a>(rows: &'a [Value], what: &str, pick: impl Fn(&Value) -> bool) -> &'a
 #[test]
 fn an_unprivileged_viewer_sees_what_an_in_process_dump_sees() {
     let _test = privileged!("an_unprivileged_viewer_sees_what_an_in_process_dump_sees");
-    let group = TestGroup::new();
-    let dir = TempDir::new("serve-rows");
-    let collector = Collector::start(&dir, &group, &["--modes", "ring"]);
+    let collector = Collector::start("serve-rows", &["--modes", "ring"]);
     let specs = [
         DumpSpec::json("processes", &["--mode", "ring"]),
         DumpSpec::json("connections", &["--mode", "ring"]),
@@ -100,13 +98,13 @@ fn an_unprivileged_viewer_sees_what_an_in_process_dump_sees() {
     let port = held.port() as u64;
     let processes = attached_dump(
         &collector.socket,
-        group.gid,
+        collector.group.gid,
         "processes",
         &["--duration", "500ms"],
     );
     let connections = attached_dump(
         &collector.socket,
-        group.gid,
+        collector.group.gid,
         "connections",
         &["--duration", "0s"],
     );
@@ -146,31 +144,29 @@ fn an_unprivileged_viewer_sees_what_an_in_process_dump_sees() {
 #[test]
 fn socket_modes_access_and_a_second_collector() {
     let _test = privileged!("socket_modes_access_and_a_second_collector");
-    let group = TestGroup::new();
-    let dir = TempDir::new("serve-access");
-    let collector = Collector::start(&dir, &group, &["--modes", "poll"]);
+    let collector = Collector::start("serve-access", &["--modes", "poll"]);
     let socket = std::fs::metadata(&collector.socket).unwrap();
     assert_eq!(socket.mode() & 0o7777, 0o660);
-    assert_eq!((socket.uid(), socket.gid()), (0, group.gid));
+    assert_eq!((socket.uid(), socket.gid()), (0, collector.group.gid));
     let directory = std::fs::metadata(collector.socket.parent().unwrap()).unwrap();
     assert_eq!(directory.mode() & 0o7777, 0o750);
-    assert_eq!((directory.uid(), directory.gid()), (0, group.gid));
+    assert_eq!((directory.uid(), directory.gid()), (0, collector.group.gid));
     // Not in the group: exit 3, naming the socket, the group and how to join it.
     let path = collector.socket.to_str().unwrap();
     let refused = as_nobody(None, &["dump", "--attach", path, "--table", "processes"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains(path) && stderr.contains(&group.name),
+        stderr.contains(path) && stderr.contains(&collector.group.name),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("usermod -aG {}", group.name)),
+        stderr.contains(&format!("usermod -aG {}", collector.group.name)),
         "{stderr}"
     );
     // A second collector on the same path: exit 1, naming the first one's pid.
     let second = Command::new(BIN)
-        .args(["serve", "--socket", path, "--group", &group.name])
+        .args(["serve", "--socket", path, "--group", &collector.group.name])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
@@ -210,23 +206,20 @@ fn raw_viewer(socket: &std::path::Path) -> (UnixStream, FrameReader<UnixStream>)
     (stream, reader)
 }
 
+/// A collector whose viewers overflow at once: 4 deltas of queue, a delta every 10 ms or so.
+const SMALL_QUEUE: &[&str] = &[
+    "--modes",
+    "ring",
+    "--viewer-queue",
+    "4",
+    "--update-interval",
+    "10ms",
+];
+
 #[test]
 fn a_viewer_that_stops_reading_is_resynced_and_blocks_nobody() {
     let _test = privileged!("a_viewer_that_stops_reading_is_resynced_and_blocks_nobody");
-    let group = TestGroup::new();
-    let dir = TempDir::new("serve-slow");
-    let collector = Collector::start(
-        &dir,
-        &group,
-        &[
-            "--modes",
-            "ring",
-            "--viewer-queue",
-            "4",
-            "--update-interval",
-            "10ms",
-        ],
-    );
+    let collector = Collector::start("serve-slow", SMALL_QUEUE);
     let (mut stopped, mut reader) = raw_viewer(&collector.socket);
     // 10 s without reading, while the kernel makes changes and another viewer comes and goes.
     let end = Instant::now() + Duration::from_secs(10);
@@ -236,7 +229,7 @@ fn a_viewer_that_stops_reading_is_resynced_and_blocks_nobody() {
         let started = Instant::now();
         let rows = attached_dump(
             &collector.socket,
-            group.gid,
+            collector.group.gid,
             "processes",
             &["--duration", "0s"],
         );
@@ -274,9 +267,7 @@ fn a_viewer_that_stops_reading_is_resynced_and_blocks_nobody() {
 #[test]
 fn bad_clients_are_disconnected_and_logged() {
     let _test = privileged!("bad_clients_are_disconnected_and_logged");
-    let group = TestGroup::new();
-    let dir = TempDir::new("serve-bad");
-    let collector = Collector::start(&dir, &group, &["--modes", "poll", "--viewer-timeout", "1s"]);
+    let collector = Collector::start("serve-bad", &["--modes", "poll", "--viewer-timeout", "1s"]);
     let connect = || {
         let stream = UnixStream::connect(&collector.socket).unwrap();
         stream
@@ -315,7 +306,7 @@ fn bad_clients_are_disconnected_and_logged() {
     // The collector carries on, and so does a good viewer.
     let rows = attached_dump(
         &collector.socket,
-        group.gid,
+        collector.group.gid,
         "processes",
         &["--mode", "poll", "--duration", "0s"],
     );
@@ -325,9 +316,7 @@ fn bad_clients_are_disconnected_and_logged() {
 #[test]
 fn an_attached_viewer_survives_a_collector_restart() {
     let _test = privileged!("an_attached_viewer_survives_a_collector_restart");
-    let group = TestGroup::new();
-    let dir = TempDir::new("serve-restart");
-    let mut collector = Collector::start(&dir, &group, &["--modes", "ring"]);
+    let mut collector = Collector::start("serve-restart", &["--modes", "ring"]);
     let replica = Replica::connect(&collector.socket, None).unwrap();
     let first_epoch = replica.info().epoch;
     let (events, _requests) = feed::spawn(replica).unwrap();

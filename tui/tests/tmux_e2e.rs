@@ -8,6 +8,9 @@
 //! they fail: CI runs as root with tmux installed. Every wait polls with a timeout; the tmux
 //! session and helper processes are killed by guards, also when an assertion fails.
 
+mod kernel_support;
+mod serve_support;
+
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -426,56 +429,30 @@ fn ctrl_z_gives_the_shell_a_sane_terminal_and_fg_resumes_with_working_keys() {
     assert_terminal_is_cooked(&session);
 }
 
-/// A `serve` on `socket` for group root, its stderr in `log`; killed on drop.
-fn start_collector(socket: &std::path::Path, log: &std::path::Path) -> ChildGuard {
-    let log_file = std::fs::File::create(log).unwrap();
-    let child = Command::new(BINARY)
-        .args(["serve", "--modes", "ring", "--group", "root", "--socket"])
-        .arg(socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("serve starts");
-    let pid = child.id();
-    let start = Instant::now();
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(&format!("pid {pid} epoch"))
-    {
-        assert!(start.elapsed() < START_TIMEOUT, "serve did not come up");
-        thread::sleep(Duration::from_millis(50));
-    }
-    ChildGuard(child)
-}
-
 #[test]
 fn attached_dashboard_shows_rows_and_survives_the_collector() {
     if skip_or_fail("attached_dashboard_shows_rows_and_survives_the_collector") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("bpftop-e2e-attach-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = dir.join("run").join("c.sock");
-    let log = std::env::temp_dir().join(format!("bpftop-e2e-attach-{}.log", std::process::id()));
-    let mut collector = start_collector(&socket, &log);
+    let mut collector = serve_support::Collector::start("e2e-attach", &["--modes", "ring"]);
     let session = TmuxSession::start();
-    // An ordinary user in the socket's group (root's group here).
+    // An ordinary user in the socket's group.
     session.type_text(&format!(
-        "XDG_CONFIG_HOME={} setpriv --reuid=nobody --regid=nogroup --groups=0 {BINARY} --attach {}; echo \"EXIT-CODE=$?\"",
+        "XDG_CONFIG_HOME={} setpriv --reuid=nobody --regid=nogroup --groups={} {BINARY} --attach {}; echo \"EXIT-CODE=$?\"",
         empty_config_home().display(),
-        socket.display()
+        collector.group.gid,
+        collector.socket.display()
     ));
     session.keys(&["Enter"]);
     let screen = session.wait_for("the attached dashboard with rows", START_TIMEOUT, |s| {
         s.contains("attached to") && s.contains("PID") && table_rows(s).len() > 3
     });
     assert!(screen.contains("mode ring"), "{screen}");
-    drop(collector);
+    collector.kill9();
     session.wait_for("the collector-gone note", STEP_TIMEOUT, |s| {
         s.contains("collector gone, retrying")
     });
-    collector = start_collector(&socket, &log);
+    collector.restart();
     session.wait_for("the dashboard to attach again", START_TIMEOUT, |s| {
         !s.contains("collector gone") && s.contains("attached to") && table_rows(s).len() > 3
     });
@@ -485,7 +462,4 @@ fn attached_dashboard_shows_rows_and_survives_the_collector() {
     });
     assert!(screen.trim_end().ends_with(PROMPT_MARK), "{screen}");
     assert_terminal_is_cooked(&session);
-    drop(collector);
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_file(&log);
 }

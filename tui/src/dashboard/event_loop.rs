@@ -153,8 +153,16 @@ pub const SUSPEND_SIGNAL: i32 = libc::SIGTSTP;
 /// Starts the thread that forwards [`EXIT_SIGNALS`] and [`SUSPEND_SIGNAL`]; the handle stops
 /// it.
 pub fn spawn_signal_listener() -> io::Result<(Receiver<i32>, signal_hook::iterator::Handle)> {
-    let mut signals =
-        signal_hook::iterator::Signals::new(EXIT_SIGNALS.iter().chain([&SUSPEND_SIGNAL]))?;
+    let mut signals: Vec<i32> = EXIT_SIGNALS.to_vec();
+    signals.push(SUSPEND_SIGNAL);
+    forward_signals(&signals)
+}
+
+/// Starts a thread that forwards each of `signals` as a message; the handle stops it.
+pub fn forward_signals(
+    signals: &[i32],
+) -> io::Result<(Receiver<i32>, signal_hook::iterator::Handle)> {
+    let mut signals = signal_hook::iterator::Signals::new(signals)?;
     let handle = signals.handle();
     let (sender, receiver) = crossbeam_channel::bounded(4);
     thread::Builder::new()

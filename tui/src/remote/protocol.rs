@@ -104,10 +104,8 @@ pub enum CollectorMessage {
     SnapshotRows {
         /// Which mode.
         mode: ModeKind,
-        /// Process rows.
-        processes: Vec<WireRow>,
-        /// Connection rows.
-        connections: Vec<WireRow>,
+        /// The rows.
+        rows: WireTables,
     },
     /// The end of one mode's rows, with its counters and status.
     SnapshotMode {
@@ -197,13 +195,20 @@ pub enum WireChange {
     Connection(WireRow),
 }
 
+/// Rows of both tables, each in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTables {
+    /// Process rows.
+    pub processes: Vec<WireRow>,
+    /// Connection rows.
+    pub connections: Vec<WireRow>,
+}
+
 /// `bridge::contract::Resync` on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireResync {
-    /// Process entries.
-    pub processes: Vec<WireRow>,
-    /// Connection entries.
-    pub connections: Vec<WireRow>,
+    /// Every entry of the state maps.
+    pub entries: WireTables,
     /// See `Resync::complete`.
     pub complete: bool,
     /// See `Resync::initial`.

@@ -228,6 +228,13 @@ impl Replica {
         self.handle(message)
     }
 
+    /// The snapshot being received; `what` came outside one: a protocol error.
+    fn pending(&mut self, what: &str) -> Result<&mut PendingSnapshot, LinkError> {
+        self.pending
+            .as_mut()
+            .ok_or_else(|| LinkError::Lost(format!("{what} outside a snapshot")))
+    }
+
     fn handle(&mut self, message: CollectorMessage) -> Result<Option<ReplicaEvent>, LinkError> {
         let lost = LinkError::Lost;
         match message {
@@ -243,23 +250,16 @@ impl Replica {
                 });
                 Ok(None)
             }
-            CollectorMessage::SnapshotRows {
-                mode,
-                processes,
-                connections,
-            } => {
-                let pending = self
-                    .pending
-                    .as_mut()
-                    .ok_or_else(|| lost("snapshot rows outside a snapshot".to_string()))?;
+            CollectorMessage::SnapshotRows { mode, rows } => {
+                let pending = self.pending("snapshot rows")?;
                 let image = pending.images.entry(mode).or_default();
                 let bad = |e: super::wire_rows::WireRowError| lost(format!("bad row: {e}"));
                 image
                     .processes
-                    .extend(rows_from_wire(&processes).map_err(bad)?);
+                    .extend(rows_from_wire(&rows.processes).map_err(bad)?);
                 image
                     .connections
-                    .extend(rows_from_wire(&connections).map_err(bad)?);
+                    .extend(rows_from_wire(&rows.connections).map_err(bad)?);
                 Ok(None)
             }
             CollectorMessage::SnapshotMode {
@@ -270,10 +270,7 @@ impl Replica {
                 applied,
                 stale,
             } => {
-                let pending = self
-                    .pending
-                    .as_mut()
-                    .ok_or_else(|| lost("a snapshot mode outside a snapshot".to_string()))?;
+                let pending = self.pending("a snapshot mode")?;
                 let mut image = pending.images.remove(&mode).unwrap_or_default();
                 image.counters = counters;
                 image.active = active;

@@ -8,7 +8,7 @@ use bridge::{
 };
 use zerocopy::IntoBytes;
 
-use super::protocol::{StoreOp, WireChange, WireResync, WireRow};
+use super::protocol::{StoreOp, WireChange, WireResync, WireRow, WireTables};
 
 /// A wire value that does not decode to a row.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,8 +86,10 @@ pub fn message_to_op(message: &ModeMessage) -> StoreOp {
                 })
                 .collect(),
             resync: batch.resync.as_ref().map(|resync| WireResync {
-                processes: rows_to_wire(&resync.processes),
-                connections: rows_to_wire(&resync.connections),
+                entries: WireTables {
+                    processes: rows_to_wire(&resync.processes),
+                    connections: rows_to_wire(&resync.connections),
+                },
                 complete: resync.complete,
                 initial: resync.initial,
             }),
@@ -133,8 +135,8 @@ pub fn op_from_wire(op: StoreOp) -> Result<ReplicaOp, WireRowError> {
             let resync = match resync {
                 None => None,
                 Some(wire) => Some(Resync {
-                    processes: rows_from_wire(&wire.processes)?,
-                    connections: rows_from_wire(&wire.connections)?,
+                    processes: rows_from_wire(&wire.entries.processes)?,
+                    connections: rows_from_wire(&wire.entries.connections)?,
                     complete: wire.complete,
                     initial: wire.initial,
                 }),
@@ -152,7 +154,7 @@ pub fn op_from_wire(op: StoreOp) -> Result<ReplicaOp, WireRowError> {
 }
 
 /// An image's rows in wire form, in chunks of at most `chunk_rows` rows of each table.
-pub fn image_chunks(image: &ModeImage, chunk_rows: usize) -> Vec<(Vec<WireRow>, Vec<WireRow>)> {
+pub fn image_chunks(image: &ModeImage, chunk_rows: usize) -> Vec<WireTables> {
     let chunk_rows = chunk_rows.max(1);
     let mut processes = image.processes.chunks(chunk_rows);
     let mut connections = image.connections.chunks(chunk_rows);
@@ -162,10 +164,10 @@ pub fn image_chunks(image: &ModeImage, chunk_rows: usize) -> Vec<(Vec<WireRow>, 
         if p.is_none() && c.is_none() {
             return chunks;
         }
-        chunks.push((
-            p.map(rows_to_wire).unwrap_or_default(),
-            c.map(rows_to_wire).unwrap_or_default(),
-        ));
+        chunks.push(WireTables {
+            processes: p.map(rows_to_wire).unwrap_or_default(),
+            connections: c.map(rows_to_wire).unwrap_or_default(),
+        });
     }
 }
 
@@ -226,7 +228,7 @@ mod tests {
         assert_eq!(
             chunks
                 .iter()
-                .map(|(p, c)| (p.len(), c.len()))
+                .map(|t| (t.processes.len(), t.connections.len()))
                 .collect::<Vec<_>>(),
             [(2, 0), (2, 0), (1, 0)]
         );

@@ -45,26 +45,31 @@ impl Drop for TestGroup {
     }
 }
 
-/// A running `serve` on a socket in a private directory; killed and reaped on drop.
+/// A running `serve` on a socket in a private directory, for a group of its own; killed and
+/// reaped on drop (then the directory and the group are removed).
 pub struct Collector {
     child: Option<Child>,
     /// The socket.
     pub socket: PathBuf,
-    /// The group that may attach.
-    pub group: String,
     log: PathBuf,
     args: Vec<String>,
+    /// The group that may attach.
+    pub group: TestGroup,
+    _dir: TempDir,
 }
 
 impl Collector {
-    /// Starts `serve --socket DIR/run/c.sock --group GROUP ARGS` and waits until it serves.
-    pub fn start(dir: &TempDir, group: &TestGroup, args: &[&str]) -> Collector {
+    /// Starts `serve --socket DIR/run/c.sock --group GROUP ARGS` in a new directory (`tag`)
+    /// for a new group, and waits until it serves.
+    pub fn start(tag: &str, args: &[&str]) -> Collector {
+        let dir = TempDir::new(tag);
         let mut collector = Collector {
             child: None,
             socket: dir.path().join("run").join("c.sock"),
-            group: group.name.clone(),
             log: dir.path().join("serve.log"),
             args: args.iter().map(|a| a.to_string()).collect(),
+            group: TestGroup::new(),
+            _dir: dir,
         };
         collector.restart();
         collector
@@ -82,7 +87,7 @@ impl Collector {
             .arg("--socket")
             .arg(&self.socket)
             .arg("--group")
-            .arg(&self.group)
+            .arg(&self.group.name)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

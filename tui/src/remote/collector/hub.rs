@@ -236,11 +236,10 @@ impl Hub {
         })?];
         for mode in &self.modes {
             let image = self.store.image(*mode);
-            for (processes, connections) in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
+            for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
                 frames.push(encode(&CollectorMessage::SnapshotRows {
                     mode: *mode,
-                    processes,
-                    connections,
+                    rows,
                 })?);
             }
             frames.push(encode(&CollectorMessage::SnapshotMode {

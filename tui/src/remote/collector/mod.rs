@@ -101,7 +101,10 @@ pub fn run(
         tokio::net::UnixListener::from_std(listener)?
     };
     runtime.spawn(accept_viewers(listener, context));
-    let signals = stop_signals()?;
+    // The dashboard's exit signals, without its Ctrl-Z: a collector has no terminal to give
+    // back.
+    let (signals, _signal_handle) =
+        crate::dashboard::event_loop::forward_signals(&crate::dashboard::event_loop::EXIT_SIGNALS)?;
     eprintln!(
         "bpftop-ordered serve: pid {} epoch {epoch:#x} serving",
         std::process::id()
@@ -165,21 +168,4 @@ async fn accept_viewers(listener: tokio::net::UnixListener, context: ViewerConte
             }
         }
     }
-}
-
-/// SIGTERM, SIGINT and SIGHUP as messages.
-fn stop_signals() -> std::io::Result<Receiver<i32>> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
-    let (sender, receiver) = crossbeam_channel::bounded(4);
-    std::thread::Builder::new()
-        .name("serve-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if sender.send(signal).is_err() {
-                    break;
-                }
-            }
-        })?;
-    Ok(receiver)
 }
