@@ -385,6 +385,44 @@ mod tests {
     }
 
     #[test]
+    fn an_image_restores_the_same_tables() {
+        let mut store = TableStore::new(0, Retention::default());
+        let seed = ProcessRow::from_procfs(ProcKey::new(9, 100), ProcState::default());
+        store.seed(&[seed], &[]);
+        store.apply(batch(
+            ModeKind::Poll,
+            vec![
+                RowChange::Process(proc_row(3, 1, false)),
+                RowChange::Process(proc_row(1, 2, true)),
+                RowChange::Process(proc_row(3, 1, false)),
+            ],
+            None,
+        ));
+        store.mark_failed(ModeKind::Poll, "gone".into());
+        let image = store.image(ModeKind::Poll);
+        let mut replica = TableStore::new(0, Retention::default());
+        replica.restore(ModeKind::Poll, image.clone());
+        assert_eq!(replica.image(ModeKind::Poll), image);
+        let tgids = |s: &TableStore| -> Vec<u32> {
+            s.mode(ModeKind::Poll)
+                .processes
+                .rows()
+                .iter()
+                .map(|r| r.key.tgid)
+                .collect()
+        };
+        assert_eq!(tgids(&replica), [9, 3, 1], "first-seen order is kept");
+        let (ours, theirs) = (store.stats(ModeKind::Poll), replica.stats(ModeKind::Poll));
+        assert_eq!((theirs.events, theirs.stale), (ours.events, ours.stale));
+        assert_eq!(theirs.lag_max_ns, 0, "a replica measures its own lag");
+        assert_eq!(
+            replica.mode(ModeKind::Poll).failure.as_deref(),
+            Some("gone")
+        );
+        assert_eq!(replica.mode(ModeKind::Ring).processes.rows().len(), 0);
+    }
+
+    #[test]
     fn resync_of_an_incomplete_map_keeps_live_rows() {
         let mut store = TableStore::new(0, Retention::default());
         let live: Vec<RowChange> = (1..=5)

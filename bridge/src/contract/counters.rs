@@ -67,3 +67,24 @@ fn read_path_name<'de, D: serde::Deserializer<'de>>(
     let name: Option<String> = Option::deserialize(deserializer)?;
     Ok(name.and_then(|name| READ_PATHS.into_iter().find(|known| *known == name)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_cross_a_wire_with_their_read_path() {
+        let counters = ModeCounters {
+            received: 5,
+            read_path: Some("key-iteration"),
+            consumer_lag_ns: (1, 2, 3),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&counters).unwrap();
+        let back: ModeCounters = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, counters);
+        let unknown = text.replace("key-iteration", "carrier-pigeon");
+        let back: ModeCounters = serde_json::from_str(&unknown).unwrap();
+        assert_eq!(back.read_path, None);
+    }
+}
