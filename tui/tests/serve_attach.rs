@@ -359,3 +359,45 @@ fn an_attached_viewer_survives_a_collector_restart() {
         "this test's process is in the new tables"
     );
 }
+
+#[test]
+fn the_collector_signals_for_a_viewer_that_may() {
+    let _test = privileged!("the_collector_signals_for_a_viewer_that_may");
+    let collector = Collector::start("serve-signal", &["--modes", "ring"]);
+    let mut sleeper =
+        kernel_support::Children(vec![Command::new("sleep").arg("60").spawn().unwrap()]);
+    let pid = sleeper.pids()[0];
+    // The row's key: the start time as the collector's tables have it.
+    let mut replica = Replica::connect(&collector.socket, None).unwrap();
+    let limit = Instant::now() + Duration::from_secs(20);
+    let start_ns = loop {
+        assert!(Instant::now() < limit, "sleep {pid} never showed up");
+        if let Some(ReplicaEvent::Replaced(store)) = replica.next_event().unwrap() {
+            let tables = store.mode(bridge::contract::ModeKind::Ring);
+            if let Some(row) = tables.processes.latest_for_tgid(pid) {
+                break row.key.start_ns;
+            }
+            replica = Replica::connect(&collector.socket, None).unwrap();
+        }
+    };
+    replica
+        .request(&ViewerMessage::Signal {
+            request: 1,
+            tgid: pid,
+            start_ns,
+            signal: libc::SIGTERM,
+            comm: "sleep".into(),
+        })
+        .unwrap();
+    let limit = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        assert!(Instant::now() < limit, "no answer to the signal request");
+        if let Some(ReplicaEvent::SignalResult(text)) = replica.next_event().unwrap() {
+            break text;
+        }
+    };
+    assert_eq!(text, format!("sent SIGTERM to sleep (pid {pid})"));
+    let status = sleeper.0[0].wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}

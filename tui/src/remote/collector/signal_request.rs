@@ -62,4 +62,20 @@ mod tests {
         let me = process_uids(std::process::id()).unwrap();
         assert_eq!(me.0, rustix::process::getuid().as_raw());
     }
+
+    #[test]
+    fn a_viewer_may_not_signal_another_users_process() {
+        // pid 1 runs as root; a viewer with uid 65534 is refused before anything is sent.
+        let init = ProcKey::new(1, 0);
+        let text = handle(65534, init, libc::SIGTERM, "init");
+        assert!(
+            text.starts_with("not sent: uid 65534 may not signal init"),
+            "{text}"
+        );
+        assert!(text.contains("EPERM"), "{text}");
+        let text = handle(0, init, 12345, "init");
+        assert!(text.contains("signal 12345 is not one"), "{text}");
+        let text = handle(0, ProcKey::new(u32::MAX, 0), libc::SIGTERM, "ghost");
+        assert!(text.contains("ESRCH"), "{text}");
+    }
 }
