@@ -133,7 +133,8 @@ pub enum CollectorMessage {
     },
     /// Once a second: where the stream is, and this viewer's resync count.
     Heartbeat {
-        /// The last delta sent to this viewer.
+        /// The collector's last delta (a viewer this far ahead of its own position is behind
+        /// by the difference).
         seq: u64,
         /// Times this viewer's queue overflowed and it was resynced.
         resyncs: u64,
