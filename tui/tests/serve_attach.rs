@@ -303,6 +303,24 @@ fn bad_clients_are_disconnected_and_logged() {
     half.write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
     closed_by_collector(half);
     collector.wait_for_log("silent for", Duration::from_secs(5));
+    // The debug encoding: JSON lines both ways (what `socat` would show).
+    let mut debug = connect();
+    debug
+        .write_all(b"{\"Hello\":{\"proto\":1}}\n{\"Watch\":{\"since\":null}}\n")
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(debug.try_clone().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.starts_with(r#"{"HelloAck":{"proto":1,"epoch":"#),
+        "{first}"
+    );
+    let second = lines.next().unwrap().unwrap();
+    assert!(
+        second.starts_with(r#"{"SnapshotBegin":{"position":{"epoch":"#),
+        "{second}"
+    );
+    drop(lines);
+    drop(debug);
     // The collector carries on, and so does a good viewer.
     let rows = attached_dump(
         &collector.socket,

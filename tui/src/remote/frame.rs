@@ -76,6 +76,77 @@ pub fn decode_stream<T: DeserializeOwned>(stream: &[u8]) -> (usize, bool) {
     }
 }
 
+/// The collector's reader of a viewer's messages: length-delimited postcard frames, or — when
+/// the first byte the viewer sends is `{` (a length field would have to be over 2 GiB to start
+/// so) — the debug encoding, one JSON message per line (readable with `socat`), answered in
+/// kind. Lines are limited to [`MAX_FRAME_BYTES`] too.
+pub struct ViewerFrames {
+    json: Option<bool>,
+    frames: LengthDelimitedCodec,
+    lines: tokio_util::codec::LinesCodec,
+}
+
+impl Default for ViewerFrames {
+    fn default() -> Self {
+        ViewerFrames {
+            json: None,
+            frames: codec(),
+            lines: tokio_util::codec::LinesCodec::new_with_max_length(MAX_FRAME_BYTES),
+        }
+    }
+}
+
+impl ViewerFrames {
+    /// Whether this viewer speaks the JSON-lines debug encoding (`None`: it sent nothing yet).
+    pub fn json(&self) -> Option<bool> {
+        self.json
+    }
+}
+
+/// One message's bytes from a viewer, and its encoding.
+#[derive(Debug)]
+pub enum ViewerFrame {
+    /// A postcard payload.
+    Postcard(BytesMut),
+    /// A JSON line (without its newline).
+    Json(String),
+}
+
+impl ViewerFrame {
+    /// The message it holds.
+    pub fn message<T: DeserializeOwned>(&self) -> Result<T, String> {
+        match self {
+            ViewerFrame::Postcard(payload) => decode(payload).map_err(|e| e.to_string()),
+            ViewerFrame::Json(line) => {
+                serde_json::from_str(line).map_err(|e| format!("undecodable message: {e}"))
+            }
+        }
+    }
+}
+
+impl Decoder for ViewerFrames {
+    type Item = ViewerFrame;
+    type Error = io::Error;
+
+    fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<ViewerFrame>, io::Error> {
+        let json = match self.json {
+            Some(json) => json,
+            None => match buffer.first() {
+                None => return Ok(None),
+                Some(first) => *self.json.insert(*first == b'{'),
+            },
+        };
+        if json {
+            self.lines
+                .decode(buffer)
+                .map(|line| line.map(ViewerFrame::Json))
+                .map_err(io::Error::other)
+        } else {
+            Ok(self.frames.decode(buffer)?.map(ViewerFrame::Postcard))
+        }
+    }
+}
+
 /// A blocking reader of frames from a socket (a viewer's side).
 pub struct FrameReader<R> {
     source: R,

@@ -15,11 +15,11 @@ use tokio::{
     net::UnixStream,
     time::{interval, sleep_until, timeout, Instant, MissedTickBehavior},
 };
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use super::{hub::Hub, CmdlineRequests};
 use crate::remote::{
-    frame::{codec, decode, encode},
+    frame::{decode, encode, ViewerFrame, ViewerFrames},
     protocol::{CollectorMessage, ViewerMessage, PROTOCOL_VERSION, TABLES},
 };
 
@@ -54,7 +54,7 @@ pub async fn serve_viewer(stream: UnixStream, context: ViewerContext) {
     eprintln!("bpftop-ordered serve: {peer} connected");
     let (read, write) = stream.into_split();
     let mut connection = Connection {
-        reader: FramedRead::new(read, codec()),
+        reader: FramedRead::new(read, ViewerFrames::default()),
         writer: write,
         context,
         uid,
@@ -67,7 +67,7 @@ pub async fn serve_viewer(stream: UnixStream, context: ViewerContext) {
 }
 
 struct Connection {
-    reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
+    reader: FramedRead<tokio::net::unix::OwnedReadHalf, ViewerFrames>,
     /// Frames are written as their length and the shared payload, without a copy into a
     /// per-viewer buffer (a codec's write buffer would keep the size of the largest frame).
     writer: tokio::net::unix::OwnedWriteHalf,
@@ -77,7 +77,7 @@ struct Connection {
 }
 
 enum Wake {
-    Frame(Option<Result<bytes::BytesMut, std::io::Error>>),
+    Frame(Option<Result<ViewerFrame, std::io::Error>>),
     Delta(Option<Bytes>),
     Heartbeat,
     Silent,
@@ -129,7 +129,7 @@ impl Connection {
                 Wake::Frame(Some(frame)) => {
                     last_heard = Instant::now();
                     let frame = frame.map_err(|e| format!("bad frame: {e}"))?;
-                    let message = decode::<ViewerMessage>(&frame).map_err(|e| e.to_string())?;
+                    let message = frame.message::<ViewerMessage>()?;
                     self.answer(message).await?;
                 }
                 Wake::Delta(Some(frame)) => self.send(frame).await?,
@@ -214,7 +214,12 @@ impl Connection {
             .map_err(|_| format!("silent for {:?} during the handshake", self.context.timeout))?
             .ok_or("left during the handshake")?
             .map_err(|e| format!("bad frame: {e}"))?;
-        decode(&frame).map_err(|e| e.to_string())
+        frame.message()
+    }
+
+    /// The viewer speaks the JSON-lines debug encoding.
+    fn json(&self) -> bool {
+        self.reader.decoder().json() == Some(true)
     }
 
     async fn send_message(&mut self, message: &CollectorMessage) -> Outcome {
@@ -222,11 +227,24 @@ impl Connection {
         self.send(frame).await
     }
 
+    /// Sends one postcard payload: as a frame, or re-encoded as a JSON line for a viewer of
+    /// the debug encoding.
     async fn send(&mut self, frame: Bytes) -> Outcome {
-        // One vectored write of the length field and the payload (`encode` kept it within
-        // the frame limit, so the length fits in 4 bytes).
+        if self.json() {
+            let message: CollectorMessage = decode(&frame).map_err(|e| e.to_string())?;
+            let mut line = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+            line.push(b'\n');
+            return self.write(&[], Bytes::from(line)).await;
+        }
+        // The length field (`encode` kept the payload within the frame limit, so it fits in
+        // 4 bytes), then the payload.
         let length = (frame.len() as u32).to_be_bytes();
-        let mut buffers = bytes::Buf::chain(&length[..], frame);
+        self.write(&length, frame).await
+    }
+
+    /// One vectored write of `head` and `payload`, within the timeout.
+    async fn write(&mut self, head: &[u8], payload: Bytes) -> Outcome {
+        let mut buffers = bytes::Buf::chain(head, payload);
         let write = self.writer.write_all_buf(&mut buffers);
         match timeout(self.context.timeout, write).await {
             Ok(Ok(())) => Ok(()),
