@@ -165,3 +165,50 @@ fn the_connections_table_points_to_the_processes_table() {
         Some("signals go to processes: switch to the Processes table (Tab)")
     );
 }
+
+/// Attached (`--attach`): the confirmed signal is not sent here but asked of the collector,
+/// with the row's identity; the collector's answer becomes the status line.
+#[test]
+fn an_attached_dashboard_asks_the_collector_and_shows_its_answer() {
+    use bpftop_ordered::remote::{feed::FeedEvent, protocol::ViewerMessage, replica::ReplicaEvent};
+    let mut child = sleeper();
+    let row = row_of(child.id(), 0);
+    let key = row.key;
+    let mut h = showing(row);
+    let (requests, asked) = crossbeam_channel::bounded(4);
+    h.app
+        .attach_to(std::path::Path::new("/run/test.sock"), requests);
+    h.press(KeyCode::F(9));
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Char('y'));
+    assert_eq!(
+        asked.try_recv().unwrap(),
+        ViewerMessage::Signal {
+            request: 0,
+            tgid: key.tgid,
+            start_ns: key.start_ns,
+            signal: libc::SIGTERM,
+            comm: "sleep".into(),
+        }
+    );
+    assert_eq!(h.app.status(), Some("asked the collector to send SIGTERM"));
+    assert!(
+        wait_status(&mut child).is_none(),
+        "nothing was sent locally"
+    );
+    h.app.apply_feed(FeedEvent::Data(ReplicaEvent::SignalResult(
+        "not sent: uid 1000 may not signal sleep".into(),
+    )));
+    assert_eq!(
+        h.app.status(),
+        Some("not sent: uid 1000 may not signal sleep")
+    );
+    h.app.apply_feed(FeedEvent::Gone("connection lost".into()));
+    assert!(
+        h.screen().contains("collector gone, retrying"),
+        "{}",
+        h.screen()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
