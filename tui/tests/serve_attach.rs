@@ -419,3 +419,46 @@ fn the_collector_signals_for_a_viewer_that_may() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM));
 }
+
+#[test]
+fn a_viewer_that_takes_no_frames_is_disconnected() {
+    let _test = privileged!("a_viewer_that_takes_no_frames_is_disconnected");
+    // A queue that never overflows: the collector's write to the viewer blocks instead, and
+    // gives up after the timeout.
+    let collector = Collector::start(
+        "serve-stalled",
+        &[
+            "--modes",
+            "ring",
+            "--viewer-queue",
+            "1000000",
+            "--viewer-timeout",
+            "2s",
+        ],
+    );
+    let (mut stalled, _reader) = raw_viewer(&collector.socket);
+    let limit = Instant::now() + Duration::from_secs(60);
+    while !collector.log_text().contains("took no frame for 2s") {
+        assert!(
+            Instant::now() < limit,
+            "not disconnected; log:\n{}",
+            collector.log_text()
+        );
+        kernel_support::exec_burst("/bin/true", 40, 2);
+        // Pings keep it from being silent; they are never read while the write is blocked.
+        if write_message(&mut stalled, &ViewerMessage::Ping).is_err() {
+            break;
+        }
+    }
+    collector.wait_for_log(
+        "took no frame for 2s (stopped reading)",
+        Duration::from_secs(5),
+    );
+    let rows = attached_dump(
+        &collector.socket,
+        collector.group.gid,
+        "processes",
+        &["--duration", "0s"],
+    );
+    assert!(rows.len() > 10);
+}
