@@ -389,15 +389,10 @@ mod tests {
         let mut store = TableStore::new(0, Retention::default());
         let seed = ProcessRow::from_procfs(ProcKey::new(9, 100), ProcState::default());
         store.seed(&[seed], &[]);
-        store.apply(batch(
-            ModeKind::Poll,
-            vec![
-                RowChange::Process(proc_row(3, 1, false)),
-                RowChange::Process(proc_row(1, 2, true)),
-                RowChange::Process(proc_row(3, 1, false)),
-            ],
-            None,
-        ));
+        // 3, an exited 1, then 3 again (stale).
+        let changes = [(3, 1, false), (1, 2, true), (3, 1, false)]
+            .map(|(tgid, seq, exited)| RowChange::Process(proc_row(tgid, seq, exited)));
+        store.apply(batch(ModeKind::Poll, changes.to_vec(), None));
         store.mark_failed(ModeKind::Poll, "gone".into());
         let image = store.image(ModeKind::Poll);
         let mut replica = TableStore::new(0, Retention::default());

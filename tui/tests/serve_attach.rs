@@ -206,20 +206,22 @@ fn raw_viewer(socket: &std::path::Path) -> (UnixStream, FrameReader<UnixStream>)
     (stream, reader)
 }
 
-/// A collector whose viewers overflow at once: 4 deltas of queue, a delta every 10 ms or so.
-const SMALL_QUEUE: &[&str] = &[
-    "--modes",
-    "ring",
-    "--viewer-queue",
-    "4",
-    "--update-interval",
-    "10ms",
-];
+/// `serve` options: ring mode, viewers' queue of `queue` deltas, their timeout `timeout`.
+fn viewer_limits(queue: &'static str, timeout: &'static str) -> [&'static str; 6] {
+    [
+        "--modes",
+        "ring",
+        "--viewer-queue",
+        queue,
+        "--viewer-timeout",
+        timeout,
+    ]
+}
 
 #[test]
 fn a_viewer_that_stops_reading_is_resynced_and_blocks_nobody() {
     let _test = privileged!("a_viewer_that_stops_reading_is_resynced_and_blocks_nobody");
-    let collector = Collector::start("serve-slow", SMALL_QUEUE);
+    let collector = Collector::start("serve-slow", &viewer_limits("4", "30s"));
     let (mut stopped, mut reader) = raw_viewer(&collector.socket);
     // 10 s without reading, while the kernel makes changes and another viewer comes and goes.
     let end = Instant::now() + Duration::from_secs(10);
@@ -425,17 +427,7 @@ fn a_viewer_that_takes_no_frames_is_disconnected() {
     let _test = privileged!("a_viewer_that_takes_no_frames_is_disconnected");
     // A queue that never overflows: the collector's write to the viewer blocks instead, and
     // gives up after the timeout.
-    let collector = Collector::start(
-        "serve-stalled",
-        &[
-            "--modes",
-            "ring",
-            "--viewer-queue",
-            "1000000",
-            "--viewer-timeout",
-            "2s",
-        ],
-    );
+    let collector = Collector::start("serve-stalled", &viewer_limits("1000000", "2s"));
     let (mut stalled, _reader) = raw_viewer(&collector.socket);
     let limit = Instant::now() + Duration::from_secs(60);
     while !collector.log_text().contains("took no frame for 2s") {
