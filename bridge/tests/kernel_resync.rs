@@ -35,10 +35,10 @@ const KERNEL_RETENTION: Duration = Duration::from_secs(60);
 
 fn apply(store: &mut TableStore, message: ModeMessage) {
     match message {
-        ModeMessage::Batch(batch) => store.apply(batch),
         ModeMessage::Failed { mode, error } => {
             panic!("{mode} mode failed: {error}");
         }
+        other => store.handle(other),
     }
 }
 

@@ -316,6 +316,12 @@ impl Resolver<'_> {
         let mm = self.lookup_struct("mm_struct")?;
         let mm = Composite::new("mm_struct", &mm);
         let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
+        let css_set = self.lookup_struct("css_set")?;
+        let css_set = Composite::new("css_set", &css_set);
+        let cgroup = self.lookup_struct("cgroup")?;
+        let cgroup = Composite::new("cgroup", &cgroup);
+        let kernfs_node = self.lookup_struct("kernfs_node")?;
+        let kernfs_node = Composite::new("kernfs_node", &kernfs_node);
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
             task_tgid: self.offset(&task, "tgid", size(4))?,
@@ -363,6 +369,11 @@ impl Resolver<'_> {
             page_shift: page_shift(),
             mm_arg_start: self.offset(&mm, "arg_start", size(8))?,
             mm_arg_end: self.offset(&mm, "arg_end", size(8))?,
+            mm_total_vm: self.offset(&mm, "total_vm", size(8))?,
+            task_cgroups: self.offset(&task, "cgroups", Expect::Pointer)?,
+            css_set_dfl_cgrp: self.offset(&css_set, "dfl_cgrp", Expect::Pointer)?,
+            cgroup_kn: self.offset(&cgroup, "kn", Expect::Pointer)?,
+            kernfs_node_id: self.offset(&kernfs_node, "id", size(8))?,
             valid: 1,
         })
     }
@@ -870,6 +881,8 @@ mod tests {
             ("task_static_prio", o.task_static_prio),
             ("task_mm", o.task_mm),
             ("mm_rss_file", o.mm_rss_file),
+            ("mm_total_vm", o.mm_total_vm),
+            ("task_cgroups", o.task_cgroups),
         ];
         for (name, value) in nonzero {
             assert_ne!(value, 0, "{name} resolved to 0");
@@ -1041,6 +1054,11 @@ mod tests {
             ("task_struct", "mm", o.task_mm),
             ("mm_struct", "arg_start", o.mm_arg_start),
             ("mm_struct", "arg_end", o.mm_arg_end),
+            ("mm_struct", "total_vm", o.mm_total_vm),
+            ("task_struct", "cgroups", o.task_cgroups),
+            ("css_set", "dfl_cgrp", o.css_set_dfl_cgrp),
+            ("cgroup", "kn", o.cgroup_kn),
+            ("kernfs_node", "id", o.kernfs_node_id),
             // MM_FILEPAGES is 0: rss_stat[0].count is rss_stat + offsetof(count).
             (
                 "mm_struct",
