@@ -140,7 +140,11 @@ mod tests {
             2
         );
         assert_eq!(&*lines.by_key[&a].text, "sleep 100");
-        assert_eq!(lines.absorb(&[(a, raw(b"sleep\x00100\0"))]), 0, "same again");
+        assert_eq!(
+            lines.absorb(&[(a, raw(b"sleep\x00100\0"))]),
+            0,
+            "same again"
+        );
         assert_eq!(lines.absorb(&[(a, raw(b"cat\0"))]), 1, "exec'd again");
         assert_eq!(&*lines.by_key[&a].text, "cat");
         let mut failed = raw(b"");

@@ -348,7 +348,7 @@ fn every_built_in_theme_draws() {
     );
     assert_eq!(h.app.theme().name, "default", "the cycle wraps");
     assert!(h.screen().contains("theme: default"));
-    assert_eq!(PROCESS_COLUMNS.len(), 15);
+    assert_eq!(PROCESS_COLUMNS.len(), 20);
 }
 
 #[test]

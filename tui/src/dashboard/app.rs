@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     model::{
+        cgroup_names::CgroupNames,
         columns::{
             column_index, ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS,
         },
@@ -113,6 +114,8 @@ pub struct HostInfo {
     pub hostname: String,
     /// Kernel release (`uname -r`).
     pub kernel: String,
+    /// Memory of the host (`/proc/meminfo` MemTotal), bytes; `None` when unknown.
+    pub mem_total_bytes: Option<u64>,
 }
 
 impl HostInfo {
@@ -126,8 +129,18 @@ impl HostInfo {
         HostInfo {
             hostname: read("/proc/sys/kernel/hostname"),
             kernel: read("/proc/sys/kernel/osrelease"),
+            mem_total_bytes: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| mem_total_bytes(&m)),
         }
     }
+}
+
+/// `MemTotal:` of a `/proc/meminfo` text, bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Start-up choices (from the command line and the config file, already validated).
@@ -212,6 +225,7 @@ pub struct App {
     theme_index: usize,
     pub(super) keymap: KeyMap,
     users: UserNames,
+    cgroups: CgroupNames,
     host: HostInfo,
     started_ns: u64,
     now_ns: u64,
@@ -289,6 +303,7 @@ impl App {
             theme_index,
             keymap: settings.keymap,
             users: UserNames::from_system(),
+            cgroups: CgroupNames::for_host(),
             host,
             started_ns: now_ns,
             now_ns,
@@ -636,6 +651,9 @@ impl App {
             processes: Some(self.process_table_of(self.mode)),
             hosts: self.host_names.0.as_ref().filter(|_| self.host_names.1),
             net: Some(self.metrics().net(self.mode)),
+            cmdlines: Some(self.store.cmdlines()),
+            cgroups: Some(&self.cgroups),
+            mem_total_bytes: self.host.mem_total_bytes,
         }
     }
 
