@@ -167,6 +167,8 @@ pub struct AppSettings {
     pub flush_period: Duration,
     /// Rows hidden at start (config `[view]`).
     pub hide: HideRows,
+    /// The config file the `E`/`K` toggles are written back to (`None`: not remembered).
+    pub remember_in: Option<std::path::PathBuf>,
 }
 
 impl Default for AppSettings {
@@ -182,6 +184,7 @@ impl Default for AppSettings {
             running_modes: ModeKind::ALL.to_vec(),
             flush_period: Duration::from_millis(100),
             hide: HideRows::default(),
+            remember_in: None,
         }
     }
 }
@@ -221,6 +224,7 @@ pub struct App {
     pub(super) prompt: Option<FilterPrompt>,
     pub(super) search: SearchState,
     hide: HideRows,
+    remember_in: Option<std::path::PathBuf>,
     themes: Vec<Theme>,
     theme_index: usize,
     pub(super) keymap: KeyMap,
@@ -299,6 +303,7 @@ impl App {
             prompt: None,
             search: SearchState::default(),
             hide: settings.hide,
+            remember_in: settings.remember_in,
             themes,
             theme_index,
             keymap: settings.keymap,
@@ -737,21 +742,36 @@ impl App {
     /// Hides or shows exited processes and closed connections (both tables).
     pub fn toggle_hide_exited(&mut self) {
         self.hide.exited = !self.hide.exited;
-        self.set_status(if self.hide.exited {
+        let what = if self.hide.exited {
             "exited processes and closed connections hidden"
         } else {
             "exited processes and closed connections shown"
-        });
+        };
+        self.remember_hide(what);
     }
 
     /// Hides or shows kernel threads (the processes table).
     pub fn toggle_hide_kernel_threads(&mut self) {
         self.hide.kernel_threads = !self.hide.kernel_threads;
-        self.set_status(if self.hide.kernel_threads {
+        let what = if self.hide.kernel_threads {
             "kernel threads hidden"
         } else {
             "kernel threads shown"
-        });
+        };
+        self.remember_hide(what);
+    }
+
+    /// Writes the toggles into the config file (`[view]`), and says so — or why not — with
+    /// `what` changed in the status line.
+    fn remember_hide(&mut self, what: &str) {
+        let text = match &self.remember_in {
+            None => what.to_string(),
+            Some(path) => match crate::config_view::remember_view(path, self.hide) {
+                Ok(()) => format!("{what} (saved in {})", path.display()),
+                Err(e) => format!("{what}; not saved: {e}"),
+            },
+        };
+        self.set_status(text);
     }
 
     /// Next built-in theme (a theme loaded from a file is first in the cycle).
