@@ -611,7 +611,11 @@ fn command_lines_of_forks_and_older_processes_match_proc() {
                   time.sleep(100)\n";
     let pre = Proc::spawn(
         "pre-existing forker",
-        Command::new(&py_pre).arg("-c").arg(forker).arg(&go).arg("--pre"),
+        Command::new(&py_pre)
+            .arg("-c")
+            .arg(forker)
+            .arg(&go)
+            .arg("--pre"),
     );
     wait_until("pre-existing python runs", Duration::from_secs(5), || {
         Snapshot::read(pre.pid).is_some_and(|s| s.comm == "bto_py_pre")
@@ -619,7 +623,11 @@ fn command_lines_of_forks_and_older_processes_match_proc() {
     let session = Session::start(&[], Duration::from_secs(3));
     let fresh = Proc::spawn(
         "new forker",
-        Command::new(&py_new).arg("-c").arg(forker).arg(&go).arg("--new"),
+        Command::new(&py_new)
+            .arg("-c")
+            .arg(forker)
+            .arg(&go)
+            .arg("--new"),
     );
     wait_until("new python runs", Duration::from_secs(5), || {
         Snapshot::read(fresh.pid).is_some_and(|s| s.comm == "bto_py_new")
@@ -632,20 +640,37 @@ fn command_lines_of_forks_and_older_processes_match_proc() {
             .filter_map(|e| e.file_name().to_str()?.strip_prefix("go.")?.parse().ok())
             .collect()
     };
-    wait_until("both forks", Duration::from_secs(5), || children().len() == 2);
+    wait_until("both forks", Duration::from_secs(5), || {
+        children().len() == 2
+    });
     session.assert_time_left(Duration::from_millis(1500));
     let (out, _) = session.finish();
     let mut expected = vec![
-        Expected::live("pre-existing forker", &Snapshot::of(pre.pid, "pre"), OriginTruth::Either),
-        Expected::live("new forker", &Snapshot::of(fresh.pid, "new"), OriginTruth::Kernel),
+        Expected::live(
+            "pre-existing forker",
+            &Snapshot::of(pre.pid, "pre"),
+            OriginTruth::Either,
+        ),
+        Expected::live(
+            "new forker",
+            &Snapshot::of(fresh.pid, "new"),
+            OriginTruth::Kernel,
+        ),
     ];
     let mut forks = Vec::new();
     for pid in children() {
         let snap = Snapshot::of(pid, "fork");
         let parent = if snap.ppid == pre.pid { "pre" } else { "new" };
         assert!(snap.cmdline.contains(&format!("--{parent}")), "{snap:?}");
-        println!("{test}: fork {pid} of the {parent} python: /proc cmdline {:?}", snap.cmdline);
-        expected.push(Expected::live(&format!("fork of the {parent} python"), &snap, OriginTruth::Kernel));
+        println!(
+            "{test}: fork {pid} of the {parent} python: /proc cmdline {:?}",
+            snap.cmdline
+        );
+        expected.push(Expected::live(
+            &format!("fork of the {parent} python"),
+            &snap,
+            OriginTruth::Kernel,
+        ));
         forks.push(ProcGuard(pid));
     }
     let mut card = Scorecard::new(test);

@@ -232,7 +232,11 @@ impl Snapshot {
                 .map(|kb| kb * 1024),
             cgroup: std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                 .ok()
-                .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string)),
+                .and_then(|c| {
+                    c.lines()
+                        .find_map(|l| l.strip_prefix("0::"))
+                        .map(str::to_string)
+                }),
             schedstat_ns,
             group_clock_ns,
             read_ns: mono_ns(),
