@@ -963,3 +963,14 @@ fn sorted_filtered<R: Entity + DisplayRow>(
     );
     (order, hidden.get())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let meminfo = "MemTotal:       24594532 kB\nMemFree:        1000 kB\n";
+        assert_eq!(super::mem_total_bytes(meminfo), Some(24_594_532 * 1024));
+        assert_eq!(super::mem_total_bytes("MemFree: 1 kB\n"), None);
+        assert_eq!(super::mem_total_bytes("MemTotal: lots\n"), None);
+    }
+}
