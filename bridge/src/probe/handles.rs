@@ -253,11 +253,22 @@ impl StateMaps {
     ) -> Result<usize, MapDumpError> {
         let (entries, _) = self.read::<S>(scratch)?;
         let fd = self.fd_of::<S>();
+        // A reaped process's command line goes with it (the housekeeping thread has read it by
+        // then: it reads every 500 ms, the kernel retention is longer), so PROC_CMDLINE holds
+        // live and recent processes and its LRU never evicts a live one's line for old ones.
+        let cmdlines = self
+            .cmdlines
+            .as_ref()
+            .filter(|_| S::TABLE == probe_common::table::PROCESSES);
         Ok(entries
             .iter()
             .filter(|(_, state)| state.finished_ns().is_some_and(|t| t < cutoff_ns))
             .filter(|(key, _)| {
-                map_batch::delete_elem(fd, zerocopy::IntoBytes::as_bytes(key)).is_ok()
+                let key = zerocopy::IntoBytes::as_bytes(key);
+                if let Some(map) = cmdlines {
+                    let _ = map_batch::delete_elem(map.fd().as_fd(), key);
+                }
+                map_batch::delete_elem(fd, key).is_ok()
             })
             .count())
     }
