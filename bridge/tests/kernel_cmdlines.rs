@@ -40,7 +40,7 @@ fn a_reaped_process_leaves_the_kernel_map_and_stays_in_the_store() {
     let mut config = SessionConfig::with_modes(&[ModeKind::Ring]);
     config.kernel_retention = Duration::from_secs(1);
     config.poll_interval = Duration::from_millis(100);
-    let mut session = Session::start(config).expect("session starts");
+    let session = Session::start(config).expect("session starts");
     let mut store = session.new_store();
     let status = Command::new("/bin/true")
         .args(["bto-cmdline-marker", "42"])
