@@ -662,6 +662,15 @@ fn check_key_len(info: &MapInfo, key: &[u8]) -> Result<(), MapDumpError> {
 /// are checked against the map's sizes first (one extra `BPF_OBJ_GET_INFO_BY_FD`), so a wrong
 /// length is an error, never an out-of-bounds read.
 pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
+    check_elem_lens(fd, key, value)?;
+    // SAFETY: key and value are readable for the map's sizes (checked above).
+    unsafe { map_update_elem(fd, key, value)? };
+    Ok(())
+}
+
+/// `KeySizeMismatch` / `ValueSizeMismatch` unless `key` and `value` are exactly the map's
+/// sizes (one `BPF_OBJ_GET_INFO_BY_FD`).
+fn check_elem_lens(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
     let info = map_info(fd)?;
     check_key_len(&info, key)?;
     if value.len() != info.value_size as usize {
@@ -670,8 +679,6 @@ pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), M
             actual: value.len(),
         });
     }
-    // SAFETY: key and value are readable for the map's sizes (checked above).
-    unsafe { map_update_elem(fd, key, value)? };
     Ok(())
 }
 
@@ -679,14 +686,7 @@ pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), M
 /// there (then `Ok(false)` and the entry is unchanged). Lengths are checked as in
 /// [`update_elem`].
 pub fn insert_new_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<bool, MapDumpError> {
-    let info = map_info(fd)?;
-    check_key_len(&info, key)?;
-    if value.len() != info.value_size as usize {
-        return Err(MapDumpError::ValueSizeMismatch {
-            expected: info.value_size as usize,
-            actual: value.len(),
-        });
-    }
+    check_elem_lens(fd, key, value)?;
     // SAFETY: key and value are readable for the map's sizes (checked above).
     Ok(unsafe { map_insert_new_elem(fd, key, value)? })
 }

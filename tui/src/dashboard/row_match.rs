@@ -137,6 +137,22 @@ mod tests {
 
     use probe_common::{ConnKey, ConnState, ProcKey, ProcState};
 
+    /// Whether `text`, parsed as a processes filter, matches `row`.
+    fn process_matches(row: &ProcessRow, ctx: &RowContext, text: &str) -> bool {
+        let subject = ProcessSubject { row, ctx };
+        parse(text, FilterTable::Processes)
+            .unwrap()
+            .matches(&subject)
+    }
+
+    /// Whether `text`, parsed as a connections filter, matches `row`.
+    fn connection_matches(row: &ConnectionRow, ctx: &RowContext, text: &str) -> bool {
+        let subject = ConnectionSubject { row, ctx };
+        parse(text, FilterTable::Connections)
+            .unwrap()
+            .matches(&subject)
+    }
+
     fn comm(name: &str) -> [u8; 16] {
         let mut c = [0u8; 16];
         c[..name.len()].copy_from_slice(name.as_bytes());
@@ -160,15 +176,7 @@ mod tests {
             1,
             1,
         );
-        let subject = ProcessSubject {
-            row: &row,
-            ctx: &ctx,
-        };
-        let yes = |text: &str| {
-            parse(text, FilterTable::Processes)
-                .unwrap()
-                .matches(&subject)
-        };
+        let yes = |text: &str| process_matches(&row, &ctx, text);
         assert!(yes("comm:NGI pid:123 ppid:1 uid:33 user:www state:running"));
         assert!(yes("WWW-DATA"), "plain text sees the USER column");
         assert!(!yes("pid:124"));
@@ -227,15 +235,7 @@ mod tests {
             1,
             1,
         );
-        let subject = ProcessSubject {
-            row: &row,
-            ctx: &ctx,
-        };
-        let yes = |text: &str| {
-            parse(text, FilterTable::Processes)
-                .unwrap()
-                .matches(&subject)
-        };
+        let yes = |text: &str| process_matches(&row, &ctx, text);
         assert!(yes(
             "rss>100M rss<=200M virt=2G mem>19 mem<20 nice<0 nice=-5 threads=3"
         ));
@@ -268,15 +268,7 @@ mod tests {
             1,
             1,
         );
-        let subject = ConnectionSubject {
-            row: &row,
-            ctx: &ctx,
-        };
-        let yes = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let yes = |text: &str| connection_matches(&row, &ctx, text);
         assert!(yes(
             "port:443 port:51000 state:estab addr:93.184 family:4 pid:7 comm:nginx"
         ));
@@ -301,29 +293,13 @@ mod tests {
         let mut unknown = row.clone();
         unknown.state.flags |=
             probe_common::conn_flags::BYTES_UNKNOWN | probe_common::conn_flags::START_UNKNOWN;
-        let subject = ConnectionSubject {
-            row: &unknown,
-            ctx: &ctx,
-        };
-        let holds = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let holds = |text: &str| connection_matches(&unknown, &ctx, text);
         assert!(!holds("sent>=0") && !holds("recv<1G") && !holds("age>=0"));
         assert!(holds("-sent>=0"));
         // An unknown owner matches no owner term.
         let mut ownerless = row.clone();
         ownerless.state.flags = 0;
-        let subject = ConnectionSubject {
-            row: &ownerless,
-            ctx: &ctx,
-        };
-        let matches = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let matches = |text: &str| connection_matches(&ownerless, &ctx, text);
         assert!(!matches("pid:7"));
         assert!(!matches("comm:nginx"));
     }

@@ -941,6 +941,46 @@ impl Scorecard {
     }
 
     /// The comparisons of `subject` (a process, or "all rows") in `mode`.
+    /// A byte figure of `row`: unchecked (`want` None), null (`Some(None)`), or within
+    /// `tolerance(oracle)` of the oracle's `Some(Some(oracle))` read from `source`.
+    #[allow(clippy::too_many_arguments)]
+    fn bytes_near(
+        &mut self,
+        mode: &str,
+        s: &str,
+        row: &Value,
+        field: &str,
+        source: &str,
+        want: Option<Option<u64>>,
+        tolerance: impl Fn(u64) -> u64,
+    ) {
+        match want {
+            None => {}
+            Some(None) => self.at(mode, s).eq(field, Value::Null, &row[field]),
+            Some(Some(oracle)) => {
+                let tol = tolerance(oracle);
+                let got = row[field].as_u64();
+                let err = got.map(|t| t.abs_diff(oracle));
+                let shown = got.map_or_else(
+                    || row[field].to_string(),
+                    |t| {
+                        format!(
+                            "{t} (err {:+.1} %)",
+                            100.0 * (t as f64 - oracle as f64) / oracle.max(1) as f64
+                        )
+                    },
+                );
+                self.at(mode, s).push(
+                    field,
+                    format!("{oracle} ({source}; tol ±{tol})"),
+                    shown,
+                    err.is_some_and(|e| e <= tol),
+                    err.map(|e| (e, tol)),
+                );
+            }
+        }
+    }
+
     pub fn at<'a>(&'a mut self, mode: &'a str, subject: &'a str) -> Scope<'a> {
         Scope {
             card: self,
@@ -1129,55 +1169,24 @@ impl Scorecard {
         if let Some(path) = &want.cgroup {
             self.at(mode, s).eq("cgroup", json!(path), &row["cgroup"]);
         }
-        match want.virt_bytes {
-            None => {}
-            Some(None) => self
-                .at(mode, s)
-                .eq("virt_bytes", Value::Null, &row["virt_bytes"]),
-            Some(Some(oracle)) => {
-                let tol = oracle / 10;
-                let got = row["virt_bytes"].as_u64();
-                let err = got.map(|t| t.abs_diff(oracle));
-                self.at(mode, s).push(
-                    "virt_bytes",
-                    format!("{oracle} (status VmSize; tol ±{tol})"),
-                    row["virt_bytes"].to_string(),
-                    err.is_some_and(|e| e <= tol),
-                    None,
-                );
-            }
-        }
-        match want.rss_bytes {
-            None => {}
-            Some(None) => self
-                .at(mode, s)
-                .eq("rss_bytes", Value::Null, &row["rss_bytes"]),
-            Some(Some(oracle)) => {
-                let tol = rss_tolerance(oracle);
-                match row["rss_bytes"].as_u64() {
-                    Some(t) => {
-                        let err = t.abs_diff(oracle);
-                        self.at(mode, s).push(
-                            "rss_bytes",
-                            format!("{oracle} (status VmRSS; tol ±{tol})"),
-                            format!(
-                                "{t} (err {:+.1} %)",
-                                100.0 * (t as f64 - oracle as f64) / oracle.max(1) as f64
-                            ),
-                            err <= tol,
-                            Some((err, tol)),
-                        );
-                    }
-                    None => self.at(mode, s).push(
-                        "rss_bytes",
-                        format!("{oracle} (status VmRSS)"),
-                        row["rss_bytes"].to_string(),
-                        false,
-                        None,
-                    ),
-                }
-            }
-        }
+        self.bytes_near(
+            mode,
+            s,
+            row,
+            "virt_bytes",
+            "status VmSize",
+            want.virt_bytes,
+            |b| b / 10,
+        );
+        self.bytes_near(
+            mode,
+            s,
+            row,
+            "rss_bytes",
+            "status VmRSS",
+            want.rss_bytes,
+            rss_tolerance,
+        );
         let origin = row["origin"].as_str().unwrap_or("");
         let seq = row["seq"].as_u64();
         match want.origin {
@@ -1243,7 +1252,7 @@ impl Scorecard {
                 .iter()
                 .filter(|c| {
                     !c.field.starts_with("cpu")
-                        && c.field != "rss_bytes"
+                        && !c.field.ends_with("_bytes")
                         && c.error.is_some_and(|(e, _)| e > 0)
                 })
                 .map(|c| {
