@@ -4,6 +4,8 @@
 //! the store keeps the line for the row.
 mod common;
 
+use common::pump_until;
+
 use std::{
     process::Command,
     time::{Duration, Instant},
@@ -15,21 +17,6 @@ use bridge::{
     session::{Session, SessionConfig},
     store::TableStore,
 };
-
-/// Applies the session's messages to `store` until `done` holds or `limit` passes.
-fn pump(
-    session: &Session,
-    store: &mut TableStore,
-    limit: Duration,
-    done: impl Fn(&TableStore) -> bool,
-) {
-    let end = Instant::now() + limit;
-    while !done(store) && Instant::now() < end {
-        if let Ok(message) = session.messages().recv_timeout(Duration::from_millis(50)) {
-            store.handle(message);
-        }
-    }
-}
 
 #[test]
 fn a_reaped_process_leaves_the_kernel_map_and_stays_in_the_store() {
@@ -57,7 +44,7 @@ fn a_reaped_process_leaves_the_kernel_map_and_stays_in_the_store() {
             .find(|r| store.cmdline(r).is_some_and(|c| &*c.text == line))
             .map(|r| r.key)
     };
-    pump(&session, &mut store, Duration::from_secs(5), |s| {
+    pump_until(&session, &mut store, Duration::from_secs(5), |s| {
         row_of(s).is_some()
     });
     let key = row_of(&store).unwrap_or_else(|| panic!("{test}: no row with {line:?} in the store"));
@@ -76,7 +63,7 @@ fn a_reaped_process_leaves_the_kernel_map_and_stays_in_the_store() {
             Instant::now() < deadline,
             "{test}: {key:?} still in PROC_CMDLINE after 6 s"
         );
-        pump(&session, &mut store, Duration::from_millis(200), |_| false);
+        pump_until(&session, &mut store, Duration::from_millis(200), |_| false);
     }
     assert_eq!(
         row_of(&store),

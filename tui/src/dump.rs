@@ -178,6 +178,14 @@ impl ProcessExtra<'_> {
     fn cgroup(&self, row: &ProcessRow) -> Option<&str> {
         self.cgroups.get(&row.cgroup_id()?)?.as_deref()
     }
+
+    /// `row` of `mode` in the JSON contract, with everything this extra knows of it.
+    fn json(&self, mode: ModeKind, row: &ProcessRow) -> ProcessJson {
+        ProcessJson::new(mode, row)
+            .with_net(&self.net, row)
+            .with_cmdline(self.cmdlines.of(row))
+            .with_cgroup(self.cgroup(row))
+    }
 }
 
 /// How the rows of one table print in `dump`.
@@ -259,11 +267,7 @@ impl DumpedRow for ProcessRow {
         _tables: &ModeTables,
         extra: &ProcessExtra<'_>,
     ) -> serde_json::Result<String> {
-        let row = ProcessJson::new(mode, self)
-            .with_net(&extra.net, self)
-            .with_cmdline(extra.cmdlines.of(self))
-            .with_cgroup(extra.cgroup(self));
-        serde_json::to_string(&row)
+        serde_json::to_string(&extra.json(mode, self))
     }
     fn text_cells(
         &self,
@@ -271,10 +275,7 @@ impl DumpedRow for ProcessRow {
         _tables: &ModeTables,
         extra: &ProcessExtra<'_>,
     ) -> Vec<String> {
-        let j = ProcessJson::new(mode, self)
-            .with_net(&extra.net, self)
-            .with_cmdline(extra.cmdlines.of(self))
-            .with_cgroup(extra.cgroup(self));
+        let j = extra.json(mode, self);
         let known = |v: Option<u64>| v.map_or_else(|| UNKNOWN.to_string(), |v| v.to_string());
         vec![
             mode.name().to_string(),

@@ -287,11 +287,7 @@ fn long_lived_processes_match_proc() {
             OriginTruth::Kernel,
         ));
     }
-    expected.push(Expected::live(
-        "pre-existing sleeper",
-        &Snapshot::of(pre.pid, "pre-existing sleeper"),
-        OriginTruth::Either,
-    ));
+    expected.push(Expected::live_proc(&pre, OriginTruth::Either));
     expected.push(Expected::live(
         "kthreadd",
         &Snapshot::of(2, "kthreadd"),
@@ -646,16 +642,8 @@ fn command_lines_of_forks_and_older_processes_match_proc() {
     session.assert_time_left(Duration::from_millis(1500));
     let (out, _) = session.finish();
     let mut expected = vec![
-        Expected::live(
-            "pre-existing forker",
-            &Snapshot::of(pre.pid, "pre"),
-            OriginTruth::Either,
-        ),
-        Expected::live(
-            "new forker",
-            &Snapshot::of(fresh.pid, "new"),
-            OriginTruth::Kernel,
-        ),
+        Expected::live_proc(&pre, OriginTruth::Either),
+        Expected::live_proc(&fresh, OriginTruth::Kernel),
     ];
     let mut forks = Vec::new();
     for pid in children() {
@@ -1023,36 +1011,16 @@ fn task_states_match_proc() {
     let (out, _) = session.finish();
 
     let mut expected = vec![
-        Expected::live(
-            "sleeper",
-            &Snapshot::of(sleeper.pid, "sleeper"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "stopped",
-            &Snapshot::of(stopped.pid, "stopped"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "continued",
-            &Snapshot::of(cont.pid, "continued"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "stopped before",
-            &Snapshot::of(prestop.pid, "stopped before"),
-            OriginTruth::Either,
-        ),
+        Expected::live_proc(&sleeper, OriginTruth::Kernel),
+        Expected::live_proc(&stopped, OriginTruth::Kernel),
+        Expected::live_proc(&cont, OriginTruth::Kernel),
+        Expected::live_proc(&prestop, OriginTruth::Either),
         Expected::live(
             "kthreadd",
             &Snapshot::of(2, "kthreadd"),
             OriginTruth::Either,
         ),
-        Expected::live(
-            "traced",
-            &Snapshot::of(traced.pid, "traced"),
-            OriginTruth::Kernel,
-        ),
+        Expected::live_proc(&traced, OriginTruth::Kernel),
     ];
     drop(tracer);
     if let Some(r) = &rescuer {

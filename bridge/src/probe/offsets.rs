@@ -247,6 +247,15 @@ enum Expect {
 }
 
 /// A struct looked up by name, with the name kept for error messages.
+/// Binds `$var` to the [`Composite`] of `struct $name` looked up in the BTF (the looked-up
+/// struct is bound under the same name first, so it lives as long as the caller's scope).
+macro_rules! composite {
+    ($resolver:ident, $var:ident, $name:literal) => {
+        let $var = $resolver.lookup_struct($name)?;
+        let $var = Composite::new($name, &$var);
+    };
+}
+
 struct Composite<'a> {
     name: &'static str,
     ty: &'a Struct,
@@ -297,31 +306,23 @@ impl Resolver<'_> {
         }
 
         let size = |n| Expect::Size(Some(n));
-        let sched_entity = self.lookup_struct("sched_entity")?;
-        let sched_entity = Composite::new("sched_entity", &sched_entity);
-        let inet_sock = self.lookup_struct("inet_sock")?;
-        let inet_sock = Composite::new("inet_sock", &inet_sock);
-        let tcp_sock = self.lookup_struct("tcp_sock")?;
-        let tcp_sock = Composite::new("tcp_sock", &tcp_sock);
+        composite!(self, sched_entity, "sched_entity");
+        composite!(self, inet_sock, "inet_sock");
+        composite!(self, tcp_sock, "tcp_sock");
         // The probes cast a `struct sock *` to `struct inet_sock *` and `struct tcp_sock *`:
         // each must begin with the one before (tcp_sock → inet_connection_sock → inet_sock →
         // sock), which the first-member checks below establish.
         self.expect_first_member(&inet_sock, "sk", "sock")?;
-        let icsk = self.lookup_struct("inet_connection_sock")?;
-        let icsk = Composite::new("inet_connection_sock", &icsk);
+        composite!(self, icsk, "inet_connection_sock");
         self.expect_first_member(&icsk, "icsk_inet", "inet_sock")?;
         self.expect_first_member(&tcp_sock, "inet_conn", "inet_connection_sock")?;
         let task_se = self.offset(&task, "se", Expect::Size(None))?;
         let rss = self.rss_stat_offsets()?;
-        let mm = self.lookup_struct("mm_struct")?;
-        let mm = Composite::new("mm_struct", &mm);
+        composite!(self, mm, "mm_struct");
         let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
-        let css_set = self.lookup_struct("css_set")?;
-        let css_set = Composite::new("css_set", &css_set);
-        let cgroup = self.lookup_struct("cgroup")?;
-        let cgroup = Composite::new("cgroup", &cgroup);
-        let kernfs_node = self.lookup_struct("kernfs_node")?;
-        let kernfs_node = Composite::new("kernfs_node", &kernfs_node);
+        composite!(self, css_set, "css_set");
+        composite!(self, cgroup, "cgroup");
+        composite!(self, kernfs_node, "kernfs_node");
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
             task_tgid: self.offset(&task, "tgid", size(4))?,
@@ -382,8 +383,7 @@ impl Resolver<'_> {
     /// `MM_ANONPAGES`, `MM_SHMEMPAGES` (in that order). `rss_stat` must be an array of
     /// `struct percpu_counter` (kernels since 6.2) whose `count` is an s64.
     fn rss_stat_offsets(&self) -> Result<[u32; 3], OffsetsError> {
-        let mm = self.lookup_struct("mm_struct")?;
-        let mm = Composite::new("mm_struct", &mm);
+        composite!(self, mm, "mm_struct");
         let found = self.find(&mm, "rss_stat")?;
         let base = self.byte_offset(&mm, "rss_stat", &found)?;
         let ty = self.peel(found.member.get_type_id().unwrap_or(0))?;

@@ -742,30 +742,21 @@ impl App {
     /// Hides or shows exited processes and closed connections (both tables).
     pub fn toggle_hide_exited(&mut self) {
         self.hide.exited = !self.hide.exited;
-        let what = if self.hide.exited {
-            "exited processes and closed connections hidden"
-        } else {
-            "exited processes and closed connections shown"
-        };
-        self.remember_hide(what);
+        self.remember_hide(self.hide.exited, "exited processes and closed connections");
     }
 
     /// Hides or shows kernel threads (the processes table).
     pub fn toggle_hide_kernel_threads(&mut self) {
         self.hide.kernel_threads = !self.hide.kernel_threads;
-        let what = if self.hide.kernel_threads {
-            "kernel threads hidden"
-        } else {
-            "kernel threads shown"
-        };
-        self.remember_hide(what);
+        self.remember_hide(self.hide.kernel_threads, "kernel threads");
     }
 
-    /// Writes the toggles into the config file (`[view]`), and says so — or why not — with
-    /// `what` changed in the status line.
-    fn remember_hide(&mut self, what: &str) {
+    /// Writes the toggles into the config file (`[view]`), and says in the status line that
+    /// `rows` are now hidden or shown, and where that was saved (or why not).
+    fn remember_hide(&mut self, hidden: bool, rows: &str) {
+        let what = format!("{rows} {}", if hidden { "hidden" } else { "shown" });
         let text = match &self.remember_in {
-            None => what.to_string(),
+            None => what,
             Some(path) => match crate::config_view::remember_view(path, self.hide) {
                 Ok(()) => format!("{what} (saved in {})", path.display()),
                 Err(e) => format!("{what}; not saved: {e}"),

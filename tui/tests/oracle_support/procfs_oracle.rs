@@ -747,6 +747,11 @@ impl Expected {
         .with_cmdline(snap)
     }
 
+    /// [`Expected::live`] of `p` as /proc shows it now, under its own label.
+    pub fn live_proc(p: &Proc, origin: OriginTruth) -> Expected {
+        Expected::live(&p.label, &Snapshot::of(p.pid, &p.label), origin)
+    }
+
     /// A reaped child: identity from a /proc read while it was alive (`alive`; ppid, uid and
     /// comm as given), end and CPU from `wait4` (see [`Expected::reaped_child`]).
     pub fn reaped(
