@@ -4,6 +4,8 @@
 //! [`contract::RowChange`] over a crossbeam channel → the [`store::TableStore`] (one owner) →
 //! views. No terminal code lives here.
 
+pub mod cgroups;
+pub mod cmdlines;
 pub mod contract;
 pub mod defaults;
 pub mod map_batch;

@@ -29,8 +29,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::contract::Plain;
 use crate::sys::bpf::{
-    map_delete_elem, map_get_next_key, map_info, map_lookup_batch, map_lookup_elem,
-    map_update_elem, BpfError, MapInfo,
+    map_delete_elem, map_get_next_key, map_info, map_insert_new_elem, map_lookup_batch,
+    map_lookup_elem, map_update_elem, BpfError, MapInfo,
 };
 use crate::sys::errno::{is_permission_denied, EINVAL, ENOSPC, EOPNOTSUPP};
 
@@ -662,6 +662,15 @@ fn check_key_len(info: &MapInfo, key: &[u8]) -> Result<(), MapDumpError> {
 /// are checked against the map's sizes first (one extra `BPF_OBJ_GET_INFO_BY_FD`), so a wrong
 /// length is an error, never an out-of-bounds read.
 pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
+    check_elem_lens(fd, key, value)?;
+    // SAFETY: key and value are readable for the map's sizes (checked above).
+    unsafe { map_update_elem(fd, key, value)? };
+    Ok(())
+}
+
+/// `KeySizeMismatch` / `ValueSizeMismatch` unless `key` and `value` are exactly the map's
+/// sizes (one `BPF_OBJ_GET_INFO_BY_FD`).
+fn check_elem_lens(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), MapDumpError> {
     let info = map_info(fd)?;
     check_key_len(&info, key)?;
     if value.len() != info.value_size as usize {
@@ -670,9 +679,16 @@ pub fn update_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), M
             actual: value.len(),
         });
     }
-    // SAFETY: key and value are readable for the map's sizes (checked above).
-    unsafe { map_update_elem(fd, key, value)? };
     Ok(())
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_NOEXIST`: adds `key` → `value` unless `key` is already
+/// there (then `Ok(false)` and the entry is unchanged). Lengths are checked as in
+/// [`update_elem`].
+pub fn insert_new_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<bool, MapDumpError> {
+    check_elem_lens(fd, key, value)?;
+    // SAFETY: key and value are readable for the map's sizes (checked above).
+    Ok(unsafe { map_insert_new_elem(fd, key, value)? })
 }
 
 /// `BPF_MAP_DELETE_ELEM`: removes `key` from a hash map. Returns `Ok(false)` when the key was

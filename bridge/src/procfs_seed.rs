@@ -55,7 +55,7 @@ use std::path::{Path, PathBuf};
 
 use crate::sys::clock::{clock_ns, Clock};
 use crate::sys::errno::ESRCH;
-use crate::sys::fs::read_at;
+use crate::sys::fs::{read_at, read_prefix_at};
 use probe_common::{
     conn_flags, proc_flags, ConnKey, ConnState, ProcKey, ProcState, AF_INET, AF_INET6, COMM_LEN,
 };
@@ -124,6 +124,10 @@ pub struct SeededProcess {
     /// The one-letter scheduler state of stat field 3 (`b'R'`, `b'S'`, `b'D'`, `b'Z'` zombie,
     /// ...). A zombie has exited but is not reaped yet.
     pub task_state: u8,
+    /// `/proc/<pid>/cmdline` in the kernel capture's layout (its first
+    /// [`probe_common::CMDLINE_LEN`] bytes, `TRUNCATED` when longer); `None` when empty (kernel
+    /// threads, zombies) or unreadable.
+    pub cmdline: Option<probe_common::Cmdline>,
 }
 
 /// A TCP socket that existed when the seed ran, as the probes would have recorded it.
@@ -311,14 +315,41 @@ pub fn parse_status_uid(content: &[u8]) -> Result<u32, SeedError> {
 /// The resident set size from the `VmRSS:` line of `/proc/<pid>/status` (`N kB`), bytes;
 /// `None` when there is no such line (a kernel thread, a zombie) or it is malformed.
 pub fn parse_status_rss_bytes(content: &[u8]) -> Option<u64> {
+    status_kib_line(content, b"VmRSS:")
+}
+
+/// The virtual memory size from the `VmSize:` line of `/proc/<pid>/status`, bytes (`None` as
+/// for [`parse_status_rss_bytes`]).
+pub fn parse_status_virt_bytes(content: &[u8]) -> Option<u64> {
+    status_kib_line(content, b"VmSize:")
+}
+
+fn status_kib_line(content: &[u8], name: &[u8]) -> Option<u64> {
     let line = content
         .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"VmRSS:"))?;
+        .find_map(|l| l.strip_prefix(name))?;
     let mut words = line
         .split(|b| b.is_ascii_whitespace())
         .filter(|t| !t.is_empty());
     let kib = parse_dec::<u64>(words.next()?)?;
     (words.next()? == b"kB").then(|| kib.saturating_mul(1024))
+}
+
+/// `/proc/<pid>/cmdline` content (at most `CMDLINE_LEN + 1` bytes read) in the layout of the
+/// kernel's exec-time capture; `None` when empty.
+pub fn cmdline_from_proc(content: &[u8]) -> Option<probe_common::Cmdline> {
+    use probe_common::{cmdline_flags, Cmdline, CMDLINE_LEN};
+    if content.is_empty() {
+        return None;
+    }
+    let n = content.len().min(CMDLINE_LEN);
+    let mut cmdline = Cmdline::default();
+    cmdline.bytes[..n].copy_from_slice(&content[..n]);
+    cmdline.len = n as u32;
+    if content.len() > CMDLINE_LEN {
+        cmdline.flags = cmdline_flags::TRUNCATED;
+    }
+    Some(cmdline)
 }
 
 /// Parses one socket line of `/proc/net/tcp` (`family` = [`AF_INET`]) or `/proc/net/tcp6`
@@ -402,12 +433,15 @@ pub fn read_processes(proc_root: &Path) -> Result<Vec<SeededProcess>, SeedError>
 pub fn read_processes_with_report(
     proc_root: &Path,
 ) -> Result<(Vec<SeededProcess>, SeedReport), SeedError> {
-    let tick_ns = clock_tick_ns();
-    let boot_offset = boottime_minus_monotonic_ns();
+    let clocks = SeedClocks {
+        tick_ns: clock_tick_ns(),
+        boot_offset: boottime_minus_monotonic_ns(),
+        cgroup2_root: crate::cgroups::cgroup2_mount(),
+    };
     let mut report = SeedReport::default();
     let mut out = Vec::new();
     for (pid, dir) in pid_dirs(proc_root)? {
-        match read_one_process(&dir, pid, tick_ns, boot_offset) {
+        match read_one_process(&dir, pid, &clocks) {
             Ok(p) => out.push(p),
             Err(Fail::Vanished) => {}
             Err(Fail::Other(e)) => {
@@ -567,12 +601,20 @@ impl From<SeedError> for Fail {
     }
 }
 
-fn read_one_process(
-    dir: &Path,
-    pid: u32,
+/// What every process of one seed is read with.
+struct SeedClocks {
     tick_ns: u64,
     boot_offset: u64,
-) -> Result<SeededProcess, Fail> {
+    /// The cgroup2 mount, to turn `/proc/PID/cgroup` paths into cgroup ids.
+    cgroup2_root: Option<PathBuf>,
+}
+
+fn read_one_process(dir: &Path, pid: u32, clocks: &SeedClocks) -> Result<SeededProcess, Fail> {
+    let SeedClocks {
+        tick_ns,
+        boot_offset,
+        ..
+    } = *clocks;
     let io_fail = |e: io::Error, name: &str| {
         if is_vanished(&e) {
             Fail::Vanished
@@ -599,6 +641,15 @@ fn read_one_process(
     }
     let uid = parse_status_uid(&status)?;
     let rss_bytes = parse_status_rss_bytes(&status);
+    let virt_bytes = parse_status_virt_bytes(&status);
+    let cmdline = read_prefix_at(&dir_file, c"cmdline", probe_common::CMDLINE_LEN + 1)
+        .ok()
+        .and_then(|c| cmdline_from_proc(&c));
+    let cgroup_id = clocks.cgroup2_root.as_deref().and_then(|root| {
+        let content = read_at(&dir_file, c"cgroup").ok()?;
+        let content = String::from_utf8_lossy(&content);
+        crate::cgroups::id_of_path(root, crate::cgroups::v2_path_in_proc_cgroup(&content)?)
+    });
     let start_ns = start_ticks_to_monotonic_ns(f.starttime, tick_ns, boot_offset);
     // utime + stime cover every thread, dead ones included, but only to a tick (rounded
     // down); the live threads' schedstat is exact in ns. The larger is the better figure:
@@ -621,8 +672,14 @@ fn read_one_process(
             comm: f.comm,
             nice: f.nice,
             rss_bytes: rss_bytes.unwrap_or(0),
-            flags: if rss_bytes.is_some() {
+            virt_bytes: virt_bytes.unwrap_or(0),
+            cgroup_id: cgroup_id.unwrap_or(0),
+            flags: if rss_bytes.is_some() && virt_bytes.is_some() {
                 proc_flags::RSS_KNOWN
+            } else {
+                0
+            } | if cgroup_id.is_some() {
+                proc_flags::CGROUP_KNOWN
             } else {
                 0
             },
@@ -631,6 +688,7 @@ fn read_one_process(
         start_ticks: f.starttime,
         kernel_thread: f.flags & PF_KTHREAD != 0,
         task_state: f.state,
+        cmdline,
     })
 }
 
@@ -771,9 +829,27 @@ mod tests {
     fn status_rss_line() {
         let status = b"Name:\tcat\nUid:\t0\t0\t0\t0\nVmRSS:\t    1880 kB\nThreads:\t1\n";
         assert_eq!(parse_status_rss_bytes(status), Some(1880 * 1024));
+        let status = b"Name:\tcat\nVmSize:\t    5480 kB\nVmRSS:\t 1880 kB\n";
+        assert_eq!(parse_status_virt_bytes(status), Some(5480 * 1024));
+        assert_eq!(parse_status_virt_bytes(b"Name:\tkthreadd\n"), None);
         assert_eq!(parse_status_rss_bytes(b"Name:\tkthreadd\nUid:\t0\n"), None);
         assert_eq!(parse_status_rss_bytes(b"VmRSS:\t12 MB\n"), None);
         assert_eq!(parse_status_rss_bytes(b"VmRSS:\n"), None);
+    }
+
+    #[test]
+    fn cmdline_from_proc_marks_truncation() {
+        use probe_common::{cmdline_flags, CMDLINE_LEN};
+        assert_eq!(cmdline_from_proc(b""), None);
+        let c = cmdline_from_proc(b"sleep\x00100\x00").unwrap();
+        assert_eq!((c.len, c.flags), (10, 0));
+        assert_eq!(&c.bytes[..10], b"sleep\x00100\x00");
+        let long = vec![b'x'; CMDLINE_LEN + 1];
+        let c = cmdline_from_proc(&long).unwrap();
+        assert_eq!(
+            (c.len as usize, c.flags),
+            (CMDLINE_LEN, cmdline_flags::TRUNCATED)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! applies [`ModeBatch`]es in arrival order. Views read it; nothing else writes it.
 
 use crate::{
+    cmdlines::{CommandLine, CommandLines},
     contract::{
         ConnectionRow, Entity, KernelState, ModeBatch, ModeCounters, ModeKind, ModeMessage,
         ProcessRow, Resync, Row, RowChange, RowOrigin,
@@ -59,10 +60,14 @@ impl ModeTables {
     }
 }
 
-/// All modes' tables.
+/// How long the command line of a process no table holds is kept (see [`TableStore::reap`]).
+const CMDLINE_GRACE_NS: u64 = 60_000_000_000;
+
+/// All modes' tables, and the command lines of their processes (shared by the modes).
 #[derive(Debug)]
 pub struct TableStore {
     modes: [ModeTables; 3],
+    cmdlines: CommandLines,
     retention: Retention,
 }
 
@@ -76,6 +81,7 @@ impl TableStore {
                 ModeTables::new(start_tolerance_ns),
                 ModeTables::new(start_tolerance_ns),
             ],
+            cmdlines: CommandLines::default(),
             retention,
         }
     }
@@ -83,6 +89,27 @@ impl TableStore {
     /// The tables of one mode.
     pub fn mode(&self, mode: ModeKind) -> &ModeTables {
         &self.modes[mode.index()]
+    }
+
+    /// The command line of the process of `row` (any mode's row of it), if known (see
+    /// [`CommandLines::of`]).
+    pub fn cmdline(&self, row: &ProcessRow) -> Option<&CommandLine> {
+        self.cmdlines.of(row)
+    }
+
+    /// Every known command line.
+    pub fn cmdlines(&self) -> &CommandLines {
+        &self.cmdlines
+    }
+
+    /// Sets command lines as a collector's store holds them (a replica taking its snapshot).
+    pub fn restore_cmdlines(
+        &mut self,
+        lines: impl IntoIterator<Item = (probe_common::ProcKey, CommandLine)>,
+    ) {
+        for (key, line) in lines {
+            self.cmdlines.insert(key, line);
+        }
     }
 
     /// Retention in force.
@@ -124,6 +151,9 @@ impl TableStore {
         match message {
             ModeMessage::Batch(batch) => self.apply(batch),
             ModeMessage::Failed { mode, error } => self.mark_failed(mode, error),
+            ModeMessage::CommandLines(entries) => {
+                self.cmdlines.absorb(&entries);
+            }
         }
     }
 
@@ -137,10 +167,31 @@ impl TableStore {
     /// Reaps finished rows in every mode according to the retention. Returns rows removed.
     pub fn reap(&mut self, now_ns: u64) -> usize {
         let retention = self.retention;
-        self.modes
+        let reaped = self
+            .modes
             .iter_mut()
             .map(|t| t.processes.reap(now_ns, retention) + t.connections.reap(now_ns, retention))
-            .sum()
+            .sum();
+        if reaped > 0 {
+            // A command line can arrive before its process's row (poll shows a process up to
+            // an interval late): keep young processes' lines whether or not a row holds them.
+            let young_ns = now_ns.saturating_sub(CMDLINE_GRACE_NS);
+            let modes = &self.modes;
+            self.cmdlines.retain(|key| {
+                let holder = if key.pad != 0 {
+                    // A /proc line: kept while the table holds that pid's seeded process.
+                    modes.iter().any(|t| {
+                        t.processes
+                            .latest_for_tgid(key.tgid)
+                            .is_some_and(ProcessRow::predates_probes)
+                    })
+                } else {
+                    modes.iter().any(|t| t.processes.rows().get(key).is_some())
+                };
+                holder || key.start_ns >= young_ns
+            });
+        }
+        reaped
     }
 
     /// Combined stats of one mode as of now.

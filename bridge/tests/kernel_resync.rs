@@ -16,6 +16,8 @@
 //!   `last_emit_ns` (moves with those throttled records).
 mod common;
 
+use common::pump_until;
+
 use std::{
     collections::HashMap,
     process::{Command, Stdio},
@@ -23,7 +25,7 @@ use std::{
 };
 
 use bridge::{
-    contract::{KernelState, ModeKind, ModeMessage, ProcessRow, RowOrigin},
+    contract::{KernelState, ModeKind, ProcessRow, RowOrigin},
     map_batch::MapDump,
     session::{Session, SessionConfig},
     stats::monotonic_ns,
@@ -32,41 +34,6 @@ use bridge::{
 use probe_common::{failure, proc_flags, table, ProcKey, ProcState};
 
 const KERNEL_RETENTION: Duration = Duration::from_secs(60);
-
-fn apply(store: &mut TableStore, message: ModeMessage) {
-    match message {
-        ModeMessage::Batch(batch) => store.apply(batch),
-        ModeMessage::Failed { mode, error } => {
-            panic!("{mode} mode failed: {error}");
-        }
-    }
-}
-
-/// Applies the session's messages (as `dump` does) until `done` or `limit` passes.
-fn pump_until(
-    session: &Session,
-    store: &mut TableStore,
-    limit: Duration,
-    mut done: impl FnMut(&TableStore) -> bool,
-) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if done(store) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return false;
-        }
-        let wait = (end - now).min(Duration::from_millis(20));
-        if let Ok(message) = session.messages().recv_timeout(wait) {
-            apply(store, message);
-        }
-        while let Ok(message) = session.messages().try_recv() {
-            apply(store, message);
-        }
-    }
-}
 
 fn pump_for(session: &Session, store: &mut TableStore, time: Duration) {
     pump_until(session, store, time, |_| false);

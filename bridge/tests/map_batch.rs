@@ -75,6 +75,8 @@ fn entry(i: u32) -> (ProcKey, ProcState) {
         nice: (i % 40) as i32 - 20,
         comm,
         rss_bytes: u64::from(i) << 16,
+        virt_bytes: u64::from(i) << 18,
+        cgroup_id: u64::from(i) + 2,
     };
     (key, state)
 }

@@ -20,6 +20,7 @@ fn probes_load_attach_and_take_config() {
         filter_port: 0,
         proc_map_entries: 4096,
         conn_map_entries: 4096,
+        capture_cmdline: true,
     };
     let loaded = probe::load(&settings).expect("probes load");
     let probes = &loaded.controls;

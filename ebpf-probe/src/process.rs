@@ -179,6 +179,30 @@ fn rss_bytes_of(mm: u64) -> (u64, bool) {
     (pages << (off!(page_shift) & 63), true)
 }
 
+/// Virtual size of the address space `mm` (0 = none), bytes, as `/proc/PID/status` VmSize
+/// (`total_vm` pages). Second value: the figure is known.
+#[inline(always)]
+fn virt_bytes_of(mm: u64) -> (u64, bool) {
+    match read_at::<u64>(mm, off!(mm_total_vm)) {
+        Some(pages) => (pages << (off!(page_shift) & 63), true),
+        None => (0, false),
+    }
+}
+
+/// Id of `task`'s cgroup in the default hierarchy (`cgroups->dfl_cgrp->kn->id`). Second value:
+/// every pointer on the way could be read.
+#[inline(always)]
+fn cgroup_id_of(task: u64) -> (u64, bool) {
+    // read_at of a NULL base is None: a missing link ends the chain.
+    let css_set: u64 = read_at(task, off!(task_cgroups)).unwrap_or(0);
+    let cgroup: u64 = read_at(css_set, off!(css_set_dfl_cgrp)).unwrap_or(0);
+    let kn: u64 = read_at(cgroup, off!(cgroup_kn)).unwrap_or(0);
+    match read_at::<u64>(kn, off!(kernfs_node_id)) {
+        Some(id) => (id, true),
+        None => (0, false),
+    }
+}
+
 /// Reads every user-visible field of the process whose group leader is `leader` into `*e`
 /// (in place: other CPUs only ever set flag bits atomically). Returns true when a field other
 /// than the sample time changed.
@@ -205,7 +229,10 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
     } else {
         read_at(leader, off!(task_mm)).unwrap_or(0)
     };
-    let (rss_bytes, rss_known) = rss_bytes_of(mm);
+    let (rss_bytes, rss_read) = rss_bytes_of(mm);
+    let (virt_bytes, virt_read) = virt_bytes_of(mm);
+    let rss_known = rss_read && virt_read;
+    let (cgroup_id, cgroup_known) = cgroup_id_of(leader);
     unsafe {
         // A thread being released can be counted twice or not at all for an instant (the walk
         // takes no lock); never let the lifetime figure go backwards because of it.
@@ -219,10 +246,15 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
             || (*e).threads != threads
             || (*e).nice != nice
             || (*e).rss_bytes != rss_bytes
-            || ((*e).flags & proc_flags::RSS_KNOWN != 0) != rss_known;
+            || (*e).virt_bytes != virt_bytes
+            || (*e).cgroup_id != cgroup_id
+            || ((*e).flags & proc_flags::RSS_KNOWN != 0) != rss_known
+            || ((*e).flags & proc_flags::CGROUP_KNOWN != 0) != cgroup_known;
         (*e).threads = threads;
         (*e).nice = nice;
         (*e).rss_bytes = rss_bytes;
+        (*e).virt_bytes = virt_bytes;
+        (*e).cgroup_id = cgroup_id;
         (*e).ppid = ppid;
         (*e).uid = uid;
         (*e).comm = comm;
@@ -245,6 +277,11 @@ unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
             set |= proc_flags::RSS_KNOWN;
         } else {
             clear |= proc_flags::RSS_KNOWN;
+        }
+        if cgroup_known {
+            set |= proc_flags::CGROUP_KNOWN;
+        } else {
+            clear |= proc_flags::CGROUP_KNOWN;
         }
         if set != 0 {
             atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), set);
@@ -355,6 +392,9 @@ pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
     if !proc_put(&cfg, &key, &fresh) {
         return None;
     }
+    if cfg.skip_cmdline == 0 {
+        inherit_cmdline(&key);
+    }
     let e = proc_get(&cfg, &key)?;
     // SAFETY: `e` points to the value just inserted.
     unsafe {
@@ -362,6 +402,26 @@ pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
         publish(ctx, &cfg, kind::PROC_FORK, &key, e, now);
     }
     Some(())
+}
+
+/// A forked child shares its parent's arguments until it execs (`/proc/PID/cmdline` of a fork
+/// shows the parent's): copies the parent's `PROC_CMDLINE` entry, if it has one, to `child`.
+/// The tracepoint runs in the parent (`current`).
+#[inline(never)]
+fn inherit_cmdline(child: &ProcKey) {
+    let current = unsafe { bpf_get_current_task() };
+    let Some((parent, _)) = proc_key_of(current) else {
+        return;
+    };
+    // SAFETY: the values are only read, and copied by the helper.
+    let found = unsafe {
+        PROC_CMDLINE
+            .get(&parent)
+            .or_else(|| PROC_CMDLINE.get(&ProcKey::seeded_cmdline(parent.tgid)))
+    };
+    if let Some(cmdline) = found {
+        let _ = PROC_CMDLINE.insert(child, cmdline, 0);
+    }
 }
 
 /// Stores the command line of the process that just exec'd (`leader` is `current`, so its
@@ -417,7 +477,9 @@ pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
     if !tgid_passes(&cfg, key.tgid) {
         return None;
     }
-    capture_cmdline(&key, leader);
+    if cfg.skip_cmdline == 0 {
+        capture_cmdline(&key, leader);
+    }
     let now = unsafe { bpf_ktime_get_ns() };
     match proc_get(&cfg, &key) {
         // SAFETY: pointer into a live map value.
@@ -450,6 +512,8 @@ pub fn on_exit<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
     if !tgid_passes(&cfg, key.tgid) {
         return None;
     }
+    // The /proc command line of a process that predates the probes dies with it.
+    let _ = PROC_CMDLINE.remove(&ProcKey::seeded_cmdline(key.tgid));
     let now = unsafe { bpf_ktime_get_ns() };
     let e = match proc_get(&cfg, &key) {
         Some(e) => e,

@@ -96,6 +96,10 @@ pub struct BridgeArgs {
     /// In-kernel filter: only connections with this local or remote port.
     #[arg(long, default_value_t = 0)]
     pub filter_port: u16,
+    /// Do not capture command lines in the kernel (arguments can hold secrets): the CMD column
+    /// and `cmdline` show only what /proc gives for processes that predate the probes.
+    #[arg(long)]
+    pub no_cmdline: bool,
     /// How long exited processes / closed connections stay in the tables [default: 60s, or the
     /// config file's value in the dashboard].
     #[arg(long, value_parser = parse_retention)]
@@ -205,6 +209,7 @@ impl BridgeArgs {
         probes.use_lru_maps = self.poll_map == PollMap::Lru;
         probes.filter_tgid = self.filter_pid;
         probes.filter_port = self.filter_port;
+        probes.capture_cmdline = !self.no_cmdline;
         if let Some(entries) = self.state_map_entries {
             probes.proc_map_entries = entries;
             probes.conn_map_entries = entries;

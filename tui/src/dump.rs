@@ -3,7 +3,11 @@
 
 use std::{io::Write, time::Instant};
 
+use std::collections::HashMap;
+
 use bridge::{
+    cgroups::CgroupPaths,
+    cmdlines::CommandLines,
     contract::{ConnectionRow, Entity, ModeKind, ProcessRow, RowOrigin},
     store::{ModeTables, TableStore},
 };
@@ -34,9 +38,8 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     let mut store = session.new_store();
     session.pump_until(&mut store, Instant::now() + args.duration);
     session.finish_into(&mut store);
-    let cmdlines = session.state_maps().cmdlines();
     session.stop();
-    print_output(&store, &modes, args, &cmdlines)
+    print_output(&store, &modes, args)
 }
 
 /// Prints the tables of `modes` and one stats line per mode; returns the exit code (1 when a
@@ -45,11 +48,10 @@ pub fn print_output(
     store: &TableStore,
     modes: &[ModeKind],
     args: &DumpArgs,
-    cmdlines: &Cmdlines,
 ) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    print_tables(&mut out, store, modes, args, cmdlines)?;
+    print_tables(&mut out, store, modes, args)?;
     for mode in modes {
         if let Some(error) = &store.mode(*mode).failure {
             eprintln!("bpftop-ordered: {mode} mode failed: {error}");
@@ -87,14 +89,15 @@ fn print_tables(
     store: &TableStore,
     modes: &[ModeKind],
     args: &DumpArgs,
-    cmdlines: &Cmdlines,
 ) -> anyhow::Result<()> {
+    let mut cgroups = CgroupPaths::for_host(0);
     for mode in modes {
-        let tables = store.mode(*mode);
         match args.table {
-            TableName::Processes => print_rows::<ProcessRow>(out, *mode, tables, args, cmdlines)?,
+            TableName::Processes => {
+                print_rows::<ProcessRow>(out, *mode, store, args, &mut cgroups)?
+            }
             TableName::Connections => {
-                print_rows::<ConnectionRow>(out, *mode, tables, args, cmdlines)?
+                print_rows::<ConnectionRow>(out, *mode, store, args, &mut cgroups)?
             }
         }
     }
@@ -106,12 +109,13 @@ fn print_tables(
 fn print_rows<R: DumpedRow>(
     out: &mut impl Write,
     mode: ModeKind,
-    tables: &ModeTables,
+    store: &TableStore,
     args: &DumpArgs,
-    cmdlines: &Cmdlines,
+    cgroups: &mut CgroupPaths,
 ) -> anyhow::Result<()> {
+    let tables = store.mode(mode);
     let rows = R::rows(tables).filter(|r| !args.kernel_only || r.origin() == RowOrigin::Kernel);
-    let extra = R::extra(tables, cmdlines);
+    let extra = R::extra(store, tables, cgroups);
     match args.format {
         Format::Json => {
             for row in rows {
@@ -172,20 +176,45 @@ fn text_table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
-/// The command lines the kernel captured at exec, read once before the session stops.
-pub type Cmdlines = std::collections::HashMap<probe_common::ProcKey, probe_common::Cmdline>;
+/// What process rows print besides their own fields, computed once per mode.
+struct ProcessExtra<'a> {
+    /// Per-process traffic over the mode's connections.
+    net: ProcessNet,
+    /// The session's command lines.
+    cmdlines: &'a CommandLines,
+    /// Path of every cgroup id the table's rows name (`None`: not found in the mount).
+    cgroups: HashMap<u64, Option<String>>,
+}
+
+impl ProcessExtra<'_> {
+    fn cgroup(&self, row: &ProcessRow) -> Option<&str> {
+        self.cgroups.get(&row.cgroup_id()?)?.as_deref()
+    }
+
+    /// `row` of `mode` in the JSON contract, with everything this extra knows of it.
+    fn json(&self, mode: ModeKind, row: &ProcessRow) -> ProcessJson {
+        ProcessJson::new(mode, row)
+            .with_net(&self.net, row)
+            .with_cmdline(self.cmdlines.of(row))
+            .with_cgroup(self.cgroup(row))
+    }
+}
 
 /// How the rows of one table print in `dump`.
 trait DumpedRow: Entity + 'static {
     /// The text table's column titles and alignments.
     const TEXT_COLUMNS: &'static [(&'static str, Align)];
     /// What the rows of one mode need besides `tables` (sums over the mode's tables, the
-    /// session's command lines), computed once per mode.
+    /// session's command lines, cgroup paths), computed once per mode.
     type Extra<'a>;
     /// The table's rows in `tables`, in first-seen order.
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self>;
     /// See [`DumpedRow::Extra`].
-    fn extra<'a>(tables: &ModeTables, cmdlines: &'a Cmdlines) -> Self::Extra<'a>;
+    fn extra<'a>(
+        store: &'a TableStore,
+        tables: &ModeTables,
+        cgroups: &mut CgroupPaths,
+    ) -> Self::Extra<'a>;
     /// The row in the JSON contract (`docs/contract.md`).
     fn json(
         &self,
@@ -214,34 +243,52 @@ impl DumpedRow for ProcessRow {
         ("S", Align::Left),
         ("EXIT", Align::Right),
         ("CPU_NS", Align::Right),
+        ("RSS_BYTES", Align::Right),
+        ("NET_SENT", Align::Right),
+        ("NET_RECV", Align::Right),
         ("SEQ", Align::Right),
+        ("CGROUP", Align::Left),
+        ("CMDLINE", Align::Left),
     ];
-    /// Per-process traffic over the mode's connections (summed once), and the command lines.
-    type Extra<'a> = (ProcessNet, &'a Cmdlines);
+    type Extra<'a> = ProcessExtra<'a>;
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.processes.rows().iter()
     }
-    fn extra<'a>(tables: &ModeTables, cmdlines: &'a Cmdlines) -> (ProcessNet, &'a Cmdlines) {
-        (ProcessNet::build(tables, None), cmdlines)
+    fn extra<'a>(
+        store: &'a TableStore,
+        tables: &ModeTables,
+        cgroups: &mut CgroupPaths,
+    ) -> ProcessExtra<'a> {
+        let now_ns = bridge::stats::monotonic_ns();
+        let cgroups = tables
+            .processes
+            .rows()
+            .iter()
+            .filter_map(ProcessRow::cgroup_id)
+            .map(|id| (id, cgroups.path(id, now_ns).map(str::to_string)))
+            .collect();
+        ProcessExtra {
+            net: ProcessNet::build(tables, None),
+            cmdlines: store.cmdlines(),
+            cgroups,
+        }
     }
     fn json(
         &self,
         mode: ModeKind,
         _tables: &ModeTables,
-        (net, cmdlines): &(ProcessNet, &Cmdlines),
+        extra: &ProcessExtra<'_>,
     ) -> serde_json::Result<String> {
-        let row = ProcessJson::new(mode, self)
-            .with_net(net, self)
-            .with_cmdline(cmdlines.get(&self.key));
-        serde_json::to_string(&row)
+        serde_json::to_string(&extra.json(mode, self))
     }
     fn text_cells(
         &self,
         mode: ModeKind,
         _tables: &ModeTables,
-        _: &(ProcessNet, &Cmdlines),
+        extra: &ProcessExtra<'_>,
     ) -> Vec<String> {
-        let j = ProcessJson::new(mode, self);
+        let j = extra.json(mode, self);
+        let known = |v: Option<u64>| v.map_or_else(|| UNKNOWN.to_string(), |v| v.to_string());
         vec![
             mode.name().to_string(),
             j.pid.to_string(),
@@ -254,7 +301,23 @@ impl DumpedRow for ProcessRow {
             j.exit_code
                 .map_or_else(|| "-".into(), |code| code.to_string()),
             j.cpu_ns.to_string(),
+            // Not applicable (kernel thread, exited) and unknown are both `-` here: the JSON's
+            // null says which fields have no value.
+            j.rss_bytes.map_or_else(|| "-".into(), |b| b.to_string()),
+            known(j.net_bytes_sent),
+            known(j.net_bytes_received),
             j.seq.to_string(),
+            j.cgroup.unwrap_or_else(|| UNKNOWN.to_string()),
+            j.cmdline.map_or_else(
+                || UNKNOWN.to_string(),
+                |c| {
+                    if j.cmdline_truncated == Some(true) {
+                        format!("{c}…")
+                    } else {
+                        c
+                    }
+                },
+            ),
         ]
     }
 }
@@ -275,7 +338,7 @@ impl DumpedRow for ConnectionRow {
     fn rows(tables: &ModeTables) -> impl Iterator<Item = &Self> {
         tables.connections.iter()
     }
-    fn extra(_tables: &ModeTables, _cmdlines: &Cmdlines) {}
+    fn extra(_store: &TableStore, _tables: &ModeTables, _cgroups: &mut CgroupPaths) {}
     fn json(&self, mode: ModeKind, tables: &ModeTables, _: &()) -> serde_json::Result<String> {
         serde_json::to_string(&ConnectionJson::new(mode, self, tables))
     }
@@ -417,22 +480,32 @@ mod tests {
                 ..Default::default()
             },
         );
+        let mut cmdlines = CommandLines::default();
+        let mut init_args = probe_common::Cmdline::default();
+        init_args.bytes[..11].copy_from_slice(b"/sbin/init\0");
+        init_args.len = 11;
+        cmdlines.absorb(&[(ProcKey::seeded_cmdline(1), init_args)]);
+        let mut running = running;
+        running.state.flags |= proc_flags::CGROUP_KNOWN | proc_flags::FIRST_SEEN_RUNNING;
+        running.state.cgroup_id = 77;
+        let extra = ProcessExtra {
+            net: ProcessNet::default(),
+            cmdlines: &cmdlines,
+            cgroups: HashMap::from([(77, Some("/init.scope".to_string()))]),
+        };
         let cells: Vec<Vec<String>> = [&running, &killed]
             .iter()
-            .map(|r| {
-                r.text_cells(
-                    ModeKind::Perf,
-                    tables,
-                    &(ProcessNet::default(), &Cmdlines::new()),
-                )
-            })
+            .map(|r| r.text_cells(ModeKind::Perf, tables, &extra))
             .collect();
         assert_eq!(
             text_table(ProcessRow::TEXT_COLUMNS, &cells),
             [
-                "MODE  PID PPID COMM   UID STATE   S EXIT CPU_NS SEQ",
-                "perf    1    0 init     0 running S    -      5   3",
-                "perf 4242    1 sleep 1000 exited  X  137      0   3",
+                "MODE  PID PPID COMM   UID STATE   S EXIT CPU_NS RSS_BYTES NET_SENT NET_RECV SEQ \
+                 CGROUP      CMDLINE",
+                "perf    1    0 init     0 running S    -      5         -        0        0   3 \
+                 /init.scope /sbin/init",
+                "perf 4242    1 sleep 1000 exited  X  137      0         -        0        0   3 \
+                 ?           ?",
             ]
         );
     }

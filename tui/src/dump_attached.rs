@@ -1,5 +1,5 @@
 //! `dump --attach`: the same output as `dump`, from the tables of a running `serve`: wait for
-//! the snapshot, apply --duration of deltas, fetch the command lines, print. One more line
+//! the snapshot, apply --duration of deltas, print. One more line
 //! follows the stats: the link's own figures (`{"attach": {...}}`, or `# attach: …`).
 
 use std::{
@@ -8,16 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bpftop_ordered::remote::protocol::ViewerMessage;
 use bpftop_ordered::remote::replica::{apply_to, LinkError, Replica, ReplicaEvent};
 use bridge::{store::TableStore, table::Retention};
 
 use crate::{
     cli::{DumpArgs, Format},
-    dump::{print_output, Cmdlines},
+    dump::print_output,
 };
 
-/// The snapshot and the command lines must come within this.
+/// The snapshot must come within this.
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs `dump --attach PATH`; returns the exit code (3 without access to the socket, 1 when
@@ -70,21 +69,7 @@ fn collect(path: &Path, args: &DumpArgs) -> Result<i32, LinkError> {
             apply_to(&mut store, event);
         }
     }
-    replica.request(&ViewerMessage::Cmdlines)?;
-    let limit = Instant::now() + ANSWER_LIMIT;
-    let cmdlines: Cmdlines = loop {
-        if Instant::now() > limit {
-            return Err(LinkError::Lost("no command lines came".into()));
-        }
-        // Deltas before the answer are applied: the tables are as of the answer.
-        if let Some(ReplicaEvent::Cmdlines(cmdlines)) =
-            replica.next_event()?.and_then(|e| apply_to(&mut store, e))
-        {
-            break cmdlines;
-        }
-    };
-    let code = print_output(&store, &modes, args, &cmdlines)
-        .map_err(|e| LinkError::Lost(e.to_string()))?;
+    let code = print_output(&store, &modes, args).map_err(|e| LinkError::Lost(e.to_string()))?;
     print_link(&replica, args).map_err(|e| LinkError::Lost(e.to_string()))?;
     Ok(code)
 }

@@ -2,6 +2,7 @@
 //! binary (`main.rs`) and the integration tests (`tests/dashboard_*.rs`) share one build.
 
 pub mod config;
+pub mod config_view;
 pub mod dashboard;
 pub mod model;
 pub mod remote;

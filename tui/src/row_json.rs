@@ -3,6 +3,7 @@
 
 use bpftop_ordered::model::net::ProcessNet;
 use bridge::{
+    cmdlines::CommandLine,
     contract::{
         tcp_state_name, tcp_states_in_mask, ConnectionRow, ModeKind, ProcessRow, RowOrigin,
     },
@@ -50,10 +51,17 @@ pub struct ProcessJson {
     /// Resident set size, bytes (`/proc/PID/status` VmRSS), as of `sampled_ns`; null for
     /// kernel threads, exited processes and processes without an address space.
     pub rss_bytes: Option<u64>,
+    /// Virtual memory size, bytes (`/proc/PID/status` VmSize), as of `sampled_ns`; null
+    /// exactly when `rss_bytes` is.
+    pub virt_bytes: Option<u64>,
+    /// cgroup v2 path (`/system.slice/ssh.service`; `/` the root), as `/proc/PID/cgroup`'s `0::`
+    /// line; null when unknown (no cgroup2 mount, or the cgroup is gone).
+    pub cgroup: Option<String>,
     /// When the kernel fields were read, CLOCK_MONOTONIC ns (0 = unknown).
     pub sampled_ns: u64,
-    /// Command line captured by the kernel at the process's last exec, arguments joined by
-    /// spaces (at most 256 bytes); null when it did not exec while the probes ran.
+    /// Command line, arguments joined by spaces (at most 256 bytes): captured by the kernel at
+    /// the process's last exec, inherited at fork, or read from /proc for a process that
+    /// predates the probes; null when unknown.
     pub cmdline: Option<String>,
     /// The command line was longer than 256 bytes and is cut; null with `cmdline`.
     pub cmdline_truncated: Option<bool>,
@@ -92,6 +100,8 @@ impl ProcessJson {
             threads: row.state.threads,
             nice: row.nice(),
             rss_bytes: row.rss_bytes(),
+            virt_bytes: row.virt_bytes(),
+            cgroup: None,
             sampled_ns: row.state.sampled_ns,
             cmdline: None,
             cmdline_truncated: None,
@@ -113,12 +123,18 @@ impl ProcessJson {
 }
 
 impl ProcessJson {
-    /// With the command line the kernel captured at exec (`None`: not captured).
-    pub fn with_cmdline(mut self, cmdline: Option<&probe_common::Cmdline>) -> Self {
-        if let Some((text, truncated)) = cmdline.and_then(bridge::contract::cmdline_text) {
-            self.cmdline = Some(text);
-            self.cmdline_truncated = Some(truncated);
+    /// With the process's command line (`None`: unknown).
+    pub fn with_cmdline(mut self, cmdline: Option<&CommandLine>) -> Self {
+        if let Some(line) = cmdline {
+            self.cmdline = Some(line.text.to_string());
+            self.cmdline_truncated = Some(line.truncated);
         }
+        self
+    }
+
+    /// With the path of the process's cgroup (`None`: unknown).
+    pub fn with_cgroup(mut self, path: Option<&str>) -> Self {
+        self.cgroup = path.map(str::to_string);
         self
     }
 }
@@ -260,6 +276,7 @@ mod golden {
                 sampled_ns: 6_000_000_000,
                 nice: 7,
                 rss_bytes: 67_108_864,
+                virt_bytes: 134_217_728,
                 flags: proc_flags::RSS_KNOWN,
                 task_state: 0x1, // TASK_INTERRUPTIBLE
                 comm: comm("hog"),
@@ -302,10 +319,10 @@ mod golden {
             counters: ModeCounters::default(),
         });
         let net = ProcessNet::build(store.mode(ModeKind::Ring), None);
-        let mut cmdline = probe_common::Cmdline::default();
-        let args = b"hog\x00--size\x0064M\x00";
-        cmdline.bytes[..args.len()].copy_from_slice(args);
-        cmdline.len = args.len() as u32;
+        let cmdline = CommandLine {
+            text: "hog --size 64M".into(),
+            truncated: false,
+        };
         let text: Vec<String> = [
             (ModeKind::Ring, &killed),
             (ModeKind::Poll, &seeded),
@@ -316,16 +333,17 @@ mod golden {
             let known = (row.pid() == 777).then_some(&cmdline);
             let json = ProcessJson::new(*mode, row)
                 .with_net(&net, row)
-                .with_cmdline(known);
+                .with_cmdline(known)
+                .with_cgroup(known.map(|_| "/system.slice/hog.service"));
             serde_json::to_string(&json).unwrap()
         })
         .collect();
         assert_eq!(
             text,
             [
-                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"sampled_ns":3500000000,"cmdline":null,"cmdline_truncated":null,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":123456,"net_bytes_received":27}"#,
-                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"sampled_ns":0,"cmdline":null,"cmdline_truncated":null,"kernel_thread":true,"seq":0,"origin":"procfs","net_bytes_sent":0,"net_bytes_received":0}"#,
-                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"sampled_ns":6000000000,"cmdline":"hog --size 64M","cmdline_truncated":false,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":0,"net_bytes_received":0}"#,
+                r#"{"mode":"ring","pid":4242,"ppid":1,"comm":"sleep","uid":65534,"state":"exited","task_state":"X","start_ns":1000000000,"exit_ns":3500000000,"exit_code":137,"exit_signal":9,"core_dumped":true,"cpu_ns":1234567,"cpu_partial":false,"threads":1,"nice":0,"rss_bytes":null,"virt_bytes":null,"cgroup":null,"sampled_ns":3500000000,"cmdline":null,"cmdline_truncated":null,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":123456,"net_bytes_received":27}"#,
+                r#"{"mode":"poll","pid":2,"ppid":0,"comm":"kthreadd","uid":0,"state":"running","task_state":"I","start_ns":10000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":40000000,"cpu_partial":false,"threads":0,"nice":0,"rss_bytes":null,"virt_bytes":null,"cgroup":null,"sampled_ns":0,"cmdline":null,"cmdline_truncated":null,"kernel_thread":true,"seq":0,"origin":"procfs","net_bytes_sent":0,"net_bytes_received":0}"#,
+                r#"{"mode":"perf","pid":777,"ppid":1,"comm":"hog","uid":1000,"state":"running","task_state":"S","start_ns":5000000000,"exit_ns":null,"exit_code":null,"exit_signal":null,"core_dumped":null,"cpu_ns":9000000,"cpu_partial":false,"threads":2,"nice":7,"rss_bytes":67108864,"virt_bytes":134217728,"cgroup":"/system.slice/hog.service","sampled_ns":6000000000,"cmdline":"hog --size 64M","cmdline_truncated":false,"kernel_thread":false,"seq":42,"origin":"kernel","net_bytes_sent":0,"net_bytes_received":0}"#,
             ]
         );
     }

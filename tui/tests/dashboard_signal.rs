@@ -1,7 +1,7 @@
 //! The signal dialog (F9) against real processes: a chosen and confirmed signal reaches the
 //! selected process (checked with waitpid), a pid now used by another process is refused,
-//! pid 1 needs a second confirmation (and is never signalled here), and a cancelled dialog
-//! sends nothing.
+//! pid 1 needs a second confirmation (and is never signalled here), a cancelled dialog
+//! sends nothing, and a signal the kernel refuses (EPERM) is shown as such.
 
 mod support;
 
@@ -106,6 +106,57 @@ fn a_confirmed_signal_reaches_the_selected_process() {
         Some(format!("sent SIGTERM to sleep (pid {pid})").as_str())
     );
     assert_eq!(h.app.overlay(), Overlay::None);
+}
+
+/// Without CAP_KILL, root may not signal another user's process: the kernel says EPERM and the
+/// status line shows it; the process lives on. (Capabilities are per thread: the dialog runs
+/// in a thread that dropped CAP_KILL from its effective set.)
+#[test]
+fn a_refused_signal_shows_eperm_and_sends_nothing() {
+    use rustix::thread::{capabilities, set_capabilities, CapabilityFlags};
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "300",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("setpriv starts");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.contains("Uid:\t65534") && s.contains("Name:\tsleep"))
+    {
+        assert!(Instant::now() < deadline, "the sleeper never ran as nobody");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, screen) = std::thread::spawn(move || {
+        // Without CAP_KILL already (not root), the kernel refuses all the same.
+        let mut caps = capabilities(None).expect("capget");
+        caps.effective.remove(CapabilityFlags::KILL);
+        set_capabilities(None, caps).expect("capset");
+        let mut h = showing(row_of(pid, 0));
+        h.press(KeyCode::F(9));
+        h.press(KeyCode::Enter);
+        h.press(KeyCode::Char('y'));
+        (h.app.status().map(str::to_string), h.screen())
+    })
+    .join()
+    .unwrap();
+    let status = status.unwrap_or_default();
+    assert!(
+        status.contains("EPERM") && status.contains(&pid.to_string()),
+        "{status:?}\n{screen}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sleeper must live on"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]

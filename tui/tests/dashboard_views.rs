@@ -348,7 +348,7 @@ fn every_built_in_theme_draws() {
     );
     assert_eq!(h.app.theme().name, "default", "the cycle wraps");
     assert!(h.screen().contains("theme: default"));
-    assert_eq!(PROCESS_COLUMNS.len(), 15);
+    assert_eq!(PROCESS_COLUMNS.len(), 20);
 }
 
 #[test]
@@ -408,6 +408,83 @@ fn connection_row(
         changed_ns: 0,
         origin: RowOrigin::Kernel,
     }
+}
+
+/// The command line, memory and cgroup fields of a process: the COMMAND and VIRT/MEM% cells,
+/// and the detail pane's command line, virtual size and share of memory; a kernel thread's
+/// command is its name in brackets; an unknown line is `?`.
+#[test]
+fn command_line_and_memory_columns_and_detail() {
+    use bridge::contract::ModeMessage;
+    use probe_common::{proc_flags, Cmdline};
+    let mut h = Harness::with_shape(bridge::synthetic::SyntheticShape::default(), 200, 50);
+    let key = ProcKey::new(4321, 77);
+    let mut comm = [0u8; 16];
+    comm[..6].copy_from_slice(b"server");
+    let state = ProcState {
+        start_ns: 77,
+        rss_bytes: 512 << 20,
+        virt_bytes: 2 << 30,
+        threads: 4,
+        flags: proc_flags::RSS_KNOWN | proc_flags::FIRST_SEEN_RUNNING,
+        comm,
+        ..Default::default()
+    };
+    let mut kthread = state;
+    kthread.flags = proc_flags::KERNEL_THREAD | proc_flags::FIRST_SEEN_RUNNING;
+    kthread.comm[..6].copy_from_slice(b"kwork\0");
+    let mut unknown = state;
+    unknown.comm[..6].copy_from_slice(b"orphan");
+    h.app.store_mut().seed(
+        &[
+            bridge::contract::Row::from_procfs(key, state),
+            bridge::contract::Row::from_procfs(ProcKey::new(4322, 78), kthread),
+            bridge::contract::Row::from_procfs(ProcKey::new(4323, 79), unknown),
+        ],
+        &[],
+    );
+    let mut args = Cmdline::default();
+    let text = b"/usr/sbin/server --port 8080\0";
+    args.bytes[..text.len()].copy_from_slice(text);
+    args.len = text.len() as u32;
+    h.app.apply(ModeMessage::CommandLines(vec![(key, args)]));
+    h.press(KeyCode::Char('/'));
+    h.type_text("pid>=4321 pid<=4323");
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    let line = |pid: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start_matches(['·', ' ']).starts_with(pid))
+            .unwrap_or_else(|| panic!("no row {pid}:\n{screen}"))
+            .to_string()
+    };
+    let server = line("4321");
+    assert!(server.contains("/usr/sbin/server --port 8080"), "{server}");
+    assert!(
+        server.contains("512.0 MiB") && server.contains("2.00 GiB"),
+        "{server}"
+    );
+    // 512 MiB of the harness host's 8 GiB.
+    assert!(server.contains(" 6.2 "), "MEM%: {server}");
+    assert!(line("4322").contains("[kwork]"), "{screen}");
+    assert!(line("4323").trim_end().ends_with('?'), "{screen}");
+    h.press(KeyCode::Char('/'));
+    h.type_text("cmd:--port");
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Enter);
+    let screen = h.screen();
+    assert_shows(
+        &screen,
+        &[
+            "command line",
+            "/usr/sbin/server --port 8080",
+            "virtual",
+            "2147483648 bytes, VmSize",
+            "6.2% of memory",
+            "cgroup",
+        ],
+    );
 }
 
 #[test]

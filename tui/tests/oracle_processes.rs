@@ -287,11 +287,7 @@ fn long_lived_processes_match_proc() {
             OriginTruth::Kernel,
         ));
     }
-    expected.push(Expected::live(
-        "pre-existing sleeper",
-        &Snapshot::of(pre.pid, "pre-existing sleeper"),
-        OriginTruth::Either,
-    ));
+    expected.push(Expected::live_proc(&pre, OriginTruth::Either));
     expected.push(Expected::live(
         "kthreadd",
         &Snapshot::of(2, "kthreadd"),
@@ -587,6 +583,98 @@ fn nice_and_resident_memory_match_proc() {
     compare_all(&mut card, &out, &expected);
     card.finish();
     drop((nice7, reniced, hog_proc, long));
+}
+
+/// Command lines where /proc is the oracle and no exec happens under the probes: a python
+/// started before the dump (its line comes from the /proc seed) that forks once the probes are
+/// up (the child shares the parent's arguments: the kernel copies the seeded line at fork); a
+/// python started under the probes that forks (the exec-time line, copied at fork); and the
+/// cgroup v2 path of each (`/proc/PID/cgroup` `0::`). Every other field as in the file doc.
+#[test]
+fn command_lines_of_forks_and_older_processes_match_proc() {
+    let test = privileged!("command_lines_of_forks_and_older_processes_match_proc");
+    let dir = TempDir::new("oracle-cmdline");
+    let py_pre = dir.program(PYTHON, "bto_py_pre");
+    let py_new = dir.program(PYTHON, "bto_py_new");
+    let go = dir.path().join("go");
+    // Forks when `go` exists; the child writes its pid to `<go>.child`, both then sleep.
+    let forker = "import os, sys, time\n\
+                  go = sys.argv[1]\n\
+                  while not os.path.exists(go): time.sleep(0.01)\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n\
+                  \x20   open(go + '.' + str(os.getpid()), 'w').close()\n\
+                  time.sleep(100)\n";
+    let pre = Proc::spawn(
+        "pre-existing forker",
+        Command::new(&py_pre)
+            .arg("-c")
+            .arg(forker)
+            .arg(&go)
+            .arg("--pre"),
+    );
+    wait_until("pre-existing python runs", Duration::from_secs(5), || {
+        Snapshot::read(pre.pid).is_some_and(|s| s.comm == "bto_py_pre")
+    });
+    let session = Session::start(&[], Duration::from_secs(3));
+    let fresh = Proc::spawn(
+        "new forker",
+        Command::new(&py_new)
+            .arg("-c")
+            .arg(forker)
+            .arg(&go)
+            .arg("--new"),
+    );
+    wait_until("new python runs", Duration::from_secs(5), || {
+        Snapshot::read(fresh.pid).is_some_and(|s| s.comm == "bto_py_new")
+    });
+    std::fs::write(&go, b"").unwrap();
+    let children = || -> Vec<u32> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("go.")?.parse().ok())
+            .collect()
+    };
+    wait_until("both forks", Duration::from_secs(5), || {
+        children().len() == 2
+    });
+    session.assert_time_left(Duration::from_millis(1500));
+    let (out, _) = session.finish();
+    let mut expected = vec![
+        Expected::live_proc(&pre, OriginTruth::Either),
+        Expected::live_proc(&fresh, OriginTruth::Kernel),
+    ];
+    let mut forks = Vec::new();
+    for pid in children() {
+        let snap = Snapshot::of(pid, "fork");
+        let parent = if snap.ppid == pre.pid { "pre" } else { "new" };
+        assert!(snap.cmdline.contains(&format!("--{parent}")), "{snap:?}");
+        println!(
+            "{test}: fork {pid} of the {parent} python: /proc cmdline {:?}",
+            snap.cmdline
+        );
+        expected.push(Expected::live(
+            &format!("fork of the {parent} python"),
+            &snap,
+            OriginTruth::Kernel,
+        ));
+        forks.push(ProcGuard(pid));
+    }
+    let mut card = Scorecard::new(test);
+    compare_all(&mut card, &out, &expected);
+    card.finish();
+    drop((pre, fresh, forks));
+}
+
+/// Kills a process this test did not spawn directly (a fork of a child) when dropped.
+struct ProcGuard(u32);
+
+impl Drop for ProcGuard {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is a fork of our child.
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
 }
 
 /// Threads: a python whose second thread calls execve after the leader burned ~300 ms (pid
@@ -923,36 +1011,16 @@ fn task_states_match_proc() {
     let (out, _) = session.finish();
 
     let mut expected = vec![
-        Expected::live(
-            "sleeper",
-            &Snapshot::of(sleeper.pid, "sleeper"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "stopped",
-            &Snapshot::of(stopped.pid, "stopped"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "continued",
-            &Snapshot::of(cont.pid, "continued"),
-            OriginTruth::Kernel,
-        ),
-        Expected::live(
-            "stopped before",
-            &Snapshot::of(prestop.pid, "stopped before"),
-            OriginTruth::Either,
-        ),
+        Expected::live_proc(&sleeper, OriginTruth::Kernel),
+        Expected::live_proc(&stopped, OriginTruth::Kernel),
+        Expected::live_proc(&cont, OriginTruth::Kernel),
+        Expected::live_proc(&prestop, OriginTruth::Either),
         Expected::live(
             "kthreadd",
             &Snapshot::of(2, "kthreadd"),
             OriginTruth::Either,
         ),
-        Expected::live(
-            "traced",
-            &Snapshot::of(traced.pid, "traced"),
-            OriginTruth::Kernel,
-        ),
+        Expected::live_proc(&traced, OriginTruth::Kernel),
     ];
     drop(tracer);
     if let Some(r) = &rescuer {

@@ -259,6 +259,22 @@ fn dashboard_in_a_real_terminal() {
         );
     }
 
+    // `E` hides exited rows and remembers it in the config file (none existed).
+    let config = empty_config_home().join("bpftop-ordered/config.toml");
+    let _ = std::fs::remove_file(&config);
+    session.keys(&["E"]);
+    session.wait_for("the toggle to be saved", STEP_TIMEOUT, |s| {
+        s.contains("(saved in")
+    });
+    let saved = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(
+        saved.contains("[view]") && saved.contains("hide_exited = true"),
+        "{}: {saved:?}",
+        config.display()
+    );
+    // The other tests of this binary start from an empty config home.
+    std::fs::remove_file(&config).unwrap();
+
     session.keys(&["Tab"]);
     session.wait_for("the connections table", STEP_TIMEOUT, |s| {
         s.contains("LOCAL") && s.contains("REMOTE") && s.contains("STATE")

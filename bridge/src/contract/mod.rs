@@ -128,6 +128,9 @@ pub enum ModeMessage {
         /// Human-readable reason.
         error: String,
     },
+    /// Command lines the kernel's `PROC_CMDLINE` map holds that are new or changed since the
+    /// last such message (from the session's housekeeping thread; not tied to a mode).
+    CommandLines(Vec<(probe_common::ProcKey, probe_common::Cmdline)>),
 }
 
 /// One batch of changes from one mode.

@@ -2,7 +2,7 @@
 
 use probe_common::{proc_flags, table, ProcKey, ProcState};
 
-use super::row::{comm_to_string, KernelState, Row};
+use super::row::{comm_to_string, KernelState, Row, RowOrigin};
 
 /// A command line captured at exec as text, as `ps -o args` shows it: the arguments joined by
 /// spaces (`/proc/PID/cmdline` with its NULs as spaces, the final one dropped), invalid UTF-8
@@ -107,6 +107,24 @@ impl ProcessRow {
             && !self.is_exited()
             && !self.is_kernel_thread())
         .then_some(self.state.rss_bytes)
+    }
+
+    /// Virtual memory size in bytes (`/proc/PID/status` VmSize), as of the row's sample; `None`
+    /// exactly when [`ProcessRow::rss_bytes`] is.
+    pub fn virt_bytes(&self) -> Option<u64> {
+        self.rss_bytes().map(|_| self.state.virt_bytes)
+    }
+
+    /// Id of the process's cgroup v2 (the inode of its directory in the cgroup2 mount), as of
+    /// the row's sample; `None` when it could not be read.
+    pub fn cgroup_id(&self) -> Option<u64> {
+        (self.state.flags & proc_flags::CGROUP_KNOWN != 0).then_some(self.state.cgroup_id)
+    }
+
+    /// True when the process existed before the probes attached: read from /proc, or first
+    /// seen running by the kernel (not forked under the probes).
+    pub fn predates_probes(&self) -> bool {
+        self.origin == RowOrigin::Procfs || self.state.flags & proc_flags::FIRST_SEEN_RUNNING != 0
     }
 
     /// True for a kernel thread.

@@ -137,7 +137,7 @@ pub struct StateMaps {
     connections: MapData,
     use_lru_maps: bool,
     /// `PROC_CMDLINE` (LRU hash, [`ProcKey`] → [`probe_common::Cmdline`]).
-    cmdlines: Option<Map>,
+    cmdlines: Option<MapData>,
 }
 
 impl StateMaps {
@@ -145,7 +145,7 @@ impl StateMaps {
         processes: MapData,
         connections: MapData,
         use_lru_maps: bool,
-        cmdlines: Option<Map>,
+        cmdlines: Option<MapData>,
     ) -> Self {
         StateMaps {
             processes,
@@ -155,19 +155,43 @@ impl StateMaps {
         }
     }
 
-    /// Every command line the kernel captured at exec (`PROC_CMDLINE`), by process. Empty when
-    /// the map cannot be read.
-    pub fn cmdlines(&self) -> std::collections::HashMap<ProcKey, probe_common::Cmdline> {
-        let Some(map) = &self.cmdlines else {
-            return Default::default();
-        };
-        match aya::maps::HashMap::<_, ProcKey, probe_common::Cmdline>::try_from(map) {
-            Ok(hash) => hash.iter().filter_map(Result::ok).collect(),
-            Err(e) => {
-                log::warn!("reading PROC_CMDLINE: {e}");
-                Default::default()
+    /// Every command line in `PROC_CMDLINE` (captured at exec, copied at fork, seeded from
+    /// /proc), by process, in hash order (one `BPF_MAP_LOOKUP_BATCH` pass). Empty when the
+    /// object has no such map.
+    pub fn read_cmdlines(
+        &self,
+        scratch: &mut MapDump,
+    ) -> Result<Vec<(ProcKey, probe_common::Cmdline)>, MapDumpError> {
+        match &self.cmdlines {
+            Some(map) => {
+                Ok(map_batch::dump_map_typed(map.fd().as_fd(), DumpStrategy::Auto, scratch)?.0)
             }
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// Adds the command lines of processes that predate the probes (read from /proc) to
+    /// `PROC_CMDLINE`, so that children they fork inherit them in the kernel. An entry the
+    /// kernel already wrote (an exec since the probes attached) is kept. Returns how many were
+    /// added.
+    pub fn seed_cmdlines(&self, entries: &[(ProcKey, probe_common::Cmdline)]) -> usize {
+        let Some(map) = &self.cmdlines else {
+            return 0;
+        };
+        let fd = map.fd().as_fd();
+        entries
+            .iter()
+            .filter(|(key, cmdline)| {
+                use zerocopy::IntoBytes;
+                match map_batch::insert_new_elem(fd, key.as_bytes(), cmdline.as_bytes()) {
+                    Ok(added) => added,
+                    Err(e) => {
+                        log::warn!("seeding PROC_CMDLINE: {e}");
+                        false
+                    }
+                }
+            })
+            .count()
     }
 
     /// The map of `S`'s table.
@@ -184,10 +208,12 @@ impl StateMaps {
         self.use_lru_maps
     }
 
-    /// Kernel memory of both maps, bytes (fdinfo memlock).
+    /// Kernel memory of both state maps and of `PROC_CMDLINE`, bytes (fdinfo memlock).
     pub fn kernel_bytes(&self) -> u64 {
-        map_batch::map_fd_memlock_bytes(self.processes.fd().as_fd()).unwrap_or(0)
-            + map_batch::map_fd_memlock_bytes(self.connections.fd().as_fd()).unwrap_or(0)
+        let memlock = |d: &MapData| map_batch::map_fd_memlock_bytes(d.fd().as_fd()).unwrap_or(0);
+        memlock(&self.processes)
+            + memlock(&self.connections)
+            + self.cmdlines.as_ref().map_or(0, memlock)
     }
 
     /// Every entry of `S`'s map, in hash order, and which read path was taken.
@@ -227,11 +253,22 @@ impl StateMaps {
     ) -> Result<usize, MapDumpError> {
         let (entries, _) = self.read::<S>(scratch)?;
         let fd = self.fd_of::<S>();
+        // A reaped process's command line goes with it (the housekeeping thread has read it by
+        // then: it reads every 500 ms, the kernel retention is longer), so PROC_CMDLINE holds
+        // live and recent processes and its LRU never evicts a live one's line for old ones.
+        let cmdlines = self
+            .cmdlines
+            .as_ref()
+            .filter(|_| S::TABLE == probe_common::table::PROCESSES);
         Ok(entries
             .iter()
             .filter(|(_, state)| state.finished_ns().is_some_and(|t| t < cutoff_ns))
             .filter(|(key, _)| {
-                map_batch::delete_elem(fd, zerocopy::IntoBytes::as_bytes(key)).is_ok()
+                let key = zerocopy::IntoBytes::as_bytes(key);
+                if let Some(map) = cmdlines {
+                    let _ = map_batch::delete_elem(map.fd().as_fd(), key);
+                }
+                map_batch::delete_elem(fd, key).is_ok()
             })
             .count())
     }

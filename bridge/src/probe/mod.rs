@@ -51,6 +51,8 @@ pub struct ProbeSettings {
     pub proc_map_entries: u32,
     /// Capacity of the connections state map (entries).
     pub conn_map_entries: u32,
+    /// Capture command lines at exec (and copy them at fork) into `PROC_CMDLINE`.
+    pub capture_cmdline: bool,
 }
 
 impl Default for ProbeSettings {
@@ -65,6 +67,7 @@ impl Default for ProbeSettings {
             filter_port: 0,
             proc_map_entries: defaults::proc_map_entries(),
             conn_map_entries: defaults::CONN_MAP_ENTRIES,
+            capture_cmdline: true,
         }
     }
 }
@@ -167,7 +170,10 @@ fn take_handles(
         hash_map_data(take_map(&mut ebpf, proc_map)?, proc_map)?,
         hash_map_data(take_map(&mut ebpf, conn_map)?, conn_map)?,
         settings.use_lru_maps,
-        ebpf.take_map("PROC_CMDLINE"),
+        match ebpf.take_map("PROC_CMDLINE") {
+            Some(map) => Some(hash_map_data(map, "PROC_CMDLINE")?),
+            None => None,
+        },
     );
     let ring = take_map(&mut ebpf, "RING")?;
     let ring_memlock = memlock_of(&ring);
@@ -209,6 +215,7 @@ fn initial_config(settings: &ProbeSettings) -> ProbeConfig {
         filter_port: settings.filter_port,
         pad: 0,
         use_lru_maps: settings.use_lru_maps as u32,
+        skip_cmdline: !settings.capture_cmdline as u32,
     }
 }
 

@@ -247,6 +247,15 @@ enum Expect {
 }
 
 /// A struct looked up by name, with the name kept for error messages.
+/// Binds `$var` to the [`Composite`] of `struct $name` looked up in the BTF (the looked-up
+/// struct is bound under the same name first, so it lives as long as the caller's scope).
+macro_rules! composite {
+    ($resolver:ident, $var:ident, $name:literal) => {
+        let $var = $resolver.lookup_struct($name)?;
+        let $var = Composite::new($name, &$var);
+    };
+}
+
 struct Composite<'a> {
     name: &'static str,
     ty: &'a Struct,
@@ -297,25 +306,23 @@ impl Resolver<'_> {
         }
 
         let size = |n| Expect::Size(Some(n));
-        let sched_entity = self.lookup_struct("sched_entity")?;
-        let sched_entity = Composite::new("sched_entity", &sched_entity);
-        let inet_sock = self.lookup_struct("inet_sock")?;
-        let inet_sock = Composite::new("inet_sock", &inet_sock);
-        let tcp_sock = self.lookup_struct("tcp_sock")?;
-        let tcp_sock = Composite::new("tcp_sock", &tcp_sock);
+        composite!(self, sched_entity, "sched_entity");
+        composite!(self, inet_sock, "inet_sock");
+        composite!(self, tcp_sock, "tcp_sock");
         // The probes cast a `struct sock *` to `struct inet_sock *` and `struct tcp_sock *`:
         // each must begin with the one before (tcp_sock → inet_connection_sock → inet_sock →
         // sock), which the first-member checks below establish.
         self.expect_first_member(&inet_sock, "sk", "sock")?;
-        let icsk = self.lookup_struct("inet_connection_sock")?;
-        let icsk = Composite::new("inet_connection_sock", &icsk);
+        composite!(self, icsk, "inet_connection_sock");
         self.expect_first_member(&icsk, "icsk_inet", "inet_sock")?;
         self.expect_first_member(&tcp_sock, "inet_conn", "inet_connection_sock")?;
         let task_se = self.offset(&task, "se", Expect::Size(None))?;
         let rss = self.rss_stat_offsets()?;
-        let mm = self.lookup_struct("mm_struct")?;
-        let mm = Composite::new("mm_struct", &mm);
+        composite!(self, mm, "mm_struct");
         let sum_exec = self.offset(&sched_entity, "sum_exec_runtime", size(8))?;
+        composite!(self, css_set, "css_set");
+        composite!(self, cgroup, "cgroup");
+        composite!(self, kernfs_node, "kernfs_node");
         Ok(KernelOffsets {
             task_pid: self.offset(&task, "pid", size(4))?,
             task_tgid: self.offset(&task, "tgid", size(4))?,
@@ -363,6 +370,11 @@ impl Resolver<'_> {
             page_shift: page_shift(),
             mm_arg_start: self.offset(&mm, "arg_start", size(8))?,
             mm_arg_end: self.offset(&mm, "arg_end", size(8))?,
+            mm_total_vm: self.offset(&mm, "total_vm", size(8))?,
+            task_cgroups: self.offset(&task, "cgroups", Expect::Pointer)?,
+            css_set_dfl_cgrp: self.offset(&css_set, "dfl_cgrp", Expect::Pointer)?,
+            cgroup_kn: self.offset(&cgroup, "kn", Expect::Pointer)?,
+            kernfs_node_id: self.offset(&kernfs_node, "id", size(8))?,
             valid: 1,
         })
     }
@@ -371,8 +383,7 @@ impl Resolver<'_> {
     /// `MM_ANONPAGES`, `MM_SHMEMPAGES` (in that order). `rss_stat` must be an array of
     /// `struct percpu_counter` (kernels since 6.2) whose `count` is an s64.
     fn rss_stat_offsets(&self) -> Result<[u32; 3], OffsetsError> {
-        let mm = self.lookup_struct("mm_struct")?;
-        let mm = Composite::new("mm_struct", &mm);
+        composite!(self, mm, "mm_struct");
         let found = self.find(&mm, "rss_stat")?;
         let base = self.byte_offset(&mm, "rss_stat", &found)?;
         let ty = self.peel(found.member.get_type_id().unwrap_or(0))?;
@@ -870,6 +881,8 @@ mod tests {
             ("task_static_prio", o.task_static_prio),
             ("task_mm", o.task_mm),
             ("mm_rss_file", o.mm_rss_file),
+            ("mm_total_vm", o.mm_total_vm),
+            ("task_cgroups", o.task_cgroups),
         ];
         for (name, value) in nonzero {
             assert_ne!(value, 0, "{name} resolved to 0");
@@ -1041,6 +1054,11 @@ mod tests {
             ("task_struct", "mm", o.task_mm),
             ("mm_struct", "arg_start", o.mm_arg_start),
             ("mm_struct", "arg_end", o.mm_arg_end),
+            ("mm_struct", "total_vm", o.mm_total_vm),
+            ("task_struct", "cgroups", o.task_cgroups),
+            ("css_set", "dfl_cgrp", o.css_set_dfl_cgrp),
+            ("cgroup", "kn", o.cgroup_kn),
+            ("kernfs_node", "id", o.kernfs_node_id),
             // MM_FILEPAGES is 0: rss_stat[0].count is rss_stat + offsetof(count).
             (
                 "mm_struct",

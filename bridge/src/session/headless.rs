@@ -34,7 +34,9 @@ impl Session {
     }
 
     /// Ends collection with converged tables: the final kernel flush, then every mode's last
-    /// batch (ring/perf drain once more, poll takes one more snapshot) is applied to `store`.
+    /// batch (ring/perf drain once more, poll takes one more snapshot) is applied to `store`,
+    /// and last every command line the kernel holds (a process that exec'd after the final
+    /// periodic read included).
     pub fn finish_into(&mut self, store: &mut TableStore) {
         self.finish();
         let limit = Instant::now() + FINISH_LIMIT;
@@ -42,8 +44,12 @@ impl Session {
             let left = limit.saturating_duration_since(Instant::now());
             match self.messages().recv_timeout(left) {
                 Ok(message) => store.handle(message),
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        match self.state_maps().read_cmdlines(&mut Default::default()) {
+            Ok(all) => store.handle(crate::contract::ModeMessage::CommandLines(all)),
+            Err(e) => log::warn!("reading PROC_CMDLINE: {e}"),
         }
     }
 }

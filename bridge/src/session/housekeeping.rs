@@ -1,6 +1,7 @@
 //! The housekeeping thread: the kernel flush every `update_interval` (every CPU sampled, the
-//! dirty queues drained) and the kernel reaper (finished entries older than the kernel
-//! retention) every 500 ms. It owns the flush program and hands it back when it stops, so the
+//! dirty queues drained), and every 500 ms the kernel reaper (finished entries older than the
+//! kernel retention) and a read of `PROC_CMDLINE` whose new entries go to the store as a
+//! [`ModeMessage::CommandLines`]. It owns the flush program and hands it back when it stops, so the
 //! session's final flush runs after the last periodic one, never beside it.
 
 use std::{
@@ -12,7 +13,12 @@ use std::{
     time::Duration,
 };
 
+use crossbeam_channel::Sender;
+
 use crate::{
+    cmdlines::CmdlineChanges,
+    contract::ModeMessage,
+    map_batch::MapDump,
     probe::{FlushProgram, StateMaps},
     stats::{monotonic_ns, thread_cpu_ns},
     stop::StopToken,
@@ -77,6 +83,7 @@ pub(super) fn spawn(
     state_maps: Arc<StateMaps>,
     flush_every: Duration,
     kernel_retention: Duration,
+    cmdlines_to: Sender<ModeMessage>,
     stop: StopToken,
 ) -> std::io::Result<JoinHandle<Flusher>> {
     let retention_ns = kernel_retention.as_nanos().min(u64::MAX as u128) as u64;
@@ -84,6 +91,8 @@ pub(super) fn spawn(
         .name("bridge-flush".into())
         .spawn(move || {
             let mut next_reap_ns = monotonic_ns() + REAP_EVERY_NS;
+            let mut cmdlines = CmdlineReader::default();
+            cmdlines.send_new(&state_maps, &cmdlines_to);
             loop {
                 let started = monotonic_ns();
                 flusher.run_cycle();
@@ -91,6 +100,7 @@ pub(super) fn spawn(
                     if let Err(e) = state_maps.reap_finished(retention_ns) {
                         log::warn!("kernel state reaper: {e:#}");
                     }
+                    cmdlines.send_new(&state_maps, &cmdlines_to);
                     next_reap_ns = started + REAP_EVERY_NS;
                 }
                 flusher
@@ -103,4 +113,32 @@ pub(super) fn spawn(
                 }
             }
         })
+}
+
+/// Reads `PROC_CMDLINE` and sends what is new to the store.
+#[derive(Default)]
+struct CmdlineReader {
+    changes: CmdlineChanges,
+    scratch: MapDump,
+    errors: u64,
+}
+
+impl CmdlineReader {
+    fn send_new(&mut self, state_maps: &StateMaps, to: &Sender<ModeMessage>) {
+        match state_maps.read_cmdlines(&mut self.scratch) {
+            Ok(read) => {
+                let new = self.changes.changed(read);
+                if !new.is_empty() {
+                    // A store that stopped listening is the session ending: nothing to do.
+                    let _ = to.send(ModeMessage::CommandLines(new));
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.errors <= 3 {
+                    log::warn!("reading PROC_CMDLINE: {e}");
+                }
+            }
+        }
+    }
 }

@@ -96,7 +96,9 @@ impl Session {
         };
         // Seed after attaching, so nothing falls between the /proc read and the probes.
         let (seed_processes, seed_connections) = if config.seed_from_procfs {
-            seed::read_seed(&config.probes).map_err(SessionError::Other)?
+            let seed = seed::read_seed(&config.probes).map_err(SessionError::Other)?;
+            kernel.state_maps.seed_cmdlines(&seed.cmdlines);
+            (seed.processes, seed.connections)
         } else {
             (Vec::new(), Vec::new())
         };
@@ -109,6 +111,7 @@ impl Session {
             Arc::clone(&kernel.state_maps),
             config.update_interval,
             config.kernel_retention,
+            sender.clone(),
             housekeeping_stop.clone(),
         )
         .map_err(|e| SessionError::Other(format!("cannot start the flush thread: {e}")))?;

@@ -7,6 +7,7 @@ use crate::{
 };
 
 use crate::probe::ProbeSettings;
+use probe_common::ProcKey;
 
 /// The /proc seed as rows, with the session's in-kernel filters applied to it too (so a
 /// `--filter-pid` session shows only that pid, seeded or not).
@@ -16,18 +17,36 @@ use crate::probe::ProbeSettings;
 /// predates the probes; byte counts are the kernel's lifetime counters (from `sock_diag`, as
 /// `ss -ti`); `cpu_ns` is lifetime CPU (see `procfs_seed`). Request sockets
 /// (NEW-SYN-RECV) are not connections yet and are left out.
-pub(super) fn read_seed(
-    probes: &ProbeSettings,
-) -> Result<(Vec<ProcessRow>, Vec<ConnectionRow>), String> {
+/// What the seed read: rows, and the command lines of the seeded processes (for
+/// `PROC_CMDLINE`, so that their children inherit them in the kernel).
+pub(super) struct Seed {
+    pub processes: Vec<ProcessRow>,
+    pub connections: Vec<ConnectionRow>,
+    /// Keyed by [`ProcKey::seeded_cmdline`] (a /proc start time is not the kernel's).
+    pub cmdlines: Vec<(ProcKey, probe_common::Cmdline)>,
+}
+
+pub(super) fn read_seed(probes: &ProbeSettings) -> Result<Seed, String> {
     use probe_common::{conn_flags, proc_flags, TCP_CLOSE};
     const TCP_TIME_WAIT: u32 = 6;
     const TCP_NEW_SYN_RECV: u32 = 12;
     let root = std::path::Path::new("/proc");
     let seeded_at = monotonic_ns();
-    let processes = procfs_seed::read_processes(root)
+    let seeded: Vec<_> = procfs_seed::read_processes(root)
         .map_err(|e| format!("reading processes from /proc: {e}"))?
         .into_iter()
         .filter(|p| probes.filter_tgid == 0 || p.key.tgid == probes.filter_tgid)
+        .collect();
+    let cmdlines = if probes.capture_cmdline {
+        seeded
+            .iter()
+            .filter_map(|p| Some((ProcKey::seeded_cmdline(p.key.tgid), p.cmdline?)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let processes = seeded
+        .into_iter()
         .map(|p| {
             let mut state = p.state;
             let (task_state, exit_state) =
@@ -82,5 +101,9 @@ pub(super) fn read_seed(
             Row::from_procfs(c.key, state)
         })
         .collect();
-    Ok((processes, connections))
+    Ok(Seed {
+        processes,
+        connections,
+        cmdlines,
+    })
 }

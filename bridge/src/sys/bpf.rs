@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::errno::{EINTR, EIO, ENOENT};
+use super::errno::{EEXIST, EINTR, EIO, ENOENT};
 
 /// `bpf(2)` command numbers used here (from `include/uapi/linux/bpf.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -328,6 +328,32 @@ pub unsafe fn map_update_elem(
     // SAFETY: key and value are readable for the map's sizes (caller's promise).
     unsafe { sys_bpf(BpfCmd::MapUpdateElem, &mut attr)? };
     Ok(())
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_NOEXIST`: adds `key` with `value` unless the key is there.
+/// Returns `Ok(false)` when it was (`EEXIST`; the entry is left as it is).
+///
+/// # Safety
+/// `key` must hold at least the map's key size and `value` its value size in bytes.
+pub unsafe fn map_insert_new_elem(
+    fd: BorrowedFd<'_>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<bool, BpfError> {
+    const BPF_NOEXIST: u64 = 1;
+    let mut attr = MapElemAttr {
+        map_fd: raw(fd),
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: BPF_NOEXIST,
+        ..Default::default()
+    };
+    // SAFETY: key and value are readable for the map's sizes (caller's promise).
+    match unsafe { sys_bpf(BpfCmd::MapUpdateElem, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno == EEXIST => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `BPF_MAP_DELETE_ELEM`: removes `key`. Returns `Ok(false)` when it was not there (`ENOENT`).

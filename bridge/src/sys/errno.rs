@@ -17,6 +17,8 @@ pub const ENOSPC: i32 = Errno::NOSPC.raw_os_error();
 pub const EINVAL: i32 = Errno::INVAL.raw_os_error();
 /// `EOPNOTSUPP`: operation not supported (a map type without batch operations).
 pub const EOPNOTSUPP: i32 = Errno::OPNOTSUPP.raw_os_error();
+/// `EEXIST`: the entry exists (`BPF_NOEXIST` update of a present key).
+pub const EEXIST: i32 = Errno::EXIST.raw_os_error();
 /// `EINTR`: interrupted by a signal.
 pub const EINTR: i32 = Errno::INTR.raw_os_error();
 /// `EIO`: I/O error (used when a failed call left no errno).

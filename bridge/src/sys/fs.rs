@@ -19,6 +19,15 @@ pub fn read_at(dir: impl AsFd, name: &CStr) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// At most `limit` bytes from the start of the file `name` inside `dir` (as [`read_at`]), for
+/// files that can be huge (`/proc/PID/cmdline` holds up to the argument limit).
+pub fn read_prefix_at(dir: impl AsFd, name: &CStr, limit: usize) -> io::Result<Vec<u8>> {
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = Vec::with_capacity(limit.min(4096));
+    File::from(fd).take(limit as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +39,7 @@ mod tests {
         assert!(stat.starts_with(std::process::id().to_string().as_bytes()));
         let missing = read_at(&dir, c"no-such-file").unwrap_err();
         assert_eq!(missing.raw_os_error(), Some(super::super::errno::ENOENT));
+        let head = read_prefix_at(&dir, c"stat", 3).unwrap();
+        assert_eq!(head, stat[..3]);
     }
 }

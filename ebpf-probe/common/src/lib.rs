@@ -93,6 +93,8 @@ pub mod proc_flags {
     /// `rss_bytes` is known: the group leader had an address space (`mm`) when sampled. Not
     /// set for kernel threads, exited processes, or a leader whose `mm` is gone.
     pub const RSS_KNOWN: u32 = 256;
+    /// `cgroup_id` is known: the group leader's default-hierarchy cgroup was read when sampled.
+    pub const CGROUP_KNOWN: u32 = 512;
 }
 
 /// Flags in [`ConnState::flags`].
@@ -221,6 +223,19 @@ impl ProcKey {
             start_ns,
         }
     }
+
+    /// The `PROC_CMDLINE` key under which user space stores the /proc command line of the
+    /// process `tgid` that predates the probes (its exact kernel start time is not in /proc):
+    /// `pad` 1, `start_ns` 0, a key no state map uses. The kernel falls back to it when a
+    /// process forks without an entry of its own, and deletes it when that process exits, so a
+    /// reused pid never inherits it.
+    pub const fn seeded_cmdline(tgid: u32) -> ProcKey {
+        ProcKey {
+            tgid,
+            pad: 1,
+            start_ns: 0,
+        }
+    }
 }
 
 /// Current state of a process, as held in the state map and carried in records. 120 bytes.
@@ -287,6 +302,15 @@ pub struct ProcState {
     /// at 0, like `get_mm_counter`) times the page size, as of `sampled_ns`. Valid only with
     /// [`proc_flags::RSS_KNOWN`].
     pub rss_bytes: u64,
+    /// Virtual memory size in bytes, as `/proc/PID/status` VmSize: the group leader's
+    /// `mm->total_vm` pages times the page size, as of `sampled_ns`. Valid only with
+    /// [`proc_flags::RSS_KNOWN`] (both come from the same `mm`).
+    pub virt_bytes: u64,
+    /// Id of the group leader's cgroup in the default (v2, unified) hierarchy:
+    /// `task->cgroups->dfl_cgrp->kn->id`, what `bpf_get_current_cgroup_id` returns and the inode
+    /// number of the cgroup's directory in the cgroup2 mount, as of `sampled_ns`. Valid only
+    /// with [`proc_flags::CGROUP_KNOWN`].
+    pub cgroup_id: u64,
 }
 
 /// Bytes of the command line kept per process ([`Cmdline::bytes`]).
@@ -514,6 +538,9 @@ pub struct ProbeConfig {
     pub pad: u16,
     /// Write state to the LRU variant of the state maps instead of the plain hash maps (non-zero).
     pub use_lru_maps: u32,
+    /// Non-zero: do not capture command lines at exec (`--no-cmdline`; arguments can hold
+    /// secrets), and do not copy them at fork.
+    pub skip_cmdline: u32,
 }
 
 /// Byte offsets of kernel struct fields, resolved from the running kernel's BTF by user space
@@ -623,6 +650,16 @@ pub struct KernelOffsets {
     pub mm_arg_start: u32,
     /// `mm_struct.arg_end` (unsigned long)
     pub mm_arg_end: u32,
+    /// `mm_struct.total_vm` (unsigned long, pages)
+    pub mm_total_vm: u32,
+    /// `task_struct.cgroups` (pointer to `struct css_set`)
+    pub task_cgroups: u32,
+    /// `css_set.dfl_cgrp` (pointer to the default hierarchy's `struct cgroup`)
+    pub css_set_dfl_cgrp: u32,
+    /// `cgroup.kn` (pointer to `struct kernfs_node`)
+    pub cgroup_kn: u32,
+    /// `kernfs_node.id` (u64; the cgroup id, the directory's inode number on 64-bit)
+    pub kernfs_node_id: u32,
     /// Set to 1 by user space once the offsets are filled in; probes do nothing while 0.
     pub valid: u32,
 }
@@ -677,6 +714,11 @@ impl KernelOffsets {
             page_shift: 0,
             mm_arg_start: 0,
             mm_arg_end: 0,
+            mm_total_vm: 0,
+            task_cgroups: 0,
+            css_set_dfl_cgrp: 0,
+            cgroup_kn: 0,
+            kernfs_node_id: 0,
             valid: 0,
         }
     }
@@ -764,24 +806,25 @@ mod tests {
         assert_eq!(offset_of!(RecordHeader, seq), 8);
         assert_eq!(offset_of!(RecordHeader, ktime_ns), 16);
         assert_eq!(size_of::<ProcKey>(), 16);
-        assert_eq!(size_of::<ProcState>(), 120);
+        assert_eq!(size_of::<ProcState>(), 136);
         assert_eq!(offset_of!(ProcState, task_addr), 64);
         assert_eq!(offset_of!(ProcState, nice), 92);
         assert_eq!(offset_of!(ProcState, comm), 96);
         assert_eq!(offset_of!(ProcState, rss_bytes), 112);
+        assert_eq!(offset_of!(ProcState, cgroup_id), 128);
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, saddr), 8);
         assert_eq!(offset_of!(ConnKey, daddr), 24);
         assert_eq!(size_of::<ConnState>(), 96);
         assert_eq!(offset_of!(ConnState, sock_addr), 64);
         assert_eq!(offset_of!(ConnState, comm), 80);
-        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 120);
+        assert_eq!(size_of::<ProcRecord>(), 24 + 16 + 136);
         assert_eq!(offset_of!(ProcRecord, key), 24);
         assert_eq!(offset_of!(ProcRecord, state), 40);
         assert_eq!(size_of::<ConnRecord>(), 24 + 40 + 96);
         assert_eq!(offset_of!(ConnRecord, state), 64);
-        assert_eq!(size_of::<ProbeConfig>(), 20);
-        assert_eq!(size_of::<KernelOffsets>(), 188);
+        assert_eq!(size_of::<ProbeConfig>(), 24);
+        assert_eq!(size_of::<KernelOffsets>(), 208);
         assert_eq!(size_of::<Cmdline>(), 8 + CMDLINE_LEN);
         // The ring buffer reserves at 8-byte granularity; records must not need more.
         assert!(align_of::<ProcRecord>() <= 8 && align_of::<ConnRecord>() <= 8);

@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     model::{
+        cgroup_names::CgroupNames,
         columns::{
             column_index, ColumnSpec, DisplayRow, RowContext, CONNECTION_COLUMNS, PROCESS_COLUMNS,
         },
@@ -113,6 +114,8 @@ pub struct HostInfo {
     pub hostname: String,
     /// Kernel release (`uname -r`).
     pub kernel: String,
+    /// Memory of the host (`/proc/meminfo` MemTotal), bytes; `None` when unknown.
+    pub mem_total_bytes: Option<u64>,
 }
 
 impl HostInfo {
@@ -126,8 +129,18 @@ impl HostInfo {
         HostInfo {
             hostname: read("/proc/sys/kernel/hostname"),
             kernel: read("/proc/sys/kernel/osrelease"),
+            mem_total_bytes: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| mem_total_bytes(&m)),
         }
     }
+}
+
+/// `MemTotal:` of a `/proc/meminfo` text, bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Start-up choices (from the command line and the config file, already validated).
@@ -154,6 +167,8 @@ pub struct AppSettings {
     pub flush_period: Duration,
     /// Rows hidden at start (config `[view]`).
     pub hide: HideRows,
+    /// The config file the `E`/`K` toggles are written back to (`None`: not remembered).
+    pub remember_in: Option<std::path::PathBuf>,
 }
 
 impl Default for AppSettings {
@@ -169,6 +184,7 @@ impl Default for AppSettings {
             running_modes: ModeKind::ALL.to_vec(),
             flush_period: Duration::from_millis(100),
             hide: HideRows::default(),
+            remember_in: None,
         }
     }
 }
@@ -208,10 +224,12 @@ pub struct App {
     pub(super) prompt: Option<FilterPrompt>,
     pub(super) search: SearchState,
     hide: HideRows,
+    remember_in: Option<std::path::PathBuf>,
     themes: Vec<Theme>,
     theme_index: usize,
     pub(super) keymap: KeyMap,
     users: UserNames,
+    cgroups: CgroupNames,
     host: HostInfo,
     started_ns: u64,
     now_ns: u64,
@@ -290,10 +308,12 @@ impl App {
             prompt: None,
             search: SearchState::default(),
             hide: settings.hide,
+            remember_in: settings.remember_in,
             themes,
             theme_index,
             keymap: settings.keymap,
             users: UserNames::from_system(),
+            cgroups: CgroupNames::for_host(),
             host,
             started_ns: now_ns,
             now_ns,
@@ -675,6 +695,9 @@ impl App {
             processes: Some(self.process_table_of(self.mode)),
             hosts: self.host_names.0.as_ref().filter(|_| self.host_names.1),
             net: Some(self.metrics().net(self.mode)),
+            cmdlines: Some(self.store.cmdlines()),
+            cgroups: Some(&self.cgroups),
+            mem_total_bytes: self.host.mem_total_bytes,
         }
     }
 
@@ -758,21 +781,27 @@ impl App {
     /// Hides or shows exited processes and closed connections (both tables).
     pub fn toggle_hide_exited(&mut self) {
         self.hide.exited = !self.hide.exited;
-        self.set_status(if self.hide.exited {
-            "exited processes and closed connections hidden"
-        } else {
-            "exited processes and closed connections shown"
-        });
+        self.remember_hide(self.hide.exited, "exited processes and closed connections");
     }
 
     /// Hides or shows kernel threads (the processes table).
     pub fn toggle_hide_kernel_threads(&mut self) {
         self.hide.kernel_threads = !self.hide.kernel_threads;
-        self.set_status(if self.hide.kernel_threads {
-            "kernel threads hidden"
-        } else {
-            "kernel threads shown"
-        });
+        self.remember_hide(self.hide.kernel_threads, "kernel threads");
+    }
+
+    /// Writes the toggles into the config file (`[view]`), and says in the status line that
+    /// `rows` are now hidden or shown, and where that was saved (or why not).
+    fn remember_hide(&mut self, hidden: bool, rows: &str) {
+        let what = format!("{rows} {}", if hidden { "hidden" } else { "shown" });
+        let text = match &self.remember_in {
+            None => what,
+            Some(path) => match crate::config_view::remember_view(path, self.hide) {
+                Ok(()) => format!("{what} (saved in {})", path.display()),
+                Err(e) => format!("{what}; not saved: {e}"),
+            },
+        };
+        self.set_status(text);
     }
 
     /// Next built-in theme (a theme loaded from a file is first in the cycle).
@@ -963,4 +992,15 @@ fn sorted_filtered<R: Entity + DisplayRow>(
         },
     );
     (order, hidden.get())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let meminfo = "MemTotal:       24594532 kB\nMemFree:        1000 kB\n";
+        assert_eq!(super::mem_total_bytes(meminfo), Some(24_594_532 * 1024));
+        assert_eq!(super::mem_total_bytes("MemFree: 1 kB\n"), None);
+        assert_eq!(super::mem_total_bytes("MemTotal: lots\n"), None);
+    }
 }

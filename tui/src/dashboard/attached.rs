@@ -54,7 +54,6 @@ impl App {
     pub fn apply_feed(&mut self, event: FeedEvent) {
         match event {
             FeedEvent::Data(ReplicaEvent::SignalResult(text)) => self.set_status(text),
-            FeedEvent::Data(ReplicaEvent::Cmdlines(_)) => {}
             FeedEvent::Data(event) => {
                 let store = self.store_for_feed();
                 apply_to(store, event);

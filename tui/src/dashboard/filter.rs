@@ -39,7 +39,8 @@ impl FilterTable {
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             FilterTable::Processes => &[
-                "comm", "pid", "ppid", "uid", "user", "state", "cpu", "cpu_time", "age", "exit",
+                "comm", "cmd", "pid", "ppid", "uid", "user", "state", "cpu", "cpu_time", "age",
+                "exit", "rss", "virt", "mem", "nice", "threads", "cgroup", "sent", "recv",
             ],
             FilterTable::Connections => &[
                 "comm", "pid", "state", "port", "sport", "dport", "addr", "family", "sent", "recv",
@@ -93,6 +94,20 @@ pub enum Field {
     Sent,
     /// Payload bytes received.
     Recv,
+    /// Command line.
+    Cmd,
+    /// cgroup v2 path.
+    Cgroup,
+    /// Resident memory, bytes.
+    Rss,
+    /// Virtual memory, bytes.
+    Virt,
+    /// Resident memory, % of the host's.
+    Mem,
+    /// Nice value (-20..19).
+    Nice,
+    /// Live threads.
+    Threads,
 }
 
 /// What a field's values are, and so which operators and units it takes.
@@ -132,6 +147,13 @@ impl Field {
             "family" => Field::Family,
             "sent" => Field::Sent,
             "recv" => Field::Recv,
+            "cmd" => Field::Cmd,
+            "cgroup" => Field::Cgroup,
+            "rss" => Field::Rss,
+            "virt" => Field::Virt,
+            "mem" => Field::Mem,
+            "nice" => Field::Nice,
+            "threads" => Field::Threads,
             _ => return None,
         })
     }
@@ -139,7 +161,10 @@ impl Field {
     /// The kind of the field's values.
     pub fn kind(self) -> Kind {
         match self {
-            Field::Comm | Field::User | Field::Addr => Kind::Text,
+            Field::Comm | Field::User | Field::Addr | Field::Cmd | Field::Cgroup => Kind::Text,
+            Field::Nice | Field::Threads => Kind::Count,
+            Field::Mem => Kind::Percent,
+            Field::Rss | Field::Virt => Kind::Bytes,
             Field::Pid | Field::Ppid | Field::Uid | Field::Exit => Kind::Count,
             Field::Port | Field::Sport | Field::Dport => Kind::Count,
             Field::Cpu => Kind::Percent,
@@ -516,6 +541,14 @@ fn regex_reason(error: &regex::Error) -> String {
 }
 
 fn parse_count(name: &str, value: &str, field: Field) -> Result<f64, String> {
+    if field == Field::Nice {
+        return match value.parse::<i64>() {
+            Ok(n) if (-20..=19).contains(&n) => Ok(n as f64),
+            _ => Err(format!(
+                "{name} must be a nice value from -20 to 19, not `{value}`"
+            )),
+        };
+    }
     let max = match field {
         Field::Port | Field::Sport | Field::Dport => u16::MAX as u64,
         Field::Exit => 255,
@@ -894,15 +927,28 @@ mod tests {
         assert!(e.reason.contains("unknown field `port` for processes"));
         assert!(e
             .reason
-            .contains("comm, pid, ppid, uid, user, state, cpu, cpu_time, age, exit"));
+            .contains("comm, cmd, pid, ppid, uid, user, state, cpu, cpu_time, age, exit, rss"));
         let e = conns("ppid>1").unwrap_err();
         assert!(e.reason.contains("unknown field `ppid` for connections"));
         assert!(e
             .reason
             .contains("comm, pid, state, port, sport, dport, addr, family, sent, recv, age"));
         // A field no table has.
-        let e = procs("rss>100M").unwrap_err();
-        assert!(e.reason.contains("unknown field `rss`"), "{}", e.reason);
+        let e = procs("swap>100M").unwrap_err();
+        assert!(e.reason.contains("unknown field `swap`"), "{}", e.reason);
+        // The examples parse, with units; nice takes negative values, in range.
+        for ok in [
+            "rss>100M",
+            "virt>=1G",
+            "mem>5",
+            "nice<0",
+            "nice=-20",
+            "threads>4",
+            "cmd~^py",
+        ] {
+            assert!(procs(ok).is_ok(), "{ok}");
+        }
+        assert!(procs("nice<-21").is_err() && procs("nice>x").is_err());
     }
 
     #[test]

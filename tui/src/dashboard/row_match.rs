@@ -33,6 +33,8 @@ impl FilterSubject for ProcessSubject<'_> {
         match field {
             Field::Comm => vec![self.row.comm()],
             Field::User => vec![self.ctx.users.name_or_uid(self.row.state.uid)],
+            Field::Cmd => self.ctx.command_text(self.row).into_iter().collect(),
+            Field::Cgroup => self.ctx.cgroup_path(self.row).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -47,6 +49,21 @@ impl FilterSubject for ProcessSubject<'_> {
             Field::CpuTime => Some(row.state.cpu_ns as f64),
             Field::Age => Some(self.ctx.now_ns.saturating_sub(row.key.start_ns) as f64),
             Field::Exit => row.exit_status().map(f64::from),
+            Field::Rss => row.rss_bytes().map(|b| b as f64),
+            Field::Virt => row.virt_bytes().map(|b| b as f64),
+            Field::Mem => self.ctx.mem_percent(row),
+            Field::Nice => Some(row.nice() as f64),
+            Field::Threads => (row.state.threads > 0).then_some(row.state.threads as f64),
+            Field::Sent | Field::Recv => {
+                let bytes = self.ctx.process_traffic(row).and_then(|t| t.bytes);
+                bytes.map(|(sent, received)| {
+                    if field == Field::Sent {
+                        sent as f64
+                    } else {
+                        received as f64
+                    }
+                })
+            }
             _ => None,
         };
         value.into_iter().collect()
@@ -120,6 +137,22 @@ mod tests {
 
     use probe_common::{ConnKey, ConnState, ProcKey, ProcState};
 
+    /// Whether `text`, parsed as a processes filter, matches `row`.
+    fn process_matches(row: &ProcessRow, ctx: &RowContext, text: &str) -> bool {
+        let subject = ProcessSubject { row, ctx };
+        parse(text, FilterTable::Processes)
+            .unwrap()
+            .matches(&subject)
+    }
+
+    /// Whether `text`, parsed as a connections filter, matches `row`.
+    fn connection_matches(row: &ConnectionRow, ctx: &RowContext, text: &str) -> bool {
+        let subject = ConnectionSubject { row, ctx };
+        parse(text, FilterTable::Connections)
+            .unwrap()
+            .matches(&subject)
+    }
+
     fn comm(name: &str) -> [u8; 16] {
         let mut c = [0u8; 16];
         c[..name.len()].copy_from_slice(name.as_bytes());
@@ -130,14 +163,7 @@ mod tests {
     fn process_terms() {
         let users = UserNames::fixed(&[(33, "www-data")]);
         let cpu = ProcessCpu::default();
-        let ctx = RowContext {
-            now_ns: 30_000_000_001,
-            cpu: &cpu,
-            users: &users,
-            processes: None,
-            hosts: None,
-            net: None,
-        };
+        let ctx = RowContext::new(30_000_000_001, &cpu, &users);
         let row = ProcessRow::from_record(
             ProcKey::new(123, 1),
             ProcState {
@@ -150,15 +176,7 @@ mod tests {
             1,
             1,
         );
-        let subject = ProcessSubject {
-            row: &row,
-            ctx: &ctx,
-        };
-        let yes = |text: &str| {
-            parse(text, FilterTable::Processes)
-                .unwrap()
-                .matches(&subject)
-        };
+        let yes = |text: &str| process_matches(&row, &ctx, text);
         assert!(yes("comm:NGI pid:123 ppid:1 uid:33 user:www state:running"));
         assert!(yes("WWW-DATA"), "plain text sees the USER column");
         assert!(!yes("pid:124"));
@@ -188,17 +206,52 @@ mod tests {
     }
 
     #[test]
+    fn memory_command_line_and_cgroup_terms() {
+        use bridge::cmdlines::CommandLines;
+        let users = UserNames::default();
+        let cpu = ProcessCpu::default();
+        let key = ProcKey::new(400, 5);
+        let mut raw = probe_common::Cmdline::default();
+        raw.bytes[..23].copy_from_slice(b"python3\0-m\0http.server\0");
+        raw.len = 23;
+        let mut lines = CommandLines::default();
+        lines.absorb(&[(key, raw)]);
+        let ctx = RowContext {
+            cmdlines: Some(&lines),
+            mem_total_bytes: Some(1 << 30),
+            ..RowContext::new(10, &cpu, &users)
+        };
+        let row = ProcessRow::from_record(
+            key,
+            ProcState {
+                nice: -5,
+                threads: 3,
+                rss_bytes: 200 << 20,
+                virt_bytes: 2 << 30,
+                flags: probe_common::proc_flags::RSS_KNOWN,
+                comm: comm("python3"),
+                ..Default::default()
+            },
+            1,
+            1,
+        );
+        let yes = |text: &str| process_matches(&row, &ctx, text);
+        assert!(yes(
+            "rss>100M rss<=200M virt=2G mem>19 mem<20 nice<0 nice=-5 threads=3"
+        ));
+        assert!(!yes("rss>200M") && !yes("nice>=0") && !yes("mem>20"));
+        assert!(yes("cmd:http.server cmd~^python3\\s-m") && !yes("cmd:django"));
+        assert!(yes("http.server"), "plain text sees the COMMAND column");
+        // Unknown: no cgroup resolver, no traffic computed; no comparison holds.
+        assert!(!yes("cgroup:/") && yes("-cgroup:x"));
+        assert!(!yes("sent>=0") && !yes("recv>=0"));
+    }
+
+    #[test]
     fn connection_terms() {
         let users = UserNames::default();
         let cpu = ProcessCpu::default();
-        let ctx = RowContext {
-            now_ns: 10,
-            cpu: &cpu,
-            users: &users,
-            processes: None,
-            hosts: None,
-            net: None,
-        };
+        let ctx = RowContext::new(10, &cpu, &users);
         let key = ConnKey::ipv4([10, 0, 0, 5], 443, [93, 184, 216, 34], 51000);
         let row = ConnectionRow::from_record(
             key,
@@ -215,15 +268,7 @@ mod tests {
             1,
             1,
         );
-        let subject = ConnectionSubject {
-            row: &row,
-            ctx: &ctx,
-        };
-        let yes = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let yes = |text: &str| connection_matches(&row, &ctx, text);
         assert!(yes(
             "port:443 port:51000 state:estab addr:93.184 family:4 pid:7 comm:nginx"
         ));
@@ -248,29 +293,13 @@ mod tests {
         let mut unknown = row.clone();
         unknown.state.flags |=
             probe_common::conn_flags::BYTES_UNKNOWN | probe_common::conn_flags::START_UNKNOWN;
-        let subject = ConnectionSubject {
-            row: &unknown,
-            ctx: &ctx,
-        };
-        let holds = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let holds = |text: &str| connection_matches(&unknown, &ctx, text);
         assert!(!holds("sent>=0") && !holds("recv<1G") && !holds("age>=0"));
         assert!(holds("-sent>=0"));
         // An unknown owner matches no owner term.
         let mut ownerless = row.clone();
         ownerless.state.flags = 0;
-        let subject = ConnectionSubject {
-            row: &ownerless,
-            ctx: &ctx,
-        };
-        let matches = |text: &str| {
-            parse(text, FilterTable::Connections)
-                .unwrap()
-                .matches(&subject)
-        };
+        let matches = |text: &str| connection_matches(&ownerless, &ctx, text);
         assert!(!matches("pid:7"));
         assert!(!matches("comm:nginx"));
     }

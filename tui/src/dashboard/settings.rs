@@ -112,6 +112,10 @@ pub fn resolve_with(options: &DashboardOptions, config: Config) -> Result<Settin
             exited: config.hide_exited.unwrap_or(false),
             kernel_threads: config.hide_kernel_threads.unwrap_or(false),
         },
+        remember_in: options
+            .config_path
+            .clone()
+            .or_else(crate::config::default_path),
     };
     Ok(Settings { app, session })
 }

@@ -449,7 +449,8 @@ mod tests {
         );
         // Negation and a field name that does not exist fall back the same way.
         assert_eq!(typed("comm:python -pid:").applied_text, "comm:python ");
-        assert_eq!(typed("comm:sh rss>1").applied_text, "comm:sh ");
+        assert_eq!(typed("comm:sh bogus>1").applied_text, "comm:sh ");
+        assert_eq!(typed("comm:sh rss>1").applied_text, "comm:sh rss>1");
         assert_eq!(typed("comm:sh |").applied_text, "comm:sh ");
         // From the start: nothing was in force.
         assert_eq!(typed("pid:").applied_text, "");

@@ -6,11 +6,13 @@
 use std::cmp::Ordering;
 
 use bridge::{
+    cmdlines::CommandLines,
     contract::{tcp_state_name, ConnectionRow, ProcessRow, RowOrigin},
     table::ProcessTable,
 };
 
 use super::{
+    cgroup_names::CgroupNames,
     format,
     host_names::HostNames,
     net::{ModeNet, ProcessTraffic},
@@ -32,9 +34,59 @@ pub struct RowContext<'a> {
     pub hosts: Option<&'a HostNames>,
     /// Connection rates and per-process traffic of the visible mode (`None`: unknown).
     pub net: Option<&'a ModeNet>,
+    /// Command lines of the processes (`None`: unknown).
+    pub cmdlines: Option<&'a CommandLines>,
+    /// cgroup id → path (`None`: unknown).
+    pub cgroups: Option<&'a CgroupNames>,
+    /// The host's memory (`/proc/meminfo` MemTotal), bytes, for %MEM (`None`: unknown).
+    pub mem_total_bytes: Option<u64>,
+}
+
+impl<'a> RowContext<'a> {
+    /// A context with CPU% and user names and nothing else known (no process table, host
+    /// names, traffic, command lines, cgroups or memory size), at `now_ns`.
+    pub fn new(now_ns: u64, cpu: &'a ProcessCpu, users: &'a UserNames) -> Self {
+        RowContext {
+            now_ns,
+            cpu,
+            users,
+            processes: None,
+            hosts: None,
+            net: None,
+            cmdlines: None,
+            cgroups: None,
+            mem_total_bytes: None,
+        }
+    }
 }
 
 impl RowContext<'_> {
+    /// The command line as the COMMAND column shows it: the arguments (`…` when cut at 256
+    /// bytes), a kernel thread's name in brackets as `ps` and htop show it, `None` when
+    /// unknown.
+    pub fn command_text(&self, row: &ProcessRow) -> Option<String> {
+        if row.is_kernel_thread() {
+            return Some(format!("[{}]", row.comm()));
+        }
+        let line = self.cmdlines?.of(row)?;
+        Some(if line.truncated {
+            format!("{}…", line.text)
+        } else {
+            line.text.to_string()
+        })
+    }
+
+    /// The path of the process's cgroup v2, `None` when unknown.
+    pub fn cgroup_path(&self, row: &ProcessRow) -> Option<String> {
+        self.cgroups?.path(row.cgroup_id()?, self.now_ns)
+    }
+
+    /// The process's resident memory as a % of the host's memory; `None` when unknown.
+    pub fn mem_percent(&self, row: &ProcessRow) -> Option<f64> {
+        let total = self.mem_total_bytes.filter(|t| *t > 0)?;
+        Some(row.rss_bytes()? as f64 * 100.0 / total as f64)
+    }
+
     /// A connection owner's name as it is now (see [`bridge::store::ModeTables::owner_comm`]);
     /// `None` when the owner is unknown.
     pub fn owner_comm(&self, row: &ConnectionRow) -> Option<String> {
@@ -290,6 +342,40 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
         compare: |a, b, _| by(a.rss_bytes(), b.rss_bytes()),
     },
     ColumnSpec {
+        name: "virt",
+        title: "VIRT",
+        description: "virtual memory size (VmSize: mm->total_vm pages); ? for kernel threads \
+                      and exited processes",
+        width: 10,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| bytes_text(r.virt_bytes()),
+        compare: |a, b, _| by(a.virt_bytes(), b.virt_bytes()),
+    },
+    ColumnSpec {
+        name: "mem",
+        title: "MEM%",
+        description: "resident memory as % of the host's memory (RES / MemTotal)",
+        width: 5,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, ctx| ctx.mem_percent(r).map_or(UNKNOWN.into(), format::percent),
+        compare: |a, b, ctx| by_f64(ctx.mem_percent(a), ctx.mem_percent(b)),
+    },
+    ColumnSpec {
+        name: "threads",
+        title: "THR",
+        description: "live threads (signal->nr_threads); ? when unknown",
+        width: 4,
+        fit: None,
+        align: Align::Right,
+        descending_first: true,
+        text: |r, _| threads_text(r),
+        compare: |a, b, _| by(a.state.threads, b.state.threads),
+    },
+    ColumnSpec {
         name: "net_sent",
         title: "NET SENT",
         description: "payload bytes sent over the process's connections in the table (open \
@@ -356,7 +442,46 @@ pub static PROCESS_COLUMNS: &[ColumnSpec<ProcessRow>] = &[
             )
         },
     },
+    ColumnSpec {
+        name: "cgroup",
+        title: "CGROUP",
+        description: "cgroup v2 of the process as its unit or container: ssh.service, \
+                      session-3.scope, a container's 12-digit id, / for the root (the full \
+                      path in the detail pane)",
+        width: 8,
+        fit: Some(24),
+        align: Align::Left,
+        descending_first: false,
+        text: |r, ctx| cgroup_name(r, ctx).unwrap_or_else(|| UNKNOWN.into()),
+        compare: |a, b, ctx| by(cgroup_name(a, ctx), cgroup_name(b, ctx)),
+    },
+    ColumnSpec {
+        name: "command",
+        title: "COMMAND",
+        description: "command line: captured by the kernel at exec (at most 256 bytes, … when \
+                      cut), inherited at fork, from /proc for processes older than the probes; \
+                      [name] for kernel threads",
+        width: 12,
+        fit: Some(200),
+        align: Align::Left,
+        descending_first: false,
+        text: |r, ctx| ctx.command_text(r).unwrap_or_else(|| UNKNOWN.into()),
+        compare: |a, b, ctx| by(ctx.command_text(a), ctx.command_text(b)),
+    },
 ];
+
+fn cgroup_name(row: &ProcessRow, ctx: &RowContext) -> Option<String> {
+    ctx.cgroups?.name(row.cgroup_id()?, ctx.now_ns)
+}
+
+/// THR: a /proc row has its thread count; a kernel row always does.
+fn threads_text(row: &ProcessRow) -> String {
+    match row.state.threads {
+        0 if row.is_exited() => "0".into(),
+        0 => UNKNOWN.into(),
+        n => n.to_string(),
+    }
+}
 
 /// A direction of traffic.
 #[derive(Clone, Copy)]

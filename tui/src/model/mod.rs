@@ -3,6 +3,7 @@
 //! the bridge only — never on `dashboard` (state, input) or `view` (rendering), which both
 //! depend on it.
 
+pub mod cgroup_names;
 pub mod columns;
 pub mod format;
 pub mod host_names;

@@ -56,9 +56,6 @@ pub enum ViewerMessage {
         /// The target's name as the viewer showed it (for the status text).
         comm: String,
     },
-    /// Ask for the command lines the kernel captured at exec (answered by
-    /// [`CollectorMessage::Cmdlines`]).
-    Cmdlines,
 }
 
 /// Collector → viewer.
@@ -92,7 +89,8 @@ pub enum CollectorMessage {
         message: String,
     },
     /// A snapshot follows: [`CollectorMessage::SnapshotRows`] chunks then one
-    /// [`CollectorMessage::SnapshotMode`] per mode, then [`CollectorMessage::SnapshotEnd`].
+    /// [`CollectorMessage::SnapshotMode`] per mode, the command lines, then
+    /// [`CollectorMessage::SnapshotEnd`].
     /// The tables it carries include every delta up to `position`.
     SnapshotBegin {
         /// Where the deltas after the snapshot continue.
@@ -122,6 +120,11 @@ pub enum CollectorMessage {
         /// Changes found stale so far.
         stale: u64,
     },
+    /// Command lines the store holds (any number of these, after the modes).
+    SnapshotCmdlines {
+        /// (process key bytes, text, truncated).
+        entries: Vec<(Vec<u8>, String, bool)>,
+    },
     /// The snapshot is complete: the viewer now has the tables as of `SnapshotBegin`.
     SnapshotEnd,
     /// One store operation, applied by the collector in this order.
@@ -148,12 +151,6 @@ pub enum CollectorMessage {
         /// The status text (sent / refused / failed, and why).
         text: String,
     },
-    /// Answer to [`ViewerMessage::Cmdlines`]: (process key bytes, `probe_common::Cmdline`
-    /// bytes) pairs.
-    Cmdlines {
-        /// The entries.
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
-    },
 }
 
 /// What the collector's store did, in order: the viewer's replica does the same.
@@ -179,6 +176,12 @@ pub enum StoreOp {
         mode: ModeKind,
         /// Why.
         error: String,
+    },
+    /// `TableStore::handle` of new or changed command lines: (process key bytes,
+    /// `probe_common::Cmdline` bytes).
+    CommandLines {
+        /// The entries.
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// `TableStore::reap` at this CLOCK_MONOTONIC time (ns).
     Reap {

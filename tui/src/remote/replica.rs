@@ -10,12 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bridge::cmdlines::CommandLine;
 use bridge::{
     contract::ModeKind,
     store::{ModeImage, TableStore},
     table::Retention,
 };
-use probe_common::{Cmdline, ProcKey};
+use probe_common::ProcKey;
 
 use super::{
     frame::{decode, write_message, FrameReader, VIEWER_READ_SLICE},
@@ -55,8 +56,6 @@ pub enum ReplicaEvent {
     Op(ReplicaOp),
     /// The answer to a signal request.
     SignalResult(String),
-    /// The answer to a `Cmdlines` request.
-    Cmdlines(HashMap<ProcKey, Cmdline>),
 }
 
 /// This viewer's view of the link.
@@ -280,6 +279,20 @@ impl Replica {
                 pending.store.restore(mode, image);
                 Ok(None)
             }
+            CollectorMessage::SnapshotCmdlines { entries } => {
+                let pending = self.pending("snapshot command lines")?;
+                let lines = entries
+                    .into_iter()
+                    .map(|(key, text, truncated)| {
+                        let key = plain_from_bytes::<ProcKey>("key", &key)
+                            .map_err(|e| lost(format!("bad command line: {e}")))?;
+                        let text = text.into();
+                        Ok((key, CommandLine { text, truncated }))
+                    })
+                    .collect::<Result<Vec<_>, LinkError>>()?;
+                pending.store.restore_cmdlines(lines);
+                Ok(None)
+            }
             CollectorMessage::SnapshotEnd => {
                 let pending = self
                     .pending
@@ -310,18 +323,6 @@ impl Replica {
             }
             CollectorMessage::SignalResult { text, .. } => {
                 Ok(Some(ReplicaEvent::SignalResult(text)))
-            }
-            CollectorMessage::Cmdlines { entries } => {
-                let cmdlines = entries
-                    .iter()
-                    .filter_map(|(key, cmdline)| {
-                        Some((
-                            plain_from_bytes::<ProcKey>("key", key).ok()?,
-                            plain_from_bytes::<Cmdline>("cmdline", cmdline).ok()?,
-                        ))
-                    })
-                    .collect();
-                Ok(Some(ReplicaEvent::Cmdlines(cmdlines)))
             }
             other @ (CollectorMessage::HelloAck { .. } | CollectorMessage::Refused { .. }) => {
                 Err(lost(format!("unexpected {other:?}")))

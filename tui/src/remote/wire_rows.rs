@@ -6,6 +6,7 @@ use bridge::{
     contract::{KernelState, ModeBatch, ModeMessage, Resync, Row, RowChange, RowOrigin},
     store::ModeImage,
 };
+use probe_common::{Cmdline, ProcKey};
 use zerocopy::IntoBytes;
 
 use super::protocol::{StoreOp, WireChange, WireResync, WireRow, WireTables};
@@ -99,6 +100,12 @@ pub fn message_to_op(message: &ModeMessage) -> StoreOp {
             mode: *mode,
             error: error.clone(),
         },
+        ModeMessage::CommandLines(entries) => StoreOp::CommandLines {
+            entries: entries
+                .iter()
+                .map(|(key, line)| (key.as_bytes().to_vec(), line.as_bytes().to_vec()))
+                .collect(),
+        },
     }
 }
 
@@ -149,6 +156,17 @@ pub fn op_from_wire(op: StoreOp) -> Result<ReplicaOp, WireRowError> {
             }))
         }
         StoreOp::Failed { mode, error } => ReplicaOp::Message(ModeMessage::Failed { mode, error }),
+        StoreOp::CommandLines { entries } => ReplicaOp::Message(ModeMessage::CommandLines(
+            entries
+                .iter()
+                .map(|(key, line)| {
+                    Ok((
+                        plain_from_bytes::<ProcKey>("key", key)?,
+                        plain_from_bytes::<Cmdline>("cmdline", line)?,
+                    ))
+                })
+                .collect::<Result<_, WireRowError>>()?,
+        )),
         StoreOp::Reap { now_ns } => ReplicaOp::Reap(now_ns),
     })
 }

@@ -130,7 +130,19 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
                 row.state.uid
             ),
         ),
-        field(theme, "command", row.comm()),
+        field(theme, "name", row.comm()),
+        field(
+            theme,
+            "command line",
+            ctx.command_text(row).unwrap_or_else(|| {
+                format!("{UNKNOWN} (no exec seen since the probes attached, parent's unknown)")
+            }),
+        ),
+        field(
+            theme,
+            "cgroup",
+            ctx.cgroup_path(row).unwrap_or_else(|| UNKNOWN.to_string()),
+        ),
         field(theme, "state", state),
         field(
             theme,
@@ -176,7 +188,20 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
                     };
                     format!("{UNKNOWN} ({why})")
                 },
-                |b| format!("{} ({b} bytes, VmRSS)", format::bytes(b)),
+                |b| {
+                    let share = ctx.mem_percent(row).map_or_else(String::new, |p| {
+                        format!(", {}% of memory", format::percent(p))
+                    });
+                    format!("{} ({b} bytes, VmRSS{share})", format::bytes(b))
+                },
+            ),
+        ),
+        field(
+            theme,
+            "virtual",
+            row.virt_bytes().map_or_else(
+                || UNKNOWN.to_string(),
+                |b| format!("{} ({b} bytes, VmSize)", format::bytes(b)),
             ),
         ),
         field(theme, "sampled", sampled),

@@ -185,6 +185,10 @@ pub struct Snapshot {
     pub nice: i64,
     /// `VmRSS:` in status, bytes; None when the line is absent (kernel thread, zombie).
     pub rss_bytes: Option<u64>,
+    /// `VmSize:` in status, bytes; None as for `rss_bytes`.
+    pub virt_bytes: Option<u64>,
+    /// The `0::` line of `/proc/PID/cgroup` (the cgroup v2 path); None without one.
+    pub cgroup: Option<String>,
     /// `/proc/PID/cmdline` as `ps -o args` shows it: NULs as spaces, the final NUL dropped
     /// (empty for kernel threads).
     pub cmdline: String,
@@ -223,6 +227,16 @@ impl Snapshot {
             rss_bytes: status_field(&status, "VmRSS")
                 .and_then(|kb| kb.parse::<u64>().ok())
                 .map(|kb| kb * 1024),
+            virt_bytes: status_field(&status, "VmSize")
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024),
+            cgroup: std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|c| {
+                    c.lines()
+                        .find_map(|l| l.strip_prefix("0::"))
+                        .map(str::to_string)
+                }),
             schedstat_ns,
             group_clock_ns,
             read_ns: mono_ns(),
@@ -689,6 +703,11 @@ pub struct Expected {
     /// Resident set size: None not checked; Some(None) must be null; Some(Some(b)) within
     /// [`rss_tolerance`] of `b` (status VmRSS).
     pub rss_bytes: Option<Option<u64>>,
+    /// Virtual size: None not checked; Some(None) must be null; Some(Some(b)) within 10 % of
+    /// `b` (status VmSize; an mmap between the tool's sample and the oracle's read moves it).
+    pub virt_bytes: Option<Option<u64>>,
+    /// cgroup v2 path: None not checked; Some(p) must equal `p` (`/proc/PID/cgroup` `0::`).
+    pub cgroup: Option<String>,
     /// Command line and truncation: None not checked; Some(None) must be null.
     pub cmdline: Option<Option<(String, bool)>>,
     pub origin: OriginTruth,
@@ -719,10 +738,18 @@ impl Expected {
             kernel_thread: snap.kernel_thread,
             nice: Some(snap.nice),
             rss_bytes: Some(snap.rss_bytes),
+            virt_bytes: Some(snap.virt_bytes),
+            cgroup: snap.cgroup.clone(),
             cmdline: None,
             origin,
             sampled_window: (start_window.0, snap.read_ns),
         }
+        .with_cmdline(snap)
+    }
+
+    /// [`Expected::live`] of `p` as /proc shows it now, under its own label.
+    pub fn live_proc(p: &Proc, origin: OriginTruth) -> Expected {
+        Expected::live(&p.label, &Snapshot::of(p.pid, &p.label), origin)
     }
 
     /// A reaped child: identity from a /proc read while it was alive (`alive`; ppid, uid and
@@ -766,6 +793,8 @@ impl Expected {
             nice: None,
             // Exited: the address space is gone.
             rss_bytes: Some(None),
+            virt_bytes: Some(None),
+            cgroup: None,
             cmdline: None,
             origin: OriginTruth::Kernel,
         }
@@ -775,6 +804,12 @@ impl Expected {
     /// the tool's 256 bytes).
     pub fn with_cmdline(mut self, snap: &Snapshot) -> Expected {
         let full = snap.cmdline.clone();
+        if full.is_empty() {
+            // A kernel thread has no arguments and the tool knows none; a zombie's are gone
+            // from /proc (the tool keeps the exec-time line): nothing to compare with.
+            self.cmdline = snap.kernel_thread.then_some(None);
+            return self;
+        }
         self.cmdline = Some(Some(if full.len() > 256 {
             // The tool keeps the first 256 bytes of the NUL-separated form.
             (
@@ -911,6 +946,46 @@ impl Scorecard {
     }
 
     /// The comparisons of `subject` (a process, or "all rows") in `mode`.
+    /// A byte figure of `row`: unchecked (`want` None), null (`Some(None)`), or within
+    /// `tolerance(oracle)` of the oracle's `Some(Some(oracle))` read from `source`.
+    #[allow(clippy::too_many_arguments)]
+    fn bytes_near(
+        &mut self,
+        mode: &str,
+        s: &str,
+        row: &Value,
+        field: &str,
+        source: &str,
+        want: Option<Option<u64>>,
+        tolerance: impl Fn(u64) -> u64,
+    ) {
+        match want {
+            None => {}
+            Some(None) => self.at(mode, s).eq(field, Value::Null, &row[field]),
+            Some(Some(oracle)) => {
+                let tol = tolerance(oracle);
+                let got = row[field].as_u64();
+                let err = got.map(|t| t.abs_diff(oracle));
+                let shown = got.map_or_else(
+                    || row[field].to_string(),
+                    |t| {
+                        format!(
+                            "{t} (err {:+.1} %)",
+                            100.0 * (t as f64 - oracle as f64) / oracle.max(1) as f64
+                        )
+                    },
+                );
+                self.at(mode, s).push(
+                    field,
+                    format!("{oracle} ({source}; tol ±{tol})"),
+                    shown,
+                    err.is_some_and(|e| e <= tol),
+                    err.map(|e| (e, tol)),
+                );
+            }
+        }
+    }
+
     pub fn at<'a>(&'a mut self, mode: &'a str, subject: &'a str) -> Scope<'a> {
         Scope {
             card: self,
@@ -1096,37 +1171,27 @@ impl Scorecard {
         if let Some(nice) = want.nice {
             self.at(mode, s).eq("nice", json!(nice), &row["nice"]);
         }
-        match want.rss_bytes {
-            None => {}
-            Some(None) => self
-                .at(mode, s)
-                .eq("rss_bytes", Value::Null, &row["rss_bytes"]),
-            Some(Some(oracle)) => {
-                let tol = rss_tolerance(oracle);
-                match row["rss_bytes"].as_u64() {
-                    Some(t) => {
-                        let err = t.abs_diff(oracle);
-                        self.at(mode, s).push(
-                            "rss_bytes",
-                            format!("{oracle} (status VmRSS; tol ±{tol})"),
-                            format!(
-                                "{t} (err {:+.1} %)",
-                                100.0 * (t as f64 - oracle as f64) / oracle.max(1) as f64
-                            ),
-                            err <= tol,
-                            Some((err, tol)),
-                        );
-                    }
-                    None => self.at(mode, s).push(
-                        "rss_bytes",
-                        format!("{oracle} (status VmRSS)"),
-                        row["rss_bytes"].to_string(),
-                        false,
-                        None,
-                    ),
-                }
-            }
+        if let Some(path) = &want.cgroup {
+            self.at(mode, s).eq("cgroup", json!(path), &row["cgroup"]);
         }
+        self.bytes_near(
+            mode,
+            s,
+            row,
+            "virt_bytes",
+            "status VmSize",
+            want.virt_bytes,
+            |b| b / 10,
+        );
+        self.bytes_near(
+            mode,
+            s,
+            row,
+            "rss_bytes",
+            "status VmRSS",
+            want.rss_bytes,
+            rss_tolerance,
+        );
         let origin = row["origin"].as_str().unwrap_or("");
         let seq = row["seq"].as_u64();
         match want.origin {
@@ -1192,7 +1257,7 @@ impl Scorecard {
                 .iter()
                 .filter(|c| {
                     !c.field.starts_with("cpu")
-                        && c.field != "rss_bytes"
+                        && !c.field.ends_with("_bytes")
                         && c.error.is_some_and(|(e, _)| e > 0)
                 })
                 .map(|c| {

@@ -65,6 +65,7 @@ impl Harness {
             HostInfo {
                 hostname: "testhost".into(),
                 kernel: "6.18.0-test".into(),
+                mem_total_bytes: Some(8 << 30),
             },
             start,
         );

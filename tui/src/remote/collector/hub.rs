@@ -14,6 +14,7 @@ use std::{
 use bridge::{contract::ModeKind, contract::ModeMessage, store::TableStore};
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use zerocopy::IntoBytes;
 
 use crate::remote::{
     frame::{encode, FrameError},
@@ -249,6 +250,23 @@ impl Hub {
                 failure: image.failure,
                 applied: image.applied,
                 stale: image.stale,
+            })?);
+        }
+        let lines: Vec<(Vec<u8>, String, bool)> = self
+            .store
+            .cmdlines()
+            .iter()
+            .map(|(key, line)| {
+                (
+                    key.as_bytes().to_vec(),
+                    line.text.to_string(),
+                    line.truncated,
+                )
+            })
+            .collect();
+        for entries in lines.chunks(SNAPSHOT_CHUNK_ROWS) {
+            frames.push(encode(&CollectorMessage::SnapshotCmdlines {
+                entries: entries.to_vec(),
             })?);
         }
         frames.push(encode(&CollectorMessage::SnapshotEnd)?);

@@ -13,9 +13,7 @@ use std::{
 };
 
 use bridge::{session::Session, stats::monotonic_ns};
-use crossbeam_channel::{select, tick, Receiver, Sender};
-use tokio::sync::oneshot;
-use zerocopy::IntoBytes;
+use crossbeam_channel::{select, tick, Receiver};
 
 use hub::{Hub, HubLimits};
 use viewer_task::{serve_viewer, ViewerContext};
@@ -36,26 +34,6 @@ pub const RECENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Finished rows are reaped (and the reap published) this often.
 const REAP_EVERY: Duration = Duration::from_secs(1);
-
-/// (process key bytes, cmdline bytes) of every command line the kernel captured.
-pub type CmdlineEntries = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// The way from a viewer task to the session's owner for `Cmdlines` requests.
-#[derive(Clone)]
-pub struct CmdlineRequests(Sender<oneshot::Sender<CmdlineEntries>>);
-
-impl CmdlineRequests {
-    /// Asks the session's owner and waits for the answer.
-    pub async fn ask(&self) -> Result<CmdlineEntries, String> {
-        let (reply, answer) = oneshot::channel();
-        self.0
-            .try_send(reply)
-            .map_err(|_| "the collector is busy or stopping".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the collector is stopping".to_string())
-    }
-}
 
 /// This run's epoch: the wall clock in ns, mixed with the pid (two collectors started in the
 /// same ns still differ).
@@ -83,11 +61,9 @@ pub fn run(
         recent_bytes: RECENT_BYTES,
     };
     let hub = Arc::new(Mutex::new(Hub::new(epoch, store, modes, limits)));
-    let (cmdline_sender, cmdline_requests) = crossbeam_channel::bounded(64);
     let context = ViewerContext {
         hub: Arc::clone(&hub),
         hello,
-        cmdlines: CmdlineRequests(cmdline_sender),
         timeout: options.viewer_timeout,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -109,21 +85,16 @@ pub fn run(
         "bpftop-ordered serve: pid {} epoch {epoch:#x} serving",
         std::process::id()
     );
-    let signal = own_session(&session, &hub, &cmdline_requests, &signals);
+    let signal = own_session(&session, &hub, &signals);
     eprintln!("bpftop-ordered serve: signal {signal}: stopping");
     runtime.shutdown_timeout(Duration::from_secs(1));
     session.stop();
     Ok(0)
 }
 
-/// The session owner's loop: publish every message, reap every second, answer `Cmdlines`.
-/// Returns the signal that stopped it.
-fn own_session(
-    session: &Session,
-    hub: &Mutex<Hub>,
-    cmdline_requests: &Receiver<oneshot::Sender<CmdlineEntries>>,
-    signals: &Receiver<i32>,
-) -> i32 {
+/// The session owner's loop: publish every message, reap every second. Returns the signal
+/// that stopped it.
+fn own_session(session: &Session, hub: &Mutex<Hub>, signals: &Receiver<i32>) -> i32 {
     let reap = tick(REAP_EVERY);
     let mut messages = session.messages().clone();
     loop {
@@ -133,17 +104,6 @@ fn own_session(
                 Err(_) => messages = crossbeam_channel::never(),
             },
             recv(reap) -> _ => lock(hub).publish_reap(monotonic_ns()),
-            recv(cmdline_requests) -> reply => {
-                if let Ok(reply) = reply {
-                    let entries = session
-                        .state_maps()
-                        .cmdlines()
-                        .into_iter()
-                        .map(|(key, cmdline)| (key.as_bytes().to_vec(), cmdline.as_bytes().to_vec()))
-                        .collect();
-                    let _ = reply.send(entries);
-                }
-            }
             recv(signals) -> signal => return signal.unwrap_or(libc::SIGTERM),
         }
     }

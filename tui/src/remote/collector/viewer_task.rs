@@ -17,7 +17,7 @@ use tokio::{
 };
 use tokio_util::codec::FramedRead;
 
-use super::{hub::Hub, CmdlineRequests};
+use super::hub::Hub;
 use crate::remote::{
     frame::{decode, encode, ViewerFrame, ViewerFrames},
     protocol::{CollectorMessage, ViewerMessage, PROTOCOL_VERSION, TABLES},
@@ -30,8 +30,6 @@ pub struct ViewerContext {
     pub hub: Arc<Mutex<Hub>>,
     /// The handshake's fixed part.
     pub hello: CollectorMessage,
-    /// Where `Cmdlines` requests go (the session's owner answers).
-    pub cmdlines: CmdlineRequests,
     /// A viewer silent this long is disconnected; a frame not taken this long disconnects.
     pub timeout: Duration,
 }
@@ -197,11 +195,6 @@ impl Connection {
                 .await
                 .map_err(|e| e.to_string())?;
                 self.send_message(&CollectorMessage::SignalResult { request, text })
-                    .await
-            }
-            ViewerMessage::Cmdlines => {
-                let entries = self.context.cmdlines.ask().await?;
-                self.send_message(&CollectorMessage::Cmdlines { entries })
                     .await
             }
             other => Err(format!("unexpected {other:?}")),
