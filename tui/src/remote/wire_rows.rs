@@ -235,6 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn command_lines_cross_the_wire() {
+        let mut line = Cmdline::default();
+        line.bytes[..9].copy_from_slice(b"sleep\x009\x00\x00");
+        line.len = 8;
+        let key = ProcKey::new(7, 70);
+        let op = message_to_op(&ModeMessage::CommandLines(vec![(key, line)]));
+        let ReplicaOp::Message(ModeMessage::CommandLines(back)) = op_from_wire(op).unwrap() else {
+            panic!("not command lines")
+        };
+        assert_eq!(back, vec![(key, line)]);
+        let short = StoreOp::CommandLines {
+            entries: vec![(key.as_bytes().to_vec(), vec![0; 3])],
+        };
+        assert!(op_from_wire(short).is_err());
+    }
+
+    #[test]
     fn images_chunk_both_tables() {
         let image = ModeImage {
             processes: (0..5)
