@@ -57,9 +57,18 @@ fn procfs_seed_sees_spawned_child() {
     assert_eq!(comm_str(&found.state.comm), b"sleep");
     assert_eq!(found.state.uid, unsafe { libc::getuid() });
     assert!(!found.kernel_thread);
-    // A user process has an address space: its VmRSS is known.
-    assert_eq!(found.state.flags, probe_common::proc_flags::RSS_KNOWN);
-    assert!(found.state.rss_bytes > 0);
+    // A user process has an address space (VmRSS and VmSize known) and, where cgroup2 is
+    // mounted, a cgroup v2; its command line is /proc's.
+    use probe_common::proc_flags::{CGROUP_KNOWN, RSS_KNOWN};
+    let cgroup = if bridge::cgroups::cgroup2_mount().is_some() {
+        CGROUP_KNOWN
+    } else {
+        0
+    };
+    assert_eq!(found.state.flags, RSS_KNOWN | cgroup);
+    assert!(found.state.rss_bytes > 0 && found.state.virt_bytes >= found.state.rss_bytes);
+    let cmdline = found.cmdline.expect("the child's command line");
+    assert_eq!(&cmdline.bytes[..cmdline.len as usize], b"sleep\x005\x00");
     assert_eq!(found.state.nice, 0);
     assert_eq!((found.state.exit_ns, found.state.exit_code), (0, 0));
     assert_eq!(found.key.start_ns, found.state.start_ns);

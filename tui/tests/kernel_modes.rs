@@ -445,7 +445,8 @@ fn lru_state_map_bounds_kernel_memory_and_poll_reports_what_it_missed() {
         "a 256-entry LRU map cannot hold a 600-exec burst"
     );
     assert!(num(poll, "unobserved_changes") > 0, "{poll}");
-    // Bounded kernel memory: the two LRU state maps of 256 entries, far below the default.
+    // Bounded kernel memory: the two LRU state maps and the command-line map of 256 entries,
+    // far below the default.
     assert!(num(poll, "kernel_bytes") < 1 << 20, "{poll}");
     for mode in ["ring", "poll"] {
         assert!(

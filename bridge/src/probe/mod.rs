@@ -125,10 +125,26 @@ fn load_object(settings: &ProbeSettings, offsets: &KernelOffsets) -> Result<Ebpf
             "CONN_DIRTY",
             settings.conn_map_entries.clamp(1, MAX_DIRTY_QUEUE),
         )
+        .map_max_entries("PROC_CMDLINE", cmdline_map_entries(settings))
         .map_max_entries("SOCK_KEYS", SOCK_CACHE_ENTRIES)
         .map_max_entries("CONNECTING_OWNER", CONNECTING_ENTRIES)
         .load(PROBE_OBJECT)
         .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))
+}
+
+/// The most command lines `PROC_CMDLINE` holds (an LRU map is preallocated: 16384 entries
+/// of 264 bytes are about 5 MiB). The kernel reaper deletes a reaped process's line, so the map
+/// holds live and recently exited processes.
+const MAX_CMDLINE_ENTRIES: u32 = 16384;
+
+/// `PROC_CMDLINE`'s capacity: as the processes map's, at most [`MAX_CMDLINE_ENTRIES`]; one
+/// entry (no memory to speak of) with `--no-cmdline`.
+fn cmdline_map_entries(settings: &ProbeSettings) -> u32 {
+    if settings.capture_cmdline {
+        settings.proc_map_entries.clamp(1, MAX_CMDLINE_ENTRIES)
+    } else {
+        1
+    }
 }
 
 /// Attaches every program; returns notes about optional ones this kernel lacks.
