@@ -63,12 +63,19 @@ pub struct BridgeArgs {
     /// Ring buffer size in bytes (power-of-two multiple of 4096).
     #[arg(long, default_value_t = defaults::RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
-    /// Ring wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = defaults::RING_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Ring wake-up sampling: 0 = no wake-up per record (drain every --drain-interval; the
+    /// kernel wakes the consumer when the ring is half full), 1 = wake per record, N = every
+    /// Nth record plus the drain timer.
+    #[arg(long, default_value_t = defaults::RING_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ring_wakeup_every: u32,
-    /// Perf wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = defaults::PERF_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Perf wake-up sampling: 0 = no wake-up per record (drain every --drain-interval; the
+    /// kernel wakes the consumer when a CPU's buffer is half full), 1 = wake per record, N =
+    /// every Nth record plus the drain timer.
+    #[arg(long, default_value_t = defaults::PERF_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub perf_wakeup_every: u32,
+    /// How often ring and perf drain when their wake-ups are not per record (1ms..1s).
+    #[arg(long, default_value = defaults::STREAM_DRAIN_INTERVAL_TEXT, value_parser = parse_drain_interval)]
+    pub drain_interval: Duration,
     /// Pages per CPU of each perf buffer (power of two).
     #[arg(long, default_value_t = defaults::PERF_PAGES, value_parser = parse_perf_pages)]
     pub perf_pages: usize,
@@ -123,6 +130,16 @@ fn parse_update_interval(s: &str) -> Result<Duration, String> {
     if interval < Duration::from_millis(10) || interval > Duration::from_secs(10) {
         return Err(format!(
             "{s} is out of range: the flush period must be between 10ms and 10s (e.g. 100ms)"
+        ));
+    }
+    Ok(interval)
+}
+
+fn parse_drain_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if interval < Duration::from_millis(1) || interval > Duration::from_secs(1) {
+        return Err(format!(
+            "{s} is out of range: the drain interval must be between 1ms and 1s (e.g. 10ms)"
         ));
     }
     Ok(interval)
@@ -202,7 +219,9 @@ impl BridgeArgs {
         config.perf = PerfConfig {
             pages: self.perf_pages,
             wakeup_every: self.perf_wakeup_every,
+            drain_interval: self.drain_interval,
         };
+        config.ring_drain_interval = self.drain_interval;
         config.poll_interval = self.interval.unwrap_or(defaults::POLL_INTERVAL);
         config.update_interval = self.update_interval;
         config.retention = Retention {
@@ -326,8 +345,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub procfs: bool,
     /// Run the transport-limit benchmark instead of a workload.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overhead")]
     pub transport: bool,
+    /// Measure the observer cost instead: the storm bare, beside each mode alone, beside the
+    /// default configuration and beside execsnoop / tcplife when installed (BENCHMARKS.md).
+    #[arg(long)]
+    pub overhead: bool,
+    /// Rounds of `--overhead` (every configuration once per round, order rotated).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100).map(|v| v as usize))]
+    pub rounds: usize,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
@@ -359,6 +385,10 @@ mod tests {
         assert_eq!(
             parse_update_interval(defaults::UPDATE_INTERVAL_TEXT),
             Ok(defaults::UPDATE_INTERVAL)
+        );
+        assert_eq!(
+            parse_drain_interval(defaults::STREAM_DRAIN_INTERVAL_TEXT),
+            Ok(defaults::STREAM_DRAIN_INTERVAL)
         );
     }
 }

@@ -7,6 +7,8 @@
 //! Everything printed is measured; what cannot be measured for a row is `null` (JSON) or `-`
 //! (table). See BENCHMARKS.md.
 
+mod observer;
+mod overhead;
 mod procfs;
 mod transport;
 mod transport_bench;
@@ -36,6 +38,9 @@ const START_SLACK_AFTER_NS: u64 = 5_000_000_000;
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if args.transport {
         return transport::run(args);
+    }
+    if args.overhead {
+        return overhead::run(args);
     }
     // --modes ring,ring,perf compares ring and perf (each once, in the order given).
     let mut modes: Vec<ModeKind> = Vec::new();

@@ -189,3 +189,91 @@ pub fn join_connect(handles: Vec<JoinHandle<(Vec<ClientTuple>, u64)>>) -> Connec
     }
     truth
 }
+
+/// What one exec of the overhead storm should look like in a captured row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedExec {
+    /// CLOCK_MONOTONIC ns just before the spawn.
+    pub spawned_ns: u64,
+    /// `comm` after the exec (`true` or `false`).
+    pub comm: &'static str,
+    /// Exit status (0 for `true`, 1 for `false`).
+    pub exit_status: i32,
+    /// The command line as `ps -o args` shows it.
+    pub cmdline: String,
+}
+
+/// What the overhead storm created: every child by pid (a reused pid keeps its last child).
+#[derive(Debug, Default)]
+pub struct VariedExecTruth {
+    /// Pid -> what its row must show.
+    pub children: HashMap<u32, ExpectedExec>,
+    /// Spawns that completed (spawned and waited for).
+    pub spawned: u64,
+    /// Spawns that failed.
+    pub errors: u64,
+}
+
+/// Starts `threads` spawners that alternate `/bin/true ovh-T-N` and `/bin/false ovh-T-N` (T the
+/// thread, N the spawn) as fast as they can until `deadline`: a comm, exit status and command
+/// line that differ from child to child, so a capture can be checked field by field.
+pub fn start_varied_exec(
+    threads: usize,
+    deadline: Instant,
+) -> Vec<JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>> {
+    (0..threads)
+        .map(|t| {
+            std::thread::Builder::new()
+                .name(format!("bench-exec-{t}"))
+                .spawn(move || {
+                    let mut spawned = Vec::new();
+                    let mut errors = 0u64;
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let (comm, exit_status) = if n % 2 == 0 {
+                            ("true", 0)
+                        } else {
+                            ("false", 1)
+                        };
+                        let program = format!("/bin/{comm}");
+                        let arg = format!("ovh-{t}-{n}");
+                        n += 1;
+                        let spawned_ns = monotonic_ns();
+                        match Command::new(&program).arg(&arg).spawn() {
+                            Ok(mut child) => {
+                                let pid = child.id();
+                                let _ = child.wait();
+                                let cmdline = format!("{program} {arg}");
+                                spawned.push((
+                                    pid,
+                                    ExpectedExec {
+                                        spawned_ns,
+                                        comm,
+                                        exit_status,
+                                        cmdline,
+                                    },
+                                ));
+                            }
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (spawned, errors)
+                })
+                .expect("spawning a bench thread")
+        })
+        .collect()
+}
+
+/// Collects the overhead storm's results.
+pub fn join_varied_exec(
+    handles: Vec<JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>>,
+) -> VariedExecTruth {
+    let mut truth = VariedExecTruth::default();
+    for handle in handles {
+        let (spawned, errors) = handle.join().expect("bench exec thread panicked");
+        truth.spawned += spawned.len() as u64;
+        truth.errors += errors;
+        truth.children.extend(spawned);
+    }
+    truth
+}
