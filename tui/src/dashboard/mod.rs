@@ -16,6 +16,7 @@ pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod metrics;
+pub mod probe_cost;
 pub mod process_tree;
 pub mod row_match;
 pub mod search;
@@ -69,6 +70,17 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         monotonic_ns(),
     );
     app.set_notes(session.notes().to_vec());
+    match session.probe_cost_monitor() {
+        Ok(monitor) => app.set_probe_cost_monitor(monitor),
+        Err(e) => app.set_notes(
+            session
+                .notes()
+                .iter()
+                .cloned()
+                .chain([format!("probe cost unavailable: {e}")])
+                .collect(),
+        ),
+    }
     let (signals, signal_handle) = event_loop::spawn_signal_listener()?;
     let outcome = {
         let mut guard = TerminalGuard::enter()?;
