@@ -900,3 +900,17 @@ fn probe_cost_overlay_shows_each_program_and_the_modes_cpu() {
     h.press(KeyCode::Char('x'));
     assert!(!h.screen().contains("Own cost"));
 }
+
+#[test]
+fn the_header_says_when_ingestion_falls_behind() {
+    let mut h = Harness::new();
+    assert!(!h.screen().contains("BEHIND"));
+    // An event-loop pass that used its whole budget and left 37 batches queued.
+    h.app.record_ingest_pass(true, 37);
+    h.app.on_second(100 * SECOND);
+    assert!(h.screen().contains("BEHIND: 37 queued"), "{}", h.screen());
+    // A second in which every pass drained the queue clears it.
+    h.app.record_ingest_pass(false, 0);
+    h.app.on_second(101 * SECOND);
+    assert!(!h.screen().contains("BEHIND"));
+}

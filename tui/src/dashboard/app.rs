@@ -237,6 +237,8 @@ pub struct App {
     pub(super) layout: Option<ScreenLayout>,
     /// The probes' cost: the monitor (absent in tests without a kernel) and its last report.
     pub(super) probe_cost: super::probe_cost::ProbeCostView,
+    /// Whether ingestion keeps up (the `BEHIND` badge).
+    ingest: super::ingest::IngestLoad,
 }
 
 fn default_sort<R>(columns: &[ColumnSpec<R>], name: &str) -> SortState {
@@ -309,6 +311,7 @@ impl App {
             notes: Vec::new(),
             layout: None,
             probe_cost: Default::default(),
+            ingest: Default::default(),
         };
         app.metrics.sample_modes(&app.store, now_ns);
         app.metrics.sample_processes(&app.store, now_ns);
@@ -341,12 +344,13 @@ impl App {
         self.metrics.sample_modes(&self.store, now_ns);
         self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         let cost_changed = self.probe_cost.refresh(self.overlay == Overlay::ProbeCost);
+        let behind_changed = self.ingest.on_second();
         self.users.refresh();
         self.set_now(now_ns);
         if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
             self.status = None;
             Control::Redraw
-        } else if cost_changed {
+        } else if cost_changed || behind_changed {
             Control::Redraw
         } else {
             Control::Unchanged
@@ -504,6 +508,16 @@ impl App {
     /// Sets the lasting notes (from `Probes::notes`).
     pub fn set_notes(&mut self, notes: Vec<String>) {
         self.notes = notes;
+    }
+
+    /// Records one ingestion pass of the event loop (see [`super::ingest::IngestLoad`]).
+    pub fn record_ingest_pass(&mut self, out_of_budget: bool, queued: usize) {
+        self.ingest.record_pass(out_of_budget, queued);
+    }
+
+    /// Messages queued when the dashboard last could not keep up, while that is shown.
+    pub fn ingest_behind(&self) -> Option<usize> {
+        self.ingest.behind()
     }
 
     /// Gives the app the session's probe-cost monitor (its statistics stay off until the

@@ -12,6 +12,7 @@ pub mod app;
 pub mod event_loop;
 pub mod filter;
 pub mod frame;
+pub mod ingest;
 pub mod input;
 pub mod keymap;
 pub mod layout;
