@@ -65,7 +65,6 @@ fn dashboard(shape: SyntheticShape) -> (App, SyntheticSource) {
     for mode in ModeKind::ALL {
         store.apply(source.initial_batch(mode));
     }
-    println!("  store built: RSS {}", mb(rss().0));
     let host = HostInfo {
         hostname: "bench".into(),
         kernel: "bench".into(),
@@ -90,7 +89,10 @@ fn press(app: &mut App, code: KeyCode) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let soak_secs: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
     let churn: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
@@ -102,10 +104,8 @@ fn main() {
             busy_percent: 30,
             churn_per_step: 3,
         });
-        println!("  app built: RSS {}", mb(rss().0));
         for _ in 0..3 {
             step(&mut app, &mut source);
-            println!("  step: RSS {}", mb(rss().0));
         }
         // Every mode and both tabs drawn, so each view's caches exist.
         for key in ['1', '2', '3'] {
@@ -129,6 +129,18 @@ fn main() {
             mb(peak),
             mb(tables),
             mb(generator as u64)
+        );
+        // A minute of refreshes: every CPU% history is full.
+        for _ in 0..60 {
+            step(&mut app, &mut source);
+        }
+        terminal.draw(|f| draw_frame(f, &mut app)).unwrap();
+        let (now_rss, peak) = rss();
+        println!(
+            "after 60 refreshes (histories full): {}; RSS {} (peak {})",
+            rows(&app),
+            mb(now_rss),
+            mb(peak)
         );
     }
     if soak_secs == 0 {
