@@ -844,7 +844,7 @@ fn after_key(key: KeyCode) -> (Harness, String) {
 fn probe_cost_overlay_shows_each_program_and_the_modes_cpu() {
     use bridge::probe_cost::{CostReport, ProgramCost};
     let mut h = Harness::new();
-    h.press(KeyCode::Char('c'));
+    h.press(KeyCode::Char('o'));
     // Without a session there is no monitor: the overlay says so instead of inventing figures.
     let screen = h.screen();
     assert_shows(

@@ -1,9 +1,10 @@
 //! `bench --overhead`: what watching costs the watched. A max-rate storm (exec or loopback
 //! connect) runs bare, beside each mode alone, beside the default configuration (every mode,
 //! as the dashboard runs), and beside libbpf-tools' `execsnoop` / `tcplife` when installed.
-//! Each round runs every configuration once, in an order rotated from round to round (drift
-//! of the shared machine cancels), and compares each run's storm rate with the bare run of the
-//! same round. Printed: the ratio's min / median / max over the rounds, the storm rates, the
+//! Each round runs every observed configuration once, in an order rotated from round to round,
+//! with a bare run before and after each (bare, A, bare, B, …, bare), and compares each run's
+//! storm rate with the mean of its two neighbouring bare runs: drift of the shared machine
+//! cancels as far as it is slower than two runs. Printed: the ratio's min / median / max over the rounds, the storm rates, the
 //! observer's CPU time and its field-correct capture (a process counts only with the right
 //! comm, exit status and command line; a connection only with the right owner, state and byte
 //! count).
@@ -44,6 +45,9 @@ struct Config {
 #[derive(Clone, Debug)]
 struct Run {
     rate_per_s: f64,
+    /// The mean storm rate of the bare runs just before and just after this one (for a bare
+    /// run: the mean of its round's bare runs).
+    bare_reference_per_s: f64,
     captures: Vec<Capture>,
     observer_cpu_ns: Option<u64>,
 }
@@ -56,13 +60,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     }
     let configs = configs(args.workload);
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); configs.len()];
+    let observed = configs.len() - 1; // configs[0] is bare
     for round in 0..args.rounds {
-        for step in 0..configs.len() {
-            let index = (step + round) % configs.len();
-            match run_once(args, &configs[index].observer) {
-                Ok(run) => runs[index].push(run),
+        let bare_once = || run_once(args, &Observer::Bare);
+        let mut bare_runs = Vec::new();
+        let mut before = match bare_once() {
+            Ok(run) => run,
+            Err(code) => return Ok(code),
+        };
+        bare_runs.push(before.clone());
+        for step in 0..observed {
+            let index = 1 + (step + round) % observed;
+            let mut run = match run_once(args, &configs[index].observer) {
+                Ok(run) => run,
                 Err(code) => return Ok(code),
-            }
+            };
+            let after = match bare_once() {
+                Ok(run) => run,
+                Err(code) => return Ok(code),
+            };
+            run.bare_reference_per_s = (before.rate_per_s + after.rate_per_s) / 2.0;
+            runs[index].push(run);
+            bare_runs.push(after.clone());
+            before = after;
+        }
+        let mean = bare_runs.iter().map(|r| r.rate_per_s).sum::<f64>() / bare_runs.len() as f64;
+        for mut bare in bare_runs {
+            bare.bare_reference_per_s = mean;
+            runs[0].push(bare);
         }
     }
     print(args, &configs, &runs)?;
@@ -172,6 +197,7 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
     };
     Ok(Run {
         rate_per_s,
+        bare_reference_per_s: rate_per_s,
         captures,
         observer_cpu_ns,
     })
@@ -206,17 +232,15 @@ pub fn min_median_max(values: &[f64]) -> Option<(f64, f64, f64)> {
     Some((sorted[0], median, sorted[n - 1]))
 }
 
-/// Per round, the configuration's storm rate over the bare rate of the same round.
-fn ratios(runs: &[Run], bare: &[Run]) -> Vec<f64> {
+/// Per run, its storm rate over its bare reference.
+fn ratios(runs: &[Run]) -> Vec<f64> {
     runs.iter()
-        .zip(bare)
-        .map(|(run, bare)| run.rate_per_s / bare.rate_per_s.max(1e-9))
+        .map(|run| run.rate_per_s / run.bare_reference_per_s.max(1e-9))
         .collect()
 }
 
 fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let bare = &runs[0];
     let workload = if args.workload == Workload::Connect {
         "connect"
     } else {
@@ -225,7 +249,7 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
     if args.format == Format::Table {
         writeln!(
             out,
-            "# overhead: workload={workload} duration={} rounds={} spawners={}; ratio = storm rate beside the observer / bare, same round",
+            "# overhead: workload={workload} duration={} rounds={} spawners={}; ratio = storm rate beside the observer / mean of the bare runs before and after it (bare row: each bare run / its round's mean)",
             humantime::format_duration(args.duration),
             args.rounds,
             args.spawners
@@ -238,7 +262,7 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
     }
     for (config, runs) in configs.iter().zip(runs) {
         let rates: Vec<f64> = runs.iter().map(|r| r.rate_per_s).collect();
-        let ratio = ratios(runs, bare);
+        let ratio = ratios(runs);
         let cpu: Vec<f64> = runs
             .iter()
             .filter_map(|r| r.observer_cpu_ns.map(|c| c as f64))
@@ -283,7 +307,9 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
                     json!({"overhead": {
                         "observer": config.label,
                         "workload": workload,
-                        "rounds": runs.len(),
+                        "rounds": args.rounds,
+                        "runs": runs.len(),
+                        "bare_reference_per_s": runs.iter().map(|r| r.bare_reference_per_s).collect::<Vec<_>>(),
                         "rates_per_s": rates,
                         "ratios": ratio,
                         "ratio": stats(&ratio),
@@ -340,15 +366,17 @@ mod tests {
     }
 
     #[test]
-    fn ratios_compare_runs_of_the_same_round() {
-        let run = |rate_per_s| Run {
+    fn ratios_compare_each_run_with_its_bare_neighbours() {
+        let run = |rate_per_s, bare_reference_per_s| Run {
             rate_per_s,
+            bare_reference_per_s,
             captures: Vec::new(),
             observer_cpu_ns: None,
         };
-        let bare = [run(100.0), run(200.0)];
-        let observed = [run(90.0), run(200.0)];
-        assert_eq!(ratios(&observed, &bare), vec![0.9, 1.0]);
+        assert_eq!(
+            ratios(&[run(90.0, 100.0), run(200.0, 200.0)]),
+            vec![0.9, 1.0]
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub enum Overlay {
     Detail,
     /// The signal dialog for [`App::signal_target`].
     Signal(SignalStage),
-    /// This tool's own cost (key `c`): its probes' kernel run-time statistics, on only while
+    /// This tool's own cost (key `o`): its probes' kernel run-time statistics, on only while
     /// this is open, beside the modes' user-space CPU.
     ProbeCost,
 }

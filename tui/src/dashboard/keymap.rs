@@ -247,7 +247,7 @@ impl Action {
             Action::Expand => &["+", "right"],
             Action::HostNames => &["r"],
             Action::Panel => &["p"],
-            Action::ProbeCost => &["c"],
+            Action::ProbeCost => &["o"],
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The dashboard's side of the probe-cost overlay (key `c`): it owns the session's
+//! The dashboard's side of the probe-cost overlay (key `o`): it owns the session's
 //! [`ProbeCostMonitor`] handle and the report last copied from it. The monitor's thread holds
 //! the BPF fds; the UI thread only flips the "shown" flag and copies reports.
 

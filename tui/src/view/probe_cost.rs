@@ -1,4 +1,4 @@
-//! The probe-cost overlay (key `c`): this tool's own observer effect. Per probe program its
+//! The probe-cost overlay (key `o`, own cost): this tool's own observer effect. Per probe program its
 //! runs per second, average ns per run and share of one CPU, from the kernel's run-time
 //! statistics (on only while the overlay is open), and beside them each mode's user-space
 //! thread CPU and the whole program's CPU. Unknown figures are `–`.
