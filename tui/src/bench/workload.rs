@@ -106,39 +106,81 @@ pub struct Listener {
     /// Where clients connect.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<()>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl Listener {
     /// Binds 127.0.0.1:0 and starts the accept thread.
     pub fn start() -> std::io::Result<Listener> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = std::thread::Builder::new()
-            .name("bench-listener".into())
-            .spawn(move || {
-                let mut buf = [0u8; 512];
-                for stream in listener.incoming() {
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Ok(mut stream) = stream {
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-                    }
-                }
-            })?;
-        Ok(Listener { addr, stop, handle })
+        Listener::start_threads(1)
     }
 
-    /// Stops the accept thread (wakes it with one last connection, not counted).
+    /// Binds 127.0.0.1:0 and starts `threads` accept threads on the one socket (so the server
+    /// side keeps up with as many clients and its accept queue does not overflow into SYN
+    /// retransmits, which would make the storm's rate jump from run to run).
+    pub fn start_threads(threads: usize) -> std::io::Result<Listener> {
+        let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        // std listens with a backlog of 128; a storm overflows that when the accept threads
+        // wait for a CPU, and each dropped SYN stalls a client for its 1 s retransmit. Calling
+        // listen(2) again on a listening socket raises the backlog (capped by somaxconn).
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: listen(2) on a socket fd owned by `socket`.
+            if unsafe { libc::listen(socket.as_raw_fd(), 4096) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let addr = socket.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let listener = socket.try_clone()?;
+            let flag = Arc::clone(&stop);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("bench-listener-{i}"))
+                    .spawn(move || {
+                        let mut buf = [0u8; 512];
+                        for stream in listener.incoming() {
+                            if flag.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            if let Ok(mut stream) = stream {
+                                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                            }
+                        }
+                    })?,
+            );
+        }
+        Ok(Listener {
+            addr,
+            stop,
+            handles,
+        })
+    }
+
+    /// Stops the accept threads (wakes each with one last connection, not counted).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.addr);
-        let _ = self.handle.join();
+        for _ in &self.handles {
+            let _ = TcpStream::connect(self.addr);
+        }
+        for handle in self.handles {
+            let _ = handle.join();
+        }
     }
+}
+
+/// How a storm client ends its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseBy {
+    /// `close()`: FIN, and the client's socket lingers 60 s in TIME-WAIT (the rate of a long
+    /// storm then depends on how many ephemeral ports are still held).
+    Fin,
+    /// `SO_LINGER` 0 then `close()`: RST, no TIME-WAIT, so the rate stays steady from run to
+    /// run (what `bench --overhead` needs to compare runs).
+    Reset,
 }
 
 /// Starts `threads` clients doing connect / send 100 bytes / close against `addr` until
@@ -148,6 +190,17 @@ pub fn start_connect(
     rate: u64,
     deadline: Instant,
     addr: SocketAddr,
+) -> Vec<JoinHandle<(Vec<ClientTuple>, u64)>> {
+    start_connect_closing(threads, rate, deadline, addr, CloseBy::Fin)
+}
+
+/// [`start_connect`] with the given way of closing.
+pub fn start_connect_closing(
+    threads: usize,
+    rate: u64,
+    deadline: Instant,
+    addr: SocketAddr,
+    close_by: CloseBy,
 ) -> Vec<JoinHandle<(Vec<ClientTuple>, u64)>> {
     let step = step_for(rate, threads);
     (0..threads)
@@ -163,6 +216,9 @@ pub fn start_connect(
                         let result = TcpStream::connect(addr).and_then(|mut s| {
                             let local = s.local_addr()?;
                             s.write_all(&payload)?;
+                            if close_by == CloseBy::Reset {
+                                set_linger_zero(&s)?;
+                            }
                             Ok(local.port())
                         });
                         match result {
@@ -176,6 +232,30 @@ pub fn start_connect(
                 .expect("spawning a bench thread")
         })
         .collect()
+}
+
+/// `SO_LINGER {on, 0}`: the next `close()` sends RST and leaves no TIME-WAIT socket.
+fn set_linger_zero(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd owned by `stream`, a live `linger` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Collects the connect generators' results.
