@@ -294,13 +294,13 @@ pub struct VariedExecTruth {
     pub errors: u64,
 }
 
+/// An overhead-storm spawner thread: (pid, what its row must show) per child, failed spawns.
+pub type VariedExecHandle = JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>;
+
 /// Starts `threads` spawners that alternate `/bin/true ovh-T-N` and `/bin/false ovh-T-N` (T the
 /// thread, N the spawn) as fast as they can until `deadline`: a comm, exit status and command
 /// line that differ from child to child, so a capture can be checked field by field.
-pub fn start_varied_exec(
-    threads: usize,
-    deadline: Instant,
-) -> Vec<JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>> {
+pub fn start_varied_exec(threads: usize, deadline: Instant) -> Vec<VariedExecHandle> {
     (0..threads)
         .map(|t| {
             std::thread::Builder::new()
@@ -310,7 +310,7 @@ pub fn start_varied_exec(
                     let mut errors = 0u64;
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        let (comm, exit_status) = if n % 2 == 0 {
+                        let (comm, exit_status) = if n.is_multiple_of(2) {
                             ("true", 0)
                         } else {
                             ("false", 1)
@@ -345,9 +345,7 @@ pub fn start_varied_exec(
 }
 
 /// Collects the overhead storm's results.
-pub fn join_varied_exec(
-    handles: Vec<JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>>,
-) -> VariedExecTruth {
+pub fn join_varied_exec(handles: Vec<VariedExecHandle>) -> VariedExecTruth {
     let mut truth = VariedExecTruth::default();
     for handle in handles {
         let (spawned, errors) = handle.join().expect("bench exec thread panicked");
