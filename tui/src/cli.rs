@@ -126,23 +126,30 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_update_interval(s: &str) -> Result<Duration, String> {
+    parse_period(s, "the flush period", "10ms", "10s", "100ms")
+}
+
+/// A humantime period within `[min, max]` (humantime constants), else a message naming
+/// `what`, the range and an example.
+fn parse_period(
+    s: &str,
+    what: &str,
+    min: &str,
+    max: &str,
+    example: &str,
+) -> Result<Duration, String> {
     let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if interval < Duration::from_millis(10) || interval > Duration::from_secs(10) {
+    let bound = |text: &str| humantime::parse_duration(text).expect("a valid bound");
+    if interval < bound(min) || interval > bound(max) {
         return Err(format!(
-            "{s} is out of range: the flush period must be between 10ms and 10s (e.g. 100ms)"
+            "{s} is out of range: {what} must be between {min} and {max} (e.g. {example})"
         ));
     }
     Ok(interval)
 }
 
 fn parse_drain_interval(s: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if interval < Duration::from_millis(1) || interval > Duration::from_secs(1) {
-        return Err(format!(
-            "{s} is out of range: the drain interval must be between 1ms and 1s (e.g. 10ms)"
-        ));
-    }
-    Ok(interval)
+    parse_period(s, "the drain interval", "1ms", "1s", "10ms")
 }
 
 /// The longest `--duration`: a day. Longer values are refused instead of overflowing a clock.

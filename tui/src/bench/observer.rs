@@ -21,12 +21,8 @@ use bridge::{
 use super::{
     procfs::is_loopback_v4,
     workload::{ConnectTruth, VariedExecTruth},
+    START_SLACK_AFTER_NS as START_AFTER_NS, START_SLACK_BEFORE_NS as START_BEFORE_NS,
 };
-
-/// A process row counts for a spawn when its start time is within this much before the
-/// recorded spawn time, or at most [`START_AFTER_NS`] after it.
-const START_BEFORE_NS: u64 = 1_000_000;
-const START_AFTER_NS: u64 = 5_000_000_000;
 /// Payload each connect-storm client sends.
 const CONNECT_PAYLOAD_BYTES: u64 = 100;
 

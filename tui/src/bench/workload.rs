@@ -63,27 +63,38 @@ fn step_for(rate: u64, threads: usize) -> Option<Duration> {
 /// Starts `threads` spawners of `/bin/true` that run until `deadline`.
 pub fn start_exec(threads: usize, rate: u64, deadline: Instant) -> Vec<ExecHandle> {
     let step = step_for(rate, threads);
+    spawn_generators(threads, "bench-exec", move |_| {
+        let mut spawned = Vec::new();
+        let mut errors = 0u64;
+        let mut next = Instant::now();
+        while Instant::now() < deadline {
+            let at = monotonic_ns();
+            match Command::new("/bin/true").spawn() {
+                Ok(mut child) => {
+                    spawned.push((child.id(), at));
+                    let _ = child.wait();
+                }
+                Err(_) => errors += 1,
+            }
+            pace(&mut next, step);
+        }
+        (spawned, errors)
+    })
+}
+
+/// Starts `threads` generator threads named `name-N`, each running `body(N)`: what it
+/// created and how many attempts failed.
+fn spawn_generators<T: Send + 'static>(
+    threads: usize,
+    name: &str,
+    body: impl Fn(usize) -> (Vec<T>, u64) + Send + Clone + 'static,
+) -> Vec<JoinHandle<(Vec<T>, u64)>> {
     (0..threads)
         .map(|i| {
+            let body = body.clone();
             std::thread::Builder::new()
-                .name(format!("bench-exec-{i}"))
-                .spawn(move || {
-                    let mut spawned = Vec::new();
-                    let mut errors = 0u64;
-                    let mut next = Instant::now();
-                    while Instant::now() < deadline {
-                        let at = monotonic_ns();
-                        match Command::new("/bin/true").spawn() {
-                            Ok(mut child) => {
-                                spawned.push((child.id(), at));
-                                let _ = child.wait();
-                            }
-                            Err(_) => errors += 1,
-                        }
-                        pace(&mut next, step);
-                    }
-                    (spawned, errors)
-                })
+                .name(format!("{name}-{i}"))
+                .spawn(move || body(i))
                 .expect("spawning a bench thread")
         })
         .collect()
@@ -91,14 +102,25 @@ pub fn start_exec(threads: usize, rate: u64, deadline: Instant) -> Vec<ExecHandl
 
 /// Collects the exec generators' results.
 pub fn join_exec(handles: Vec<ExecHandle>) -> ExecTruth {
-    let mut truth = ExecTruth::default();
-    for handle in handles {
-        let (spawned, errors) = handle.join().expect("bench exec thread panicked");
-        truth.spawned += spawned.len() as u64;
-        truth.errors += errors;
-        truth.pids.extend(spawned);
+    let (spawned, errors) = join_generators(handles);
+    ExecTruth {
+        spawned: spawned.len() as u64,
+        pids: spawned.into_iter().collect(),
+        errors,
     }
-    truth
+}
+
+/// Joins generator threads that each return (what they created, failures): everything
+/// created, in thread order, and the failures summed.
+fn join_generators<T>(handles: Vec<JoinHandle<(Vec<T>, u64)>>) -> (Vec<T>, u64) {
+    let mut created = Vec::new();
+    let mut failed = 0;
+    for handle in handles {
+        let (made, errors) = handle.join().expect("bench generator thread panicked");
+        created.extend(made);
+        failed += errors;
+    }
+    (created, failed)
 }
 
 /// A loopback listener that accepts, reads to EOF and closes, until stopped.
@@ -203,35 +225,28 @@ pub fn start_connect_closing(
     close_by: CloseBy,
 ) -> Vec<JoinHandle<(Vec<ClientTuple>, u64)>> {
     let step = step_for(rate, threads);
-    (0..threads)
-        .map(|i| {
-            std::thread::Builder::new()
-                .name(format!("bench-conn-{i}"))
-                .spawn(move || {
-                    let payload = [0x5au8; 100];
-                    let mut done = Vec::new();
-                    let mut errors = 0u64;
-                    let mut next = Instant::now();
-                    while Instant::now() < deadline {
-                        let result = TcpStream::connect(addr).and_then(|mut s| {
-                            let local = s.local_addr()?;
-                            s.write_all(&payload)?;
-                            if close_by == CloseBy::Reset {
-                                set_linger_zero(&s)?;
-                            }
-                            Ok(local.port())
-                        });
-                        match result {
-                            Ok(sport) => done.push((sport, addr.port())),
-                            Err(_) => errors += 1,
-                        }
-                        pace(&mut next, step);
-                    }
-                    (done, errors)
-                })
-                .expect("spawning a bench thread")
-        })
-        .collect()
+    spawn_generators(threads, "bench-conn", move |_| {
+        let payload = [0x5au8; 100];
+        let mut done = Vec::new();
+        let mut errors = 0u64;
+        let mut next = Instant::now();
+        while Instant::now() < deadline {
+            let result = TcpStream::connect(addr).and_then(|mut s| {
+                let local = s.local_addr()?;
+                s.write_all(&payload)?;
+                if close_by == CloseBy::Reset {
+                    set_linger_zero(&s)?;
+                }
+                Ok(local.port())
+            });
+            match result {
+                Ok(sport) => done.push((sport, addr.port())),
+                Err(_) => errors += 1,
+            }
+            pace(&mut next, step);
+        }
+        (done, errors)
+    })
 }
 
 /// `SO_LINGER {on, 0}`: the next `close()` sends RST and leaves no TIME-WAIT socket.
@@ -260,14 +275,12 @@ fn set_linger_zero(stream: &TcpStream) -> std::io::Result<()> {
 
 /// Collects the connect generators' results.
 pub fn join_connect(handles: Vec<JoinHandle<(Vec<ClientTuple>, u64)>>) -> ConnectTruth {
-    let mut truth = ConnectTruth::default();
-    for handle in handles {
-        let (done, errors) = handle.join().expect("bench connect thread panicked");
-        truth.connections += done.len() as u64;
-        truth.errors += errors;
-        truth.tuples.extend(done);
+    let (done, errors) = join_generators(handles);
+    ConnectTruth {
+        connections: done.len() as u64,
+        tuples: done.into_iter().collect(),
+        errors,
     }
-    truth
 }
 
 /// What one exec of the overhead storm should look like in a captured row.
@@ -301,57 +314,48 @@ pub type VariedExecHandle = JoinHandle<(Vec<(u32, ExpectedExec)>, u64)>;
 /// thread, N the spawn) as fast as they can until `deadline`: a comm, exit status and command
 /// line that differ from child to child, so a capture can be checked field by field.
 pub fn start_varied_exec(threads: usize, deadline: Instant) -> Vec<VariedExecHandle> {
-    (0..threads)
-        .map(|t| {
-            std::thread::Builder::new()
-                .name(format!("bench-exec-{t}"))
-                .spawn(move || {
-                    let mut spawned = Vec::new();
-                    let mut errors = 0u64;
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        let (comm, exit_status) = if n.is_multiple_of(2) {
-                            ("true", 0)
-                        } else {
-                            ("false", 1)
-                        };
-                        let program = format!("/bin/{comm}");
-                        let arg = format!("ovh-{t}-{n}");
-                        n += 1;
-                        let spawned_ns = monotonic_ns();
-                        match Command::new(&program).arg(&arg).spawn() {
-                            Ok(mut child) => {
-                                let pid = child.id();
-                                let _ = child.wait();
-                                let cmdline = format!("{program} {arg}");
-                                spawned.push((
-                                    pid,
-                                    ExpectedExec {
-                                        spawned_ns,
-                                        comm,
-                                        exit_status,
-                                        cmdline,
-                                    },
-                                ));
-                            }
-                            Err(_) => errors += 1,
-                        }
-                    }
-                    (spawned, errors)
-                })
-                .expect("spawning a bench thread")
-        })
-        .collect()
+    spawn_generators(threads, "bench-exec", move |t| {
+        let mut spawned = Vec::new();
+        let mut errors = 0u64;
+        let mut n = 0u64;
+        while Instant::now() < deadline {
+            let (comm, exit_status) = if n.is_multiple_of(2) {
+                ("true", 0)
+            } else {
+                ("false", 1)
+            };
+            let program = format!("/bin/{comm}");
+            let arg = format!("ovh-{t}-{n}");
+            n += 1;
+            let spawned_ns = monotonic_ns();
+            match Command::new(&program).arg(&arg).spawn() {
+                Ok(mut child) => {
+                    let pid = child.id();
+                    let _ = child.wait();
+                    let cmdline = format!("{program} {arg}");
+                    let expected = ExpectedExec {
+                        spawned_ns,
+                        comm,
+                        exit_status,
+                        cmdline,
+                    };
+                    spawned.push((pid, expected));
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        (spawned, errors)
+    })
 }
 
 /// Collects the overhead storm's results.
 pub fn join_varied_exec(handles: Vec<VariedExecHandle>) -> VariedExecTruth {
-    let mut truth = VariedExecTruth::default();
-    for handle in handles {
-        let (spawned, errors) = handle.join().expect("bench exec thread panicked");
-        truth.spawned += spawned.len() as u64;
-        truth.errors += errors;
-        truth.children.extend(spawned);
+    let (children, errors) = join_generators(handles);
+    let spawned = children.len() as u64;
+    let children = children.into_iter().collect();
+    VariedExecTruth {
+        children,
+        spawned,
+        errors,
     }
-    truth
 }
