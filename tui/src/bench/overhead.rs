@@ -51,6 +51,8 @@ struct Run {
     bare_reference_per_s: f64,
     captures: Vec<Capture>,
     observer_cpu_ns: Option<u64>,
+    /// Spawns or connections of the storm that failed (not in the rate).
+    generator_errors: u64,
 }
 
 /// Runs the comparison; returns the process exit code.
@@ -183,9 +185,9 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
             (Truth::Exec(workload::join_varied_exec(handles)), elapsed)
         }
     };
-    let (exec, connect, done) = match &truth {
-        Truth::Exec(t) => (Some(t), None, t.spawned),
-        Truth::Connect(t) => (None, Some(t), t.connections),
+    let (exec, connect, done, generator_errors) = match &truth {
+        Truth::Exec(t) => (Some(t), None, t.spawned, t.errors),
+        Truth::Connect(t) => (None, Some(t), t.connections, t.errors),
     };
     let rate_per_s = done as f64 / elapsed.as_secs_f64().max(1e-9);
     let (captures, observer_cpu_ns) = if let Some(own) = own {
@@ -207,6 +209,7 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
         bare_reference_per_s: rate_per_s,
         captures,
         observer_cpu_ns,
+        generator_errors,
     })
 }
 
@@ -322,6 +325,7 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
                         "ratio": stats(&ratio),
                         "observer_cpu_ns": runs.iter().map(|r| r.observer_cpu_ns).collect::<Vec<_>>(),
                         "captures": captures,
+                        "generator_errors": runs.iter().map(|r| r.generator_errors).collect::<Vec<_>>(),
                     }})
                 )?;
             }
@@ -379,6 +383,7 @@ mod tests {
             bare_reference_per_s,
             captures: Vec::new(),
             observer_cpu_ns: None,
+            generator_errors: 0,
         };
         assert_eq!(
             ratios(&[run(90.0, 100.0), run(200.0, 200.0)]),
