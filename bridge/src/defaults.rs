@@ -5,12 +5,22 @@ use std::time::Duration;
 
 /// Ring buffer size, bytes.
 pub const RING_BYTES: u32 = 4 << 20;
-/// Ring wake-up sampling: wake the consumer every Nth record.
-pub const RING_WAKEUP_EVERY: u32 = 1;
+/// Ring wake-up sampling: 0 = no wake-up per record (the consumer drains every
+/// [`STREAM_DRAIN_INTERVAL`]; the kernel still wakes it when the ring is half full); 1 = wake
+/// per record; N = every Nth record. 0 was chosen by measurement (BENCHMARKS.md, section 8):
+/// a wake-up per record cost an exec storm up to a third of its rate.
+pub const RING_WAKEUP_EVERY: u32 = 0;
 /// Pages per CPU of each perf buffer.
 pub const PERF_PAGES: usize = 64;
-/// Perf wake-up sampling: wake the consumer every Nth record.
-pub const PERF_WAKEUP_EVERY: u32 = 1;
+/// Perf wake-up sampling: 0 = no wake-up per record (the consumer drains every
+/// [`STREAM_DRAIN_INTERVAL`]; the kernel still wakes it when a CPU's buffer is half full);
+/// 1 = wake per record; N = every Nth record.
+pub const PERF_WAKEUP_EVERY: u32 = 0;
+/// How often the ring and perf consumers drain when wake-ups are sampled or off (wake-up
+/// setting != 1): the bound on their lag when no wake-up comes.
+pub const STREAM_DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// [`STREAM_DRAIN_INTERVAL`] as the command line writes it (humantime); a test checks they agree.
+pub const STREAM_DRAIN_INTERVAL_TEXT: &str = "10ms";
 /// Poll mode's snapshot interval (and the dashboard's refresh).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Flush period of what changes without an event of its own.

@@ -12,6 +12,7 @@ pub mod map_batch;
 pub mod mode;
 pub mod perf_reader;
 pub mod probe;
+pub mod probe_cost;
 pub mod procfs_seed;
 pub mod record;
 pub mod seq_gap;

@@ -44,7 +44,7 @@ pub struct SampledPerfBuffer {
 
 impl SampledPerfBuffer {
     /// Opens a BPF-output perf event on `cpu` with `pages` data pages (a power of two) that
-    /// wakes a poller every `wakeup_events` samples (at least 1).
+    /// wakes a poller every `wakeup_events` samples (0: when the buffer is half full).
     pub fn open(cpu: u32, pages: usize, wakeup_events: u32) -> io::Result<Self> {
         if pages == 0 || !pages.is_power_of_two() {
             return Err(io::Error::new(

@@ -105,6 +105,21 @@ impl SeqTracker {
         newly_lost
     }
 
+    /// The kernel says `offered` records exist so far: any above the highest seen become a
+    /// hole (filled by late arrivals, declared lost once settled like any other). Without this
+    /// a loss of the *last* records before a quiet spell would never show as a gap, since no
+    /// later record reveals it. Returns true when a hole was opened.
+    pub fn expect_up_to(&mut self, offered: u64, now_ns: u64) -> bool {
+        if offered <= self.highest_seen {
+            return false;
+        }
+        let gap_start = self.highest_seen.max(self.next_expected - 1) + 1;
+        self.holes
+            .insert(gap_start, (offered + 1, self.drain_generation, now_ns));
+        self.highest_seen = offered;
+        true
+    }
+
     /// Records declared lost so far.
     pub fn lost(&self) -> u64 {
         self.lost
@@ -129,6 +144,24 @@ impl SeqTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_lost_after_the_last_arrival_show_once_the_kernel_count_is_known() {
+        let mut t = SeqTracker::new(2, 0);
+        for seq in 1..=5 {
+            assert!(t.observe(seq, 0));
+        }
+        // The kernel offered 9: 6..=9 are missing though nothing newer arrived.
+        assert!(t.expect_up_to(9, 0));
+        assert!(!t.expect_up_to(9, 0), "known already");
+        // 6 was only late.
+        assert!(t.observe(6, 0));
+        assert_eq!(t.end_drain(0), 0, "not settled yet");
+        assert_eq!(t.end_drain(0), 3, "7, 8 and 9 were lost");
+        assert!(t.observe(10, 0));
+        assert_eq!(t.end_drain(0), 0);
+        assert_eq!(t.lost(), 3);
+    }
 
     #[test]
     fn in_order_stream_has_no_loss() {

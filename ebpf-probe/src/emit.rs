@@ -2,7 +2,10 @@
 //! the poll sequence stamp, and the per-CPU failure counters.
 
 use aya_ebpf::{
-    bindings::{BPF_F_CURRENT_CPU, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{
+        BPF_F_CURRENT_CPU, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+        BPF_RB_RING_SIZE,
+    },
     helpers::bpf_perf_event_output,
     EbpfContext,
 };
@@ -53,11 +56,21 @@ pub fn poll_seq(cfg: &ProbeConfig, table: u8) -> Option<u64> {
     }
 }
 
+/// Wake-up flags of a ring record. `ring_wakeup_every`: 1 = the kernel's default (wake a
+/// consumer that has caught up); N > 1 = force a wake-up every Nth record; 0 = never wake for
+/// a record (user space drains on its timer) unless the ring is more than half full, so a
+/// burst still wakes the consumer before the ring overflows.
 #[inline(always)]
 fn ring_flags(cfg: &ProbeConfig, seq: u64) -> u64 {
     let every = cfg.ring_wakeup_every as u64;
-    if every <= 1 {
+    if every == 1 {
         0
+    } else if every == 0 {
+        if RING.query(BPF_RB_AVAIL_DATA as u64) * 2 > RING.query(BPF_RB_RING_SIZE as u64) {
+            BPF_RB_FORCE_WAKEUP as u64
+        } else {
+            BPF_RB_NO_WAKEUP as u64
+        }
     } else if seq % every == 0 {
         BPF_RB_FORCE_WAKEUP as u64
     } else {

@@ -73,12 +73,19 @@ pub struct BridgeArgs {
     /// Ring buffer size in bytes (power-of-two multiple of 4096).
     #[arg(long, default_value_t = defaults::RING_BYTES, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
-    /// Ring wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = defaults::RING_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Ring wake-up sampling: 0 = no wake-up per record (drain every --drain-interval; the
+    /// kernel wakes the consumer when the ring is half full), 1 = wake per record, N = every
+    /// Nth record plus the drain timer.
+    #[arg(long, default_value_t = defaults::RING_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub ring_wakeup_every: u32,
-    /// Perf wake-up sampling: 1 = wake per record, N = every Nth record plus a 10 ms timer.
-    #[arg(long, default_value_t = defaults::PERF_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Perf wake-up sampling: 0 = no wake-up per record (drain every --drain-interval; the
+    /// kernel wakes the consumer when a CPU's buffer is half full), 1 = wake per record, N =
+    /// every Nth record plus the drain timer.
+    #[arg(long, default_value_t = defaults::PERF_WAKEUP_EVERY, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub perf_wakeup_every: u32,
+    /// How often ring and perf drain when their wake-ups are not per record (1ms..1s).
+    #[arg(long, default_value = defaults::STREAM_DRAIN_INTERVAL_TEXT, value_parser = parse_drain_interval)]
+    pub drain_interval: Duration,
     /// Pages per CPU of each perf buffer (power of two).
     #[arg(long, default_value_t = defaults::PERF_PAGES, value_parser = parse_perf_pages)]
     pub perf_pages: usize,
@@ -133,13 +140,30 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_update_interval(s: &str) -> Result<Duration, String> {
+    parse_period(s, "the flush period", "10ms", "10s", "100ms")
+}
+
+/// A humantime period within `[min, max]` (humantime constants), else a message naming
+/// `what`, the range and an example.
+fn parse_period(
+    s: &str,
+    what: &str,
+    min: &str,
+    max: &str,
+    example: &str,
+) -> Result<Duration, String> {
     let interval = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if interval < Duration::from_millis(10) || interval > Duration::from_secs(10) {
+    let bound = |text: &str| humantime::parse_duration(text).expect("a valid bound");
+    if interval < bound(min) || interval > bound(max) {
         return Err(format!(
-            "{s} is out of range: the flush period must be between 10ms and 10s (e.g. 100ms)"
+            "{s} is out of range: {what} must be between {min} and {max} (e.g. {example})"
         ));
     }
     Ok(interval)
+}
+
+fn parse_drain_interval(s: &str) -> Result<Duration, String> {
+    parse_period(s, "the drain interval", "1ms", "1s", "10ms")
 }
 
 /// The longest `--duration`: a day. Longer values are refused instead of overflowing a clock.
@@ -217,7 +241,9 @@ impl BridgeArgs {
         config.perf = PerfConfig {
             pages: self.perf_pages,
             wakeup_every: self.perf_wakeup_every,
+            drain_interval: self.drain_interval,
         };
+        config.ring_drain_interval = self.drain_interval;
         config.poll_interval = self.interval.unwrap_or(defaults::POLL_INTERVAL);
         config.update_interval = self.update_interval;
         config.retention = Retention {
@@ -346,8 +372,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub procfs: bool,
     /// Run the transport-limit benchmark instead of a workload.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overhead")]
     pub transport: bool,
+    /// Measure the observer cost instead: the storm bare, beside each mode alone, beside the
+    /// default configuration and beside execsnoop / tcplife when installed (BENCHMARKS.md).
+    #[arg(long)]
+    pub overhead: bool,
+    /// Rounds of `--overhead` (every configuration once per round, order rotated).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100).map(|v| v as usize))]
+    pub rounds: usize,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
@@ -379,6 +412,10 @@ mod tests {
         assert_eq!(
             parse_update_interval(defaults::UPDATE_INTERVAL_TEXT),
             Ok(defaults::UPDATE_INTERVAL)
+        );
+        assert_eq!(
+            parse_drain_interval(defaults::STREAM_DRAIN_INTERVAL_TEXT),
+            Ok(defaults::STREAM_DRAIN_INTERVAL)
         );
     }
 }

@@ -161,3 +161,68 @@ fn transport_bench_accounts_for_every_record() {
         }
     }
 }
+
+#[test]
+fn overhead_compares_every_observer_with_bare_and_checks_fields() {
+    let name = "overhead_compares_every_observer_with_bare_and_checks_fields";
+    if !privileged_or_skip(name) {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_bpftop-ordered"))
+        .args([
+            "bench",
+            "--overhead",
+            "--workload",
+            "exec",
+            "--duration",
+            "1s",
+            "--rounds",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("running bpftop-ordered");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench --overhead failed: {stderr}");
+    let rows: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line")["overhead"].clone())
+        .collect();
+    let observers: Vec<&str> = rows
+        .iter()
+        .map(|r| r["observer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        observers[..5],
+        ["bare", "ring", "perf", "poll", "default"],
+        "{rows:?}"
+    );
+    // One round: every observer ran once, bare once before and after each (so 6 bare runs,
+    // 7 with execsnoop installed).
+    assert_eq!(rows[0]["runs"].as_u64(), Some(observers.len() as u64));
+    for row in &rows[1..] {
+        let ratio = row["ratios"][0].as_f64().expect("a ratio");
+        assert!(ratio > 0.0, "{row}");
+        for capture in row["captures"][0].as_array().expect("captures") {
+            let generated = capture["generated"].as_u64().unwrap();
+            let correct = capture["correct"].as_u64().unwrap();
+            assert!(generated > 50, "{capture}");
+            if capture["by"] == "ring" || capture["by"] == "perf" {
+                // comm, exit status and command line right for (nearly) every child.
+                assert!(correct as f64 >= 0.99 * generated as f64, "{capture}");
+            }
+        }
+    }
+}
+
+#[test]
+fn overhead_refuses_the_mixed_workload() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bpftop-ordered"))
+        .args(["bench", "--overhead", "--workload", "mixed"])
+        .output()
+        .expect("running bpftop-ordered");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--workload exec or connect"));
+}

@@ -916,3 +916,78 @@ fn after_key(key: KeyCode) -> (Harness, String) {
     let screen = h.screen();
     (h, screen)
 }
+
+#[test]
+fn probe_cost_overlay_shows_each_program_and_the_modes_cpu() {
+    use bridge::probe_cost::{CostReport, ProgramCost};
+    let mut h = Harness::new();
+    h.press(KeyCode::Char('o'));
+    // Without a session there is no monitor: the overlay says so instead of inventing figures.
+    let screen = h.screen();
+    assert_shows(
+        &screen,
+        &[
+            "Own cost",
+            "PROGRAM",
+            "RUNS/S",
+            "AVG NS",
+            "no probes in this view",
+        ],
+    );
+    h.app.set_probe_cost_report(CostReport {
+        programs: vec![
+            ProgramCost {
+                name: "sched_switch".into(),
+                runs_per_s: Some(12_000.0),
+                avg_ns_per_run: Some(410.0),
+                cpu_percent: Some(0.49),
+            },
+            ProgramCost {
+                name: "task_rename".into(),
+                runs_per_s: None,
+                avg_ns_per_run: None,
+                cpu_percent: None,
+            },
+        ],
+        window_ns: 1_000_000_000,
+        error: None,
+        stats_on: true,
+    });
+    let screen = h.screen();
+    let switch = screen
+        .lines()
+        .find(|l| l.contains("sched_switch"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let cells: Vec<&str> = switch.split_whitespace().collect();
+    assert!(
+        cells.windows(3).any(|w| w == ["12k", "410", "0.49"]),
+        "{switch}"
+    );
+    let rename = screen.lines().find(|l| l.contains("task_rename")).unwrap();
+    assert_eq!(
+        rename.matches('–').count(),
+        3,
+        "unknown stays unknown: {rename}"
+    );
+    // The total is unknown as soon as one program's figure is.
+    let total = screen.lines().find(|l| l.contains("all probes")).unwrap();
+    assert!(total.contains('–'), "{total}");
+    assert_shows(&screen, &["ring ", "perf ", "poll ", "whole program"]);
+    // Any key closes it.
+    h.press(KeyCode::Char('x'));
+    assert!(!h.screen().contains("Own cost"));
+}
+
+#[test]
+fn the_header_says_when_ingestion_falls_behind() {
+    let mut h = Harness::new();
+    assert!(!h.screen().contains("BEHIND"));
+    // An event-loop pass that used its whole budget and left 37 batches queued.
+    h.app.record_ingest_pass(true, 37);
+    h.app.on_second(100 * SECOND);
+    assert!(h.screen().contains("BEHIND: 37 queued"), "{}", h.screen());
+    // A second in which every pass drained the queue clears it.
+    h.app.record_ingest_pass(false, 0);
+    h.app.on_second(101 * SECOND);
+    assert!(!h.screen().contains("BEHIND"));
+}

@@ -161,6 +161,17 @@ impl IncrementalConsumer {
         }
         let kernel_drops_moved = kernel_drops > self.kernel_drops_seen;
         self.kernel_drops_seen = kernel_drops;
+        if kernel_drops_moved || perf_lost > 0 {
+            // The kernel lost records: those after the last one received show as a gap only
+            // if something newer arrives, so ask the kernel how many were offered.
+            for (tracker, table) in self
+                .trackers
+                .iter_mut()
+                .zip([table::PROCESSES, table::CONNECTIONS])
+            {
+                tracker.expect_up_to(probes.sequence(self.mode, table), now);
+            }
+        }
         self.counters.kernel_drops = kernel_drops;
         let resync = if newly_lost > 0 || kernel_drops_moved || perf_lost > 0 {
             // A loss-driven reseed (the first listing is `initial_list`).

@@ -4,8 +4,8 @@
 //! number before they are applied (a record from CPU 1 does not overtake an earlier one from
 //! CPU 0). Across passes the store's "highest seq wins" rule keeps late arrivals from rolling a
 //! row back. `PERF_RECORD_LOST` counts are added to the mode's `perf_lost` and trigger a resync.
-//! Wake-ups: one per sample (`wakeup_every == 1`, aya's buffers), or one per N samples plus a
-//! 10 ms drain timer.
+//! Wake-ups: one per sample (`wakeup_every == 1`, aya's buffers), or one per N samples (0: only
+//! when a CPU's buffer is half full) plus a drain every `drain_interval`.
 //!
 //! Emission is enabled once the buffers are open (output to a CPU without a buffer fails), and
 //! then the state maps are listed, so nothing that happened before is missing from the table.
@@ -32,9 +32,11 @@ use crate::{
 pub struct PerfConfig {
     /// Pages per CPU of each perf buffer (a power of two).
     pub pages: usize,
-    /// The kernel wakes the consumer every Nth sample (1: every sample); with N > 1 the
-    /// consumer also drains every 10 ms.
+    /// The kernel wakes the consumer every Nth sample (1: every sample; 0: only when a CPU's
+    /// buffer is half full); unless N == 1 the consumer also drains every `drain_interval`.
     pub wakeup_every: u32,
+    /// The drain timer when `wakeup_every != 1`.
+    pub drain_interval: Duration,
 }
 
 /// The perf mode, with its perf event array.
@@ -75,8 +77,8 @@ impl Mode for PerfMode {
         let buffer_bytes = buffers.len() as u64 * (config.pages as u64 + 1) * page_size;
         let mut consumer =
             IncrementalConsumer::new(ModeKind::Perf, transport.map_kernel_bytes + buffer_bytes);
-        let timeout = if config.wakeup_every > 1 {
-            Duration::from_millis(10)
+        let timeout = if config.wakeup_every != 1 {
+            config.drain_interval
         } else {
             Duration::from_millis(100)
         };

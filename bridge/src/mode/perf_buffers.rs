@@ -36,11 +36,12 @@ pub enum PerfBuffers {
 
 impl PerfBuffers {
     /// Opens a buffer of `pages` pages (a power of two) on every online CPU and registers it in
-    /// `map`. `wakeup_every` 1 = a wake-up per sample; N > 1 = one per N samples.
+    /// `map`. `wakeup_every` 1 = a wake-up per sample; N > 1 = one per N samples; 0 = only when
+    /// the buffer is half full (the kernel's default watermark).
     pub fn open(map: Map, pages: usize, wakeup_every: u32) -> Result<Self> {
         let cpus =
             aya::util::online_cpus().map_err(|(path, e)| anyhow::anyhow!("reading {path}: {e}"))?;
-        if wakeup_every <= 1 {
+        if wakeup_every == 1 {
             let mut array = PerfEventArray::try_from(map).context("opening the perf array")?;
             let mut buffers = Vec::with_capacity(cpus.len());
             for cpu in cpus {

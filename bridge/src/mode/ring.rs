@@ -1,8 +1,8 @@
 //! `ring` mode: one BPF ring buffer, consumed in batches on this mode's thread.
 //!
 //! Wake-ups: with `wakeup_every == 1` the kernel wakes the consumer for every record and the
-//! thread sleeps in `poll(2)`; with sampled wake-ups (N > 1) it also drains on a short timer so
-//! records submitted without a wake-up are not left waiting. On stop it drains once more, so
+//! thread sleeps in `poll(2)`; otherwise (sampled, N > 1, or none, 0) it also drains every
+//! `drain_interval`, so records submitted without a wake-up wait at most that long. On stop it drains once more, so
 //! what the final kernel flush sent is in its last batch.
 
 use std::{os::fd::AsFd, time::Duration};
@@ -25,9 +25,11 @@ use crate::{
 /// How the ring consumer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingConfig {
-    /// The kernel wakes the consumer every Nth record (1: every record); with N > 1 the
-    /// consumer also drains every 10 ms.
+    /// The kernel wakes the consumer every Nth record (1: every record; 0: only when the
+    /// ring is half full); unless N == 1 the consumer also drains every `drain_interval`.
     pub wakeup_every: u32,
+    /// The drain timer when `wakeup_every != 1`.
+    pub drain_interval: Duration,
 }
 
 /// The ring mode, with its ring buffer.
@@ -64,8 +66,8 @@ impl Mode for RingMode {
         if consumer.initial_list(&kernel, sender).is_err() {
             return Ok(());
         }
-        let timeout = if config.wakeup_every > 1 {
-            Duration::from_millis(10)
+        let timeout = if config.wakeup_every != 1 {
+            config.drain_interval
         } else {
             Duration::from_millis(100)
         };

@@ -40,6 +40,19 @@ impl ProbeLinks {
     pub(crate) fn new(ebpf: Ebpf) -> Self {
         ProbeLinks { _ebpf: ebpf }
     }
+
+    /// A duplicate of every loaded program's fd, with the program's name (for reading its
+    /// run-time statistics: [`crate::probe_cost`]). Programs whose fd cannot be duplicated
+    /// are left out.
+    pub fn program_fds(&self) -> Vec<(String, std::os::fd::OwnedFd)> {
+        self._ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let fd = program.fd().ok()?.as_fd().try_clone_to_owned().ok()?;
+                Some((name.to_string(), fd))
+            })
+            .collect()
+    }
 }
 
 /// The run-time controls of the probes: the config map (which modes emit, filters), the

@@ -18,6 +18,8 @@ pub struct SessionConfig {
     pub probes: ProbeSettings,
     /// How the perf consumer runs.
     pub perf: PerfConfig,
+    /// The ring consumer's drain timer when its wake-ups are sampled or off.
+    pub ring_drain_interval: Duration,
     /// Poll mode's snapshot interval.
     pub poll_interval: Duration,
     /// Flush period: what changes without an event of its own (on-CPU time, task state, byte
@@ -41,7 +43,9 @@ impl Default for SessionConfig {
             perf: PerfConfig {
                 pages: defaults::PERF_PAGES,
                 wakeup_every: defaults::PERF_WAKEUP_EVERY,
+                drain_interval: defaults::STREAM_DRAIN_INTERVAL,
             },
+            ring_drain_interval: defaults::STREAM_DRAIN_INTERVAL,
             poll_interval: defaults::POLL_INTERVAL,
             update_interval: defaults::UPDATE_INTERVAL,
             kernel_retention: defaults::KERNEL_RETENTION,
@@ -77,6 +81,7 @@ impl SessionConfig {
     pub fn ring(&self) -> RingConfig {
         RingConfig {
             wakeup_every: self.probes.ring_wakeup_every,
+            drain_interval: self.ring_drain_interval,
         }
     }
 

@@ -204,6 +204,11 @@ impl Session {
         &self.kernel.state_maps
     }
 
+    /// A monitor of this session's probes' kernel run-time statistics (off until shown).
+    pub fn probe_cost_monitor(&self) -> std::io::Result<crate::probe_cost::ProbeCostMonitor> {
+        crate::probe_cost::ProbeCostMonitor::start(self._links.program_fds())
+    }
+
     /// What the kernel flush has done so far.
     pub fn flush_stats(&self) -> &FlushStats {
         &self.flush_stats

@@ -206,6 +206,47 @@ fn raw(fd: BorrowedFd<'_>) -> u32 {
     fd.as_raw_fd() as u32
 }
 
+/// The prefix of `struct bpf_prog_info` up to `run_cnt` (offsets 192 and 200 in
+/// `include/uapi/linux/bpf.h` since Linux 5.1; a layout test checks them).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ProgInfoRunStats {
+    /// Every field before `run_time_ns`, not read here.
+    head: [u64; 24],
+    run_time_ns: u64,
+    run_cnt: u64,
+}
+
+/// What the kernel counted for one program while run-time statistics were on
+/// (`BPF_ENABLE_STATS` held, or `kernel.bpf_stats_enabled = 1`); both stay 0 while off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgRunStats {
+    /// Total time spent running the program, ns (`run_time_ns`).
+    pub run_time_ns: u64,
+    /// Times the program ran (`run_cnt`).
+    pub run_count: u64,
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program: its cumulative run time and run count.
+pub fn prog_run_stats(fd: BorrowedFd<'_>) -> Result<ProgRunStats, BpfError> {
+    let mut info = ProgInfoRunStats {
+        head: [0; 24],
+        run_time_ns: 0,
+        run_cnt: 0,
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: raw(fd),
+        info_len: std::mem::size_of::<ProgInfoRunStats>() as u32,
+        info: (&mut info as *mut ProgInfoRunStats) as u64,
+    };
+    // SAFETY: `info` is writable for `info_len` bytes; the kernel writes at most that many.
+    unsafe { sys_bpf(BpfCmd::ObjGetInfoByFd, &mut attr)? };
+    Ok(ProgRunStats {
+        run_time_ns: info.run_time_ns,
+        run_count: info.run_cnt,
+    })
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` for a map: its type, sizes and capacity.
 pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, BpfError> {
     let mut info = MapInfo::default();
@@ -435,6 +476,12 @@ pub fn map_create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prog_info_run_stats_sit_where_the_kernel_puts_them() {
+        assert_eq!(std::mem::offset_of!(ProgInfoRunStats, run_time_ns), 192);
+        assert_eq!(std::mem::offset_of!(ProgInfoRunStats, run_cnt), 200);
+    }
 
     #[test]
     fn command_numbers_and_names() {

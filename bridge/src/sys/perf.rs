@@ -40,8 +40,9 @@ pub fn page_size_bytes() -> usize {
 }
 
 /// Opens a `PERF_COUNT_SW_BPF_OUTPUT` software event on `cpu` for all processes, sampling
-/// every event as `PERF_SAMPLE_RAW`, that wakes a poller every `wakeup_events` samples (at
-/// least 1). The returned fd is close-on-exec and owned by the caller.
+/// every event as `PERF_SAMPLE_RAW`, that wakes a poller every `wakeup_events` samples; 0 =
+/// only when half the buffer has been written since the last wake-up (no `watermark` attribute:
+/// the kernel's default watermark is half the buffer). The returned fd is close-on-exec and owned by the caller.
 pub fn open_bpf_output_event(cpu: u32, wakeup_events: u32) -> io::Result<OwnedFd> {
     let attr = PerfEventAttr {
         type_: PERF_TYPE_SOFTWARE,
@@ -49,7 +50,7 @@ pub fn open_bpf_output_event(cpu: u32, wakeup_events: u32) -> io::Result<OwnedFd
         config: PERF_COUNT_SW_BPF_OUTPUT,
         sample_period: 1,
         sample_type: PERF_SAMPLE_RAW,
-        wakeup_events: wakeup_events.max(1),
+        wakeup_events,
         ..Default::default()
     };
     // SAFETY: `attr` is a valid, initialised perf_event_attr prefix of the size it declares,

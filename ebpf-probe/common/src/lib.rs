@@ -527,8 +527,10 @@ pub const fn mode_bit(mode: u32) -> u32 {
 pub struct ProbeConfig {
     /// Which modes receive records / sequence numbers: bits from [`mode_bit`].
     pub modes_enabled: u32,
-    /// Ring wake-up sampling: 0 or 1 = wake the consumer for every record; N > 1 = submit with
-    /// `BPF_RB_NO_WAKEUP` except every Nth record (the consumer then also polls on a timer).
+    /// Ring wake-up sampling: 1 = wake the consumer for every record (the kernel's default);
+    /// N > 1 = submit with `BPF_RB_NO_WAKEUP` except every Nth record; 0 = always
+    /// `BPF_RB_NO_WAKEUP` unless the ring is more than half full (the consumer drains on a
+    /// timer whenever N != 1).
     pub ring_wakeup_every: u32,
     /// In-kernel filter: only this tgid (0 = all).
     pub filter_tgid: u32,

@@ -7,6 +7,8 @@
 //! Everything printed is measured; what cannot be measured for a row is `null` (JSON) or `-`
 //! (table). See BENCHMARKS.md.
 
+mod observer;
+mod overhead;
 mod procfs;
 mod transport;
 mod transport_bench;
@@ -28,14 +30,17 @@ use workload::{ConnectTruth, ExecTruth};
 
 /// A process row counts for a spawn when its start time is within this much before the
 /// recorded spawn time (clock reads are not atomic with the fork) ...
-const START_SLACK_BEFORE_NS: u64 = 1_000_000;
+pub(super) const START_SLACK_BEFORE_NS: u64 = 1_000_000;
 /// ... or at most this much after it.
-const START_SLACK_AFTER_NS: u64 = 5_000_000_000;
+pub(super) const START_SLACK_AFTER_NS: u64 = 5_000_000_000;
 
 /// Runs `bench`; returns the process exit code.
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if args.transport {
         return transport::run(args);
+    }
+    if args.overhead {
+        return overhead::run(args);
     }
     // --modes ring,ring,perf compares ring and perf (each once, in the order given).
     let mut modes: Vec<ModeKind> = Vec::new();

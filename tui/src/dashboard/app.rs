@@ -85,6 +85,9 @@ pub enum Overlay {
     Detail,
     /// The signal dialog for [`App::signal_target`].
     Signal(SignalStage),
+    /// This tool's own cost (key `o`): its probes' kernel run-time statistics, on only while
+    /// this is open, beside the modes' user-space CPU.
+    ProbeCost,
 }
 
 /// The filter prompt while it is open: the text edited is the current tab's filter text.
@@ -255,6 +258,10 @@ pub struct App {
         crossbeam_channel::Sender<crate::remote::protocol::ViewerMessage>,
     )>,
     pub(super) layout: Option<ScreenLayout>,
+    /// The probes' cost: the monitor (absent in tests without a kernel) and its last report.
+    pub(super) probe_cost: super::probe_cost::ProbeCostView,
+    /// Whether ingestion keeps up (the `BEHIND` badge).
+    ingest: super::ingest::IngestLoad,
 }
 
 fn default_sort<R>(columns: &[ColumnSpec<R>], name: &str) -> SortState {
@@ -329,6 +336,8 @@ impl App {
             notes: Vec::new(),
             attached: None,
             layout: None,
+            probe_cost: Default::default(),
+            ingest: Default::default(),
         };
         app.metrics.sample_modes(&app.store, now_ns);
         app.metrics.sample_processes(&app.store, now_ns);
@@ -393,10 +402,14 @@ impl App {
         }
         self.metrics.sample_modes(&self.store, now_ns);
         self.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
+        let cost_changed = self.probe_cost.refresh(self.overlay == Overlay::ProbeCost);
+        let behind_changed = self.ingest.on_second();
         self.users.refresh();
         self.set_now(now_ns);
         if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
             self.status = None;
+            Control::Redraw
+        } else if cost_changed || behind_changed {
             Control::Redraw
         } else {
             Control::Unchanged
@@ -554,6 +567,34 @@ impl App {
     /// Sets the lasting notes (from `Probes::notes`).
     pub fn set_notes(&mut self, notes: Vec<String>) {
         self.notes = notes;
+    }
+
+    /// Records one ingestion pass of the event loop (see [`super::ingest::IngestLoad`]).
+    pub fn record_ingest_pass(&mut self, out_of_budget: bool, queued: usize) {
+        self.ingest.record_pass(out_of_budget, queued);
+    }
+
+    /// Messages queued when the dashboard last could not keep up, while that is shown.
+    pub fn ingest_behind(&self) -> Option<usize> {
+        self.ingest.behind()
+    }
+
+    /// Gives the app the session's probe-cost monitor (its statistics stay off until the
+    /// cost overlay opens).
+    pub fn set_probe_cost_monitor(&mut self, monitor: bridge::probe_cost::ProbeCostMonitor) {
+        self.probe_cost.monitor = Some(monitor);
+    }
+
+    /// The probes' cost as last measured (empty while the overlay is closed or before the
+    /// first one-second window).
+    pub fn probe_cost(&self) -> &super::probe_cost::ProbeCostView {
+        &self.probe_cost
+    }
+
+    /// Replaces the probe-cost report (tests without a kernel). Test builds only.
+    #[cfg(feature = "test-support")]
+    pub fn set_probe_cost_report(&mut self, report: bridge::probe_cost::CostReport) {
+        self.probe_cost.report = report;
     }
 
     /// The footer's transient message, while it lasts ([`STATUS_NS`] on the app's clock).

@@ -3,7 +3,10 @@
 //! The loop blocks in `select!` on input, mode messages, a 1 s stats tick and the refresh tick:
 //! it redraws at once on input, and on data at most once per refresh interval. It never polls.
 
-use std::{io, thread, time::Duration};
+use std::{
+    io, thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use bridge::{contract::ModeMessage, stats::monotonic_ns};
@@ -11,7 +14,10 @@ use crossbeam_channel::{never, select, tick, Receiver};
 use crossterm::event::Event;
 use ratatui::{backend::Backend, Terminal};
 
-use super::app::{App, Control};
+use super::{
+    app::{App, Control},
+    ingest::APPLY_BUDGET,
+};
 use crate::remote::feed::FeedEvent;
 
 /// Fault injection for the end-to-end test of the panic path: when this variable is set, the
@@ -20,10 +26,6 @@ use crate::remote::feed::FeedEvent;
 /// (feature `test-support`, enabled by this crate's dev-dependency on itself).
 #[cfg(feature = "test-support")]
 pub const TEST_PANIC_VARIABLE: &str = "BPFTOP_ORDERED_TEST_PANIC";
-
-/// Messages applied in one go before input is looked at again (keeps keys responsive under a
-/// flood of batches).
-const MAX_MESSAGES_PER_WAKEUP: usize = 512;
 
 /// Where the loop's events come from.
 pub struct LoopInputs {
@@ -87,10 +89,22 @@ pub fn run<B: Backend>(
             }
             recv(messages) -> message => match message {
                 Ok(message) => {
+                    // Bounded work: stop at a waiting key or after the budget, whatever is
+                    // queued (the rest is applied on the next wake-ups).
+                    let started = Instant::now();
                     app.apply(message);
-                    for message in messages.try_iter().take(MAX_MESSAGES_PER_WAKEUP) {
-                        app.apply(message);
+                    let mut out_of_budget = false;
+                    while input.is_empty() {
+                        if started.elapsed() >= APPLY_BUDGET {
+                            out_of_budget = true;
+                            break;
+                        }
+                        match messages.try_recv() {
+                            Ok(message) => app.apply(message),
+                            Err(_) => break,
+                        }
                     }
+                    app.record_ingest_pass(out_of_budget, messages.len());
                 }
                 // Every mode thread ended: keep showing what there is.
                 Err(_) => messages = never(),

@@ -82,6 +82,11 @@ impl App {
             }
             Overlay::ColumnPicker { cursor } => return self.picker_key(key, cursor),
             Overlay::Detail => return self.detail_key(key),
+            Overlay::ProbeCost => {
+                self.overlay = Overlay::None;
+                self.probe_cost.refresh(false);
+                return Control::Redraw;
+            }
             Overlay::Signal(stage) => return self.signal_key(key, stage),
         }
         match self.keymap.action(key) {
@@ -146,6 +151,10 @@ impl App {
             Action::Expand => self.fold_selected(true),
             Action::HostNames => self.toggle_host_names(),
             Action::Panel => self.toggle_panel(),
+            Action::ProbeCost => {
+                self.overlay = Overlay::ProbeCost;
+                self.probe_cost.refresh(true);
+            }
             Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),

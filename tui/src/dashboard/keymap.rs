@@ -78,11 +78,13 @@ pub enum Action {
     HostNames,
     /// The mode panel as one line / whole.
     Panel,
+    /// Open this tool's own cost (probes and modes).
+    ProbeCost,
 }
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::Quit,
         Action::Help,
         Action::NextTable,
@@ -107,6 +109,7 @@ impl Action {
         Action::Expand,
         Action::HostNames,
         Action::Panel,
+        Action::ProbeCost,
         Action::Pause,
         Action::Follow,
         Action::Detail,
@@ -156,6 +159,7 @@ impl Action {
             Action::Expand => "expand",
             Action::HostNames => "host_names",
             Action::Panel => "panel",
+            Action::ProbeCost => "probe_cost",
         }
     }
 
@@ -203,6 +207,7 @@ impl Action {
                 "remote host names / addresses (names looked up in the background)"
             }
             Action::Panel => "collapse the mode panel to one line / show it whole",
+            Action::ProbeCost => "this tool's own cost: its probes (kernel bpf_stats) and modes",
         }
     }
 
@@ -242,6 +247,7 @@ impl Action {
             Action::Expand => &["+", "right"],
             Action::HostNames => &["r"],
             Action::Panel => &["p"],
+            Action::ProbeCost => &["o"],
         }
     }
 }

@@ -13,10 +13,12 @@ pub mod attached;
 pub mod event_loop;
 pub mod filter;
 pub mod frame;
+pub mod ingest;
 pub mod input;
 pub mod keymap;
 pub mod layout;
 pub mod metrics;
+pub mod probe_cost;
 pub mod process_tree;
 pub mod row_match;
 pub mod search;
@@ -59,6 +61,17 @@ pub fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         monotonic_ns(),
     );
     app.set_notes(session.notes().to_vec());
+    match session.probe_cost_monitor() {
+        Ok(monitor) => app.set_probe_cost_monitor(monitor),
+        Err(e) => app.set_notes(
+            session
+                .notes()
+                .iter()
+                .cloned()
+                .chain([format!("probe cost unavailable: {e}")])
+                .collect(),
+        ),
+    }
     let outcome = show(
         &mut app,
         session.messages().clone(),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bridge::contract::{ProcessRow, RowOrigin};
 use probe_common::ProcKey;
 
-use super::series::{cpu_percent, Series};
+use super::series::{cpu_percent, Series, HISTORY_POINTS};
 
 /// Per-process CPU% over the refresh window, and each process's recent history.
 ///
@@ -39,8 +39,50 @@ struct ProcessCpuEntry {
     origin: RowOrigin,
     percent: Option<f64>,
     /// Percent × 10, one point per refresh.
-    history: Series<u64>,
+    history: CpuHistory,
     epoch: u64,
+}
+
+/// One process's CPU% history: percent × 10 per refresh, oldest first, at most
+/// [`HISTORY_POINTS`]. An idle process (only zeros so far) costs no allocation: its points
+/// are counted, and stored only from its first non-zero one (with 100k processes in each of
+/// three modes, a deque per process was most of the dashboard's memory).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CpuHistory {
+    zeros: u8,
+    points: Option<Series<u32>>,
+}
+
+impl CpuHistory {
+    /// Appends a point (percent × 10; saturates at `u32::MAX`).
+    pub fn push(&mut self, value: u64) {
+        let value = u32::try_from(value).unwrap_or(u32::MAX);
+        match &mut self.points {
+            Some(points) => points.push(value),
+            None if value == 0 => {
+                self.zeros = (self.zeros + 1).min(HISTORY_POINTS as u8);
+            }
+            None => {
+                let mut points = Series::default();
+                for _ in 0..self.zeros.min(HISTORY_POINTS as u8 - 1) {
+                    points.push(0);
+                }
+                points.push(value);
+                self.points = Some(points);
+            }
+        }
+    }
+
+    /// The points, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let zeros = if self.points.is_some() {
+            0
+        } else {
+            self.zeros as usize
+        };
+        std::iter::repeat_n(0, zeros)
+            .chain(self.points.iter().flat_map(|p| p.iter().map(u64::from)))
+    }
 }
 
 impl ProcessCpu {
@@ -105,7 +147,7 @@ impl ProcessCpu {
                     let percent = started_in_window
                         .then(|| window_percent(0, row.key.start_ns))
                         .flatten();
-                    let mut history = Series::default();
+                    let mut history = CpuHistory::default();
                     if let Some(p) = percent {
                         history.push((p * 10.0).round() as u64);
                     }
@@ -133,7 +175,7 @@ impl ProcessCpu {
     }
 
     /// Recent CPU% history of a process, percent × 10, oldest first.
-    pub fn history(&self, key: &ProcKey) -> Option<&Series<u64>> {
+    pub fn history(&self, key: &ProcKey) -> Option<&CpuHistory> {
         self.entries.get(key).map(|e| &e.history)
     }
 }
@@ -141,6 +183,28 @@ impl ProcessCpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_history_is_counted_then_stored_from_its_first_busy_point() {
+        let mut h = CpuHistory::default();
+        for _ in 0..3 {
+            h.push(0);
+        }
+        assert!(h.points.is_none(), "zeros only: nothing allocated");
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![0, 0, 0]);
+        h.push(125);
+        h.push(0);
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![0, 0, 0, 125, 0]);
+        for _ in 0..100 {
+            h.push(7);
+        }
+        assert_eq!(h.iter().count(), HISTORY_POINTS);
+        let mut idle = CpuHistory::default();
+        for _ in 0..100 {
+            idle.push(0);
+        }
+        assert_eq!(idle.iter().count(), HISTORY_POINTS);
+    }
     use probe_common::ProcState;
 
     const S: u64 = 1_000_000_000;

@@ -37,6 +37,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let keys = app.keymap();
     let hints: Vec<(String, &str)> = match app.overlay() {
         Overlay::Help { .. } => vec![("↑↓".into(), "scroll"), ("any key".into(), "close help")],
+        Overlay::ProbeCost => vec![("any key".into(), "close")],
         Overlay::ColumnPicker { .. } => vec![
             ("↑↓".into(), "choose"),
             ("Enter".into(), "sort by (again: invert)"),

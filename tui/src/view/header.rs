@@ -22,6 +22,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if app.paused() {
         badges.push(Span::styled(" PAUSED ", theme.badge));
     }
+    if let Some(queued) = app.ingest_behind() {
+        badges.push(Span::styled(
+            format!(" BEHIND: {queued} queued "),
+            theme.warning,
+        ));
+        badges.push(Span::raw(" "));
+    }
     if app.following() {
         if !badges.is_empty() {
             badges.push(Span::raw(" "));

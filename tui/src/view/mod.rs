@@ -11,6 +11,7 @@ pub mod help;
 pub mod mode_panel;
 pub mod picker;
 pub mod popup;
+pub mod probe_cost;
 pub mod signal_dialog;
 pub mod table;
 pub mod tabs;
@@ -74,6 +75,7 @@ pub fn render(frame: &mut Frame, app: &App, layout: &ScreenLayout) {
         Overlay::ColumnPicker { cursor } => picker::render(frame, app, layout.area, cursor),
         Overlay::Detail => detail::render(frame, app, layout.area),
         Overlay::Signal(stage) => signal_dialog::render(frame, app, layout.area, stage),
+        Overlay::ProbeCost => probe_cost::render(frame, app, layout.area),
     }
 }
 
