@@ -8,6 +8,8 @@ mod completions;
 mod dump;
 mod dump_attached;
 mod headless;
+#[cfg(test)]
+mod man;
 mod row_json;
 mod serve;
 
