@@ -1,4 +1,5 @@
-//! Command line (clap): the dashboard by default, `dump` and `bench` headless.
+//! Command line (clap): the dashboard by default, `dump`, `bench` and `serve` headless,
+//! `completions` for shells.
 //! The contract is `docs/contract.md` ("Command line", "Exit codes"); exit code 2 for usage errors is clap's.
 
 use std::{path::PathBuf, time::Duration};
@@ -48,6 +49,27 @@ pub enum Command {
     /// Run the collector headless and serve its tables to `--attach` viewers on a Unix socket.
     #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Serve(crate::serve::ServeArgs),
+    /// Print a shell completion script to stdout (e.g. `bpftop-ordered completions bash`).
+    Completions(CompletionsArgs),
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// Bash (bash-completion).
+    Bash,
+    /// Zsh (a `_bpftop-ordered` function for `$fpath`).
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// Where `serve` listens and `--attach` connects by default.

@@ -1,12 +1,15 @@
 //! `bpftop-ordered`: the binary. Parses the command line and dispatches to the dashboard, `dump`
-//! or `bench`. Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 missing privileges or
+//! or `bench`, `serve`, `completions`. Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 missing privileges or
 //! kernel support.
 
 mod bench;
 mod cli;
+mod completions;
 mod dump;
 mod dump_attached;
 mod headless;
+#[cfg(test)]
+mod man;
 mod row_json;
 mod serve;
 
@@ -18,6 +21,7 @@ fn main() {
         Some(cli::Command::Dump(args)) => dump::run(args),
         Some(cli::Command::Bench(args)) => bench::run(args),
         Some(cli::Command::Serve(args)) => serve::run(args),
+        Some(cli::Command::Completions(args)) => completions::run(args),
         None => {
             let options = bpftop_ordered::dashboard::DashboardOptions {
                 mode: cli.mode,

@@ -1,4 +1,4 @@
-//! `cargo xtask setup | build-ebpf | check-ebpf`.
+//! `cargo xtask setup | build-ebpf | check-ebpf | man`.
 //!
 //! - `setup` installs the eBPF toolchain idempotently: Debian's `rustc-web` (a rustc with a
 //!   precompiled `core` for bpfel-unknown-none), `libstd-rust-web-dev-bpf`, the `llvm-N-dev` that
@@ -6,6 +6,10 @@
 //! - `build-ebpf` builds `ebpf-probe/` and writes the object plus the hash of its inputs.
 //! - `check-ebpf` fails when the committed object's recorded input hash is stale, then rebuilds
 //!   to prove the sources still compile.
+//! - `man` (re)writes the man pages in `dist/man/` from the current command line (clap_mangen).
+//!   The generator is the `man` module of the `bpftop-ordered` binary, whose test
+//!   `man::tests::checked_in_man_pages_are_current` fails when the committed pages are stale;
+//!   this task runs that test with `BPFTOP_BLESS_MAN=1`, which makes it write them instead.
 
 use std::{
     env, fs,
@@ -35,11 +39,32 @@ fn main() -> Result<()> {
         "setup" => setup(),
         "build-ebpf" => build_ebpf(&root),
         "check-ebpf" => check_ebpf(&root),
+        "man" => man(&root),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-ebpf|check-ebpf>");
+            eprintln!("usage: cargo xtask <setup|build-ebpf|check-ebpf|man>");
             std::process::exit(2);
         }
     }
+}
+
+/// Writes `dist/man/*.1` by running the binary's man page test in bless mode.
+fn man(root: &Path) -> Result<()> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(root)
+        .env("BPFTOP_BLESS_MAN", "1")
+        .args([
+            "test",
+            "--quiet",
+            "--package",
+            "bpftop-ordered",
+            "--bin",
+            "bpftop-ordered",
+            "--",
+            "--exact",
+            "man::tests::checked_in_man_pages_are_current",
+            "--nocapture",
+        ]))
 }
 
 fn workspace_root() -> PathBuf {
