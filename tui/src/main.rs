@@ -42,9 +42,21 @@ fn main() {
     };
     match code {
         Ok(code) => std::process::exit(code),
+        // The reader went away (`dump … | head`): nothing is wrong with the tool, and the
+        // reader has what it wanted.
+        Err(error) if is_broken_pipe(&error) => std::process::exit(0),
         Err(error) => {
             eprintln!("bpftop-ordered: {error:#}");
             std::process::exit(1);
         }
     }
+}
+
+/// True when `error` is, or was caused by, a write to a pipe whose reader has gone (EPIPE).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

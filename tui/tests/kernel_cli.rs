@@ -131,3 +131,39 @@ fn cap_bpf_and_cap_perfmon_suffice_without_cap_sys_admin() {
         .count();
     assert_eq!(stats, 1, "one stats line expected: {stdout}");
 }
+
+/// `dump … | head -1`: when the reader goes away the dump ends quietly with exit 0 (not
+/// `Broken pipe (os error 32)` and exit 1).
+#[test]
+fn a_reader_that_goes_away_ends_the_dump_quietly() {
+    use std::io::{BufRead, BufReader};
+    let test = "a_reader_that_goes_away_ends_the_dump_quietly";
+    if !kernel_support::privileged_or_skip(test) {
+        return;
+    }
+    let mut child = Command::new(kernel_support::BIN)
+        .args([
+            "dump",
+            "--mode",
+            "ring",
+            "--table",
+            "processes",
+            "--duration",
+            "1s",
+        ])
+        .args(["--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bpftop-ordered");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here, as `head -1` exits after its line.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(first.starts_with("{\"mode\":\"ring\""), "{first}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
