@@ -1,4 +1,5 @@
-//! Ordered tables: `IndexMap` keyed by entity identity, in first-seen order.
+//! Ordered tables: rows in a `Vec` in first-seen order, found through a hash index of
+//! positions.
 //!
 //! Guarantees:
 //! - insert, update and lookup are O(1); iteration is in first-seen order;
@@ -8,8 +9,15 @@
 //!   `retain` pass, once older than the retention time or beyond the retention count;
 //! - sorting is a permutation computed on demand ([`OrderedTable::sorted_keys`]); the table
 //!   itself is never reordered by a sort.
+//!
+//! Memory: each row is stored once (its key is read from the row, not kept beside it) and
+//! the index holds a `u32` position per row; the row vector grows by a quarter, not by
+//! doubling. An `IndexMap` kept the hash, a copy of the key and a `usize` slot per row and
+//! doubled its entries: 245 bytes per process row where this takes ~195 (BENCHMARKS.md,
+//! section 10). `hashbrown::HashTable` is the index `IndexMap` itself is built on.
 
-use indexmap::IndexMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// The tables' hasher: foldhash, seeded per process. SipHash (std's default) took a fifth of
 /// the apply time at 100k rows (BENCHMARKS.md, section 2); keys are kernel identities, and a
@@ -17,6 +25,9 @@ use indexmap::IndexMap;
 type FastHash = foldhash::fast::RandomState;
 
 use crate::contract::{Entity, ProcessRow, RowOrigin};
+
+/// Rows a table's vector grows by at least, and the share of its length (1/4) it grows by.
+const MIN_GROWTH_ROWS: usize = 64;
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +61,11 @@ impl Default for Retention {
 /// An ordered table of rows of one kind.
 #[derive(Clone, Debug)]
 pub struct OrderedTable<R: Entity> {
-    rows: IndexMap<R::Key, R, FastHash>,
+    /// The rows, in first-seen order.
+    rows: Vec<R>,
+    /// Positions in `rows`, hashed by the row's key.
+    index: HashTable<u32>,
+    hasher: FastHash,
     finished: usize,
     /// A lower bound of the finish times of the finished rows (`u64::MAX` when none), so a
     /// reap with nothing due returns without visiting the rows.
@@ -60,7 +75,9 @@ pub struct OrderedTable<R: Entity> {
 impl<R: Entity> Default for OrderedTable<R> {
     fn default() -> Self {
         OrderedTable {
-            rows: IndexMap::with_hasher(FastHash::default()),
+            rows: Vec::new(),
+            index: HashTable::new(),
+            hasher: FastHash::default(),
             finished: 0,
             oldest_finished_ns: u64::MAX,
         }
@@ -88,11 +105,15 @@ impl<R: Entity> OrderedTable<R> {
         self.rows.capacity()
     }
 
-    /// Allocated bytes: capacity × (hash, key, row) entry, plus one `usize` index slot and one
-    /// control byte per slot of the hash index.
+    /// Allocated bytes: the row vector's capacity × row size, plus one `u32` position and one
+    /// control byte per bucket of the hash index (buckets: a power of two ≥ 8/7 × capacity).
     pub fn allocated_bytes(&self) -> u64 {
-        let entry = std::mem::size_of::<(u64, R::Key, R)>() + std::mem::size_of::<usize>() + 1;
-        (self.rows.capacity() * entry) as u64
+        let rows = self.rows.capacity() * std::mem::size_of::<R>();
+        let buckets = match self.index.capacity() {
+            0 => 0,
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        (rows + buckets * (std::mem::size_of::<u32>() + 1)) as u64
     }
 
     /// Number of finished rows awaiting reaping.
@@ -102,22 +123,27 @@ impl<R: Entity> OrderedTable<R> {
 
     /// The row with this key.
     pub fn get(&self, key: &R::Key) -> Option<&R> {
-        self.rows.get(key)
+        self.position(key).map(|i| &self.rows[i])
     }
 
     /// Position of the row in first-seen order.
     pub fn position(&self, key: &R::Key) -> Option<usize> {
-        self.rows.get_index_of(key)
+        let rows = &self.rows;
+        self.index
+            .find(self.hasher.hash_one(key), |&i| {
+                rows[i as usize].key() == *key
+            })
+            .map(|&i| i as usize)
     }
 
     /// The row at a first-seen position.
     pub fn get_index(&self, index: usize) -> Option<&R> {
-        self.rows.get_index(index).map(|(_, r)| r)
+        self.rows.get(index)
     }
 
     /// Rows in first-seen order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &R> + '_ {
-        self.rows.values()
+        self.rows.iter()
     }
 
     /// Applies a change: inserts a new row or replaces an older one (higher `seq` wins; a row
@@ -128,8 +154,9 @@ impl<R: Entity> OrderedTable<R> {
         if let Some(t) = finished_ns {
             self.oldest_finished_ns = self.oldest_finished_ns.min(t);
         }
-        match self.rows.get_mut(&row.key()) {
-            Some(existing) => {
+        match self.position(&row.key()) {
+            Some(position) => {
+                let existing = &mut self.rows[position];
                 if row.seq() <= existing.seq() && existing.seq() != 0 {
                     return UpsertOutcome::Stale;
                 }
@@ -141,7 +168,7 @@ impl<R: Entity> OrderedTable<R> {
                 UpsertOutcome::Updated
             }
             None => {
-                self.rows.insert(row.key(), row);
+                self.push(row);
                 self.finished += finished as usize;
                 UpsertOutcome::Inserted
             }
@@ -152,7 +179,57 @@ impl<R: Entity> OrderedTable<R> {
     /// approximate key is replaced by the kernel's exact one. Returns false (and changes
     /// nothing) when `new_key` already exists.
     pub(crate) fn rekey(&mut self, index: usize, new_key: R::Key) -> bool {
-        self.rows.replace_index(index, new_key).is_ok()
+        if index >= self.rows.len() || self.position(&new_key).is_some() {
+            return false;
+        }
+        let old_key = self.rows[index].key();
+        let old_hash = self.hasher.hash_one(old_key);
+        if let Ok(slot) = self.index.find_entry(old_hash, |&i| i as usize == index) {
+            slot.remove();
+        }
+        self.rows[index].set_key(new_key);
+        let rows = &self.rows;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hasher.hash_one(new_key), index as u32, |&i| {
+                hasher.hash_one(rows[i as usize].key())
+            });
+        true
+    }
+
+    /// Appends a row whose key is not in the table. The vector grows by a quarter of its
+    /// length (not by doubling: with 100k-row tables the doubling slack was tens of MB).
+    fn push(&mut self, row: R) {
+        if self.rows.len() == self.rows.capacity() {
+            let more = (self.rows.len() / 4).max(MIN_GROWTH_ROWS);
+            self.rows.reserve_exact(more);
+        }
+        let position = u32::try_from(self.rows.len()).expect("fewer than 2^32 rows");
+        let hash = self.hasher.hash_one(row.key());
+        self.rows.push(row);
+        let rows = &self.rows;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, position, |&i| hasher.hash_one(rows[i as usize].key()));
+    }
+
+    /// Keeps the rows `keep` accepts, in order, then rebuilds the index (O(rows), as
+    /// `IndexMap::retain` does) and gives back the vector's slack beyond a quarter.
+    fn retain_rows(&mut self, keep: impl FnMut(&mut R) -> bool) {
+        self.rows.retain_mut(keep);
+        let slack = self.rows.len() / 4 + MIN_GROWTH_ROWS;
+        if self.rows.capacity() > self.rows.len() + 2 * slack {
+            self.rows.shrink_to(self.rows.len() + slack);
+        }
+        self.index.clear();
+        let rows = &self.rows;
+        let hasher = &self.hasher;
+        for (position, row) in rows.iter().enumerate() {
+            self.index
+                .insert_unique(hasher.hash_one(row.key()), position as u32, |&i| {
+                    hasher.hash_one(rows[i as usize].key())
+                });
+        }
     }
 
     /// Removes finished rows that are older than `retention.max_age_ns` at `now_ns`, then the
@@ -167,7 +244,7 @@ impl<R: Entity> OrderedTable<R> {
         // one pass (the retain) is enough.
         let mut young: Vec<u64> = if self.finished > retention.max_finished {
             self.rows
-                .values()
+                .iter()
                 .filter_map(|r| r.finished_ns())
                 .filter(|t| *t >= cutoff_ns)
                 .collect()
@@ -182,7 +259,7 @@ impl<R: Entity> OrderedTable<R> {
         }
         let before = self.rows.len();
         let mut oldest_kept = u64::MAX;
-        self.rows.retain(|_, r| match r.finished_ns() {
+        self.retain_rows(|r| match r.finished_ns() {
             None => true,
             Some(t) if t >= cutoff_ns => {
                 oldest_kept = oldest_kept.min(t);
@@ -198,10 +275,10 @@ impl<R: Entity> OrderedTable<R> {
 
     /// Removes every row for which `keep` returns false (one `retain` pass).
     pub fn retain(&mut self, mut keep: impl FnMut(&R) -> bool) {
-        self.rows.retain(|_, r| keep(r));
+        self.retain_rows(|r| keep(r));
         self.finished = 0;
         self.oldest_finished_ns = u64::MAX;
-        for t in self.rows.values().filter_map(|r| r.finished_ns()) {
+        for t in self.rows.iter().filter_map(|r| r.finished_ns()) {
             self.finished += 1;
             self.oldest_finished_ns = self.oldest_finished_ns.min(t);
         }
@@ -214,7 +291,7 @@ impl<R: Entity> OrderedTable<R> {
         mut filter: impl FnMut(&R) -> bool,
         mut cmp: impl FnMut(&R, &R) -> std::cmp::Ordering,
     ) -> Vec<R::Key> {
-        let mut picked: Vec<&R> = self.rows.values().filter(|r| filter(r)).collect();
+        let mut picked: Vec<&R> = self.rows.iter().filter(|r| filter(r)).collect();
         picked.sort_by(|a, b| cmp(a, b));
         picked.into_iter().map(|r| r.key()).collect()
     }
@@ -458,5 +535,43 @@ mod tests {
         assert_eq!(t.rows().len(), 3);
         assert_eq!(t.latest_for_tgid(7).unwrap().key.start_ns, 9_000_000_000);
         assert!(t.latest_for_tgid(99).is_none());
+    }
+
+    #[test]
+    fn index_follows_growth_reaps_and_rekeys() {
+        let mut t = OrderedTable::new();
+        for i in 0..5_000u32 {
+            let r = row(i, u64::from(i) + 1, u64::from(i) + 1);
+            t.upsert(if i % 2 == 0 { exited(r, 10) } else { r });
+        }
+        assert!(
+            t.capacity() < 5_000 * 5 / 4 + MIN_GROWTH_ROWS,
+            "{}",
+            t.capacity()
+        );
+        let retention = Retention {
+            max_age_ns: 1,
+            max_finished: 0,
+        };
+        assert_eq!(t.reap(1_000, retention), 2_500);
+        assert!(
+            t.capacity() <= 2_500 * 3 / 2 + 2 * MIN_GROWTH_ROWS,
+            "slack given back"
+        );
+        for (position, r) in t.iter().enumerate() {
+            assert_eq!(r.key.tgid % 2, 1);
+            assert_eq!(t.position(&r.key), Some(position));
+        }
+        assert!(t.get(&ProcKey::new(2, 3)).is_none(), "reaped rows are gone");
+        let old = ProcKey::new(7, 8);
+        let new = ProcKey::new(7, 9);
+        let at = t.position(&old).unwrap();
+        assert!(!t.rekey(at, ProcKey::new(9, 10)), "a key in use is refused");
+        assert!(t.rekey(at, new));
+        assert!(t.get(&old).is_none());
+        assert_eq!(t.position(&new), Some(at));
+        assert_eq!(t.get(&new).unwrap().key, new);
+        assert_eq!(t.upsert(row(7, 9, 100)), UpsertOutcome::Updated);
+        assert_eq!(t.len(), 2_500);
     }
 }

@@ -991,3 +991,58 @@ fn the_header_says_when_ingestion_falls_behind() {
     h.app.on_second(101 * SECOND);
     assert!(!h.screen().contains("BEHIND"));
 }
+
+/// Per-row figures (CPU%, connection rates) are kept for the visible mode only (issue 11's
+/// memory bound): switching mode empties the others, and the new mode's CPU% is unknown —
+/// never 0 — until its second sample.
+#[test]
+fn per_row_figures_are_kept_for_the_visible_mode_only() {
+    let mut h = Harness::new();
+    let metrics = h.app.metrics();
+    let (ring, perf) = (ModeKind::Ring, ModeKind::Perf);
+    assert_eq!(h.app.mode(), ring);
+    assert!(metrics.process_cpu(ring).tracked() > 0);
+    assert!(metrics.net(ring).connections.tracked() > 0);
+    assert_eq!(metrics.process_cpu(perf).tracked(), 0);
+    assert_eq!(metrics.net(perf).connections.tracked(), 0);
+    let busy = |h: &Harness, mode: ModeKind| {
+        let cpu = h.app.metrics().process_cpu(mode);
+        h.app
+            .store()
+            .mode(mode)
+            .processes
+            .rows()
+            .iter()
+            .filter(|r| cpu.percent(&r.key).is_some_and(|p| p > 0.0))
+            .count()
+    };
+    assert!(busy(&h, ring) > 0, "ring has CPU% figures");
+
+    h.press(KeyCode::Char('2'));
+    assert_eq!(h.app.mode(), perf);
+    let metrics = h.app.metrics();
+    assert_eq!(metrics.process_cpu(ring).tracked(), 0, "ring emptied");
+    assert_eq!(metrics.net(ring).connections.tracked(), 0);
+    let rows = h.app.store().mode(perf).processes.rows().len();
+    assert_eq!(
+        metrics.process_cpu(perf).tracked(),
+        rows,
+        "perf has a baseline"
+    );
+    let known = h
+        .app
+        .store()
+        .mode(perf)
+        .processes
+        .rows()
+        .iter()
+        .filter(|r| metrics.process_cpu(perf).percent(&r.key).is_some())
+        .count();
+    assert_eq!(known, 0, "one sample: every CPU% is unknown");
+
+    h.step();
+    assert!(
+        busy(&h, perf) > 0,
+        "perf's CPU% known after its second sample"
+    );
+}

@@ -116,6 +116,8 @@ pub trait Entity: Clone + std::fmt::Debug {
     type Key: Copy + Eq + Ord + std::hash::Hash + std::fmt::Debug;
     /// The row's key.
     fn key(&self) -> Self::Key;
+    /// Replaces the row's key (a /proc-seeded row re-keyed to the kernel's identity).
+    fn set_key(&mut self, key: Self::Key);
     /// Sequence number of the change the row reflects (per mode; 0 for /proc rows).
     fn seq(&self) -> u64;
     /// CLOCK_MONOTONIC ns of the change the row reflects (0 when unknown).
@@ -137,6 +139,9 @@ impl<S: KernelState> Entity for Row<S> {
     type Key = S::Key;
     fn key(&self) -> S::Key {
         self.key
+    }
+    fn set_key(&mut self, key: S::Key) {
+        self.key = key;
     }
     fn seq(&self) -> u64 {
         self.seq

@@ -340,7 +340,7 @@ impl App {
             ingest: Default::default(),
         };
         app.metrics.sample_modes(&app.store, now_ns);
-        app.metrics.sample_processes(&app.store, now_ns);
+        app.metrics.sample_processes(&app.store, app.mode, now_ns);
         app.metrics.program_cpu.sample(process_cpu_ns(), now_ns);
         app
     }
@@ -418,7 +418,8 @@ impl App {
 
     /// The once-per-refresh work: per-process CPU% over the window just closed.
     pub fn on_refresh(&mut self, now_ns: u64) {
-        self.metrics.sample_processes(&self.store, now_ns);
+        self.metrics
+            .sample_processes(&self.store, self.mode, now_ns);
         self.data_generation += 1;
         self.set_now(now_ns);
     }
@@ -797,9 +798,16 @@ impl App {
 
     // ----- state changes shared by keys and mouse -----
 
-    /// Shows another mode's tables (instant: all modes are live).
+    /// Shows another mode's tables (instant: all modes are live). Per-row figures (CPU%,
+    /// rates) are kept for the visible mode only: the new mode's start from a sample taken
+    /// now and are unknown until the next refresh (a paused view keeps its own copy).
     pub fn set_mode(&mut self, mode: ModeKind) {
         self.mode = mode;
+        if self.frozen.is_none() && self.metrics.sampled_mode() != Some(mode) {
+            self.metrics
+                .sample_processes(&self.store, mode, self.now_ns);
+            self.data_generation += 1;
+        }
     }
 
     /// Freezes or unfreezes the display. Collection and applying continue underneath.

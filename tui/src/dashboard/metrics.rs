@@ -103,12 +103,18 @@ impl ProgramCpu {
 pub struct Metrics {
     /// Per mode, in [`ModeKind::ALL`] order.
     pub modes: [ModeMetrics; 3],
-    /// Per mode, per process CPU.
+    /// Per mode, per process CPU; only the sampled (visible) mode's is filled, the others are
+    /// empty (see [`Metrics::sample_processes`]).
     pub process_cpu: [ProcessCpu; 3],
     /// This program's CPU.
     pub program_cpu: ProgramCpu,
-    /// Per mode, per connection rates and per process traffic.
+    /// Per mode, per connection rates and per process traffic; only the sampled mode's is
+    /// filled.
     pub net: [ModeNet; 3],
+    /// The kernel's flush period, ns (what an emptied mode's trackers are made with).
+    flush_period_ns: u64,
+    /// The mode whose per-row figures were sampled last.
+    sampled_mode: Option<ModeKind>,
 }
 
 impl Metrics {
@@ -117,6 +123,7 @@ impl Metrics {
         Metrics {
             process_cpu: std::array::from_fn(|_| ProcessCpu::new(flush_period_ns)),
             net: std::array::from_fn(|_| ModeNet::new(flush_period_ns)),
+            flush_period_ns,
             ..Metrics::default()
         }
     }
@@ -149,13 +156,29 @@ impl Metrics {
         }
     }
 
-    /// The once-per-refresh sample of every mode's per-process CPU, connection rates and
-    /// per-process traffic.
-    pub fn sample_processes(&mut self, store: &TableStore, now_ns: u64) {
-        for mode in ModeKind::ALL {
-            self.process_cpu[mode.index()].sample(store.mode(mode).processes.rows().iter(), now_ns);
-            self.net[mode.index()].sample(store.mode(mode), now_ns);
+    /// The once-per-refresh sample of one mode's (the visible one's) per-process CPU,
+    /// connection rates and per-process traffic.
+    ///
+    /// Only that mode's figures are kept: with 100k processes and 100k connections in each of
+    /// three modes, the per-row figures of all three were more memory than the rows
+    /// (BENCHMARKS.md section 10). When the sampled mode changes, the other modes' trackers are
+    /// emptied, and the new mode's figures start from this sample: its CPU% and rates are
+    /// unknown (not 0) until the next refresh.
+    pub fn sample_processes(&mut self, store: &TableStore, mode: ModeKind, now_ns: u64) {
+        if self.sampled_mode != Some(mode) {
+            for other in ModeKind::ALL.into_iter().filter(|m| *m != mode) {
+                self.process_cpu[other.index()] = ProcessCpu::new(self.flush_period_ns);
+                self.net[other.index()] = ModeNet::new(self.flush_period_ns);
+            }
+            self.sampled_mode = Some(mode);
         }
+        self.process_cpu[mode.index()].sample(store.mode(mode).processes.rows().iter(), now_ns);
+        self.net[mode.index()].sample(store.mode(mode), now_ns);
+    }
+
+    /// The mode whose per-row figures are kept (the last one sampled).
+    pub fn sampled_mode(&self) -> Option<ModeKind> {
+        self.sampled_mode
     }
 }
 

@@ -151,6 +151,11 @@ impl ConnectionRates {
         self.previous_horizon_ns = Some(horizon);
     }
 
+    /// Connections with a baseline (rows seen by the last sample).
+    pub fn tracked(&self) -> usize {
+        self.entries.len()
+    }
+
     /// (sent, received) bytes/s of a connection over the last window; `None` when unknown.
     pub fn rates(&self, key: &ConnKey) -> Option<ByteRates> {
         self.entries.get(key).and_then(|e| e.rates)
@@ -192,7 +197,16 @@ impl ProcessNet {
     /// without a known owner, or whose owner has no process row, counts for no process.
     /// O(connections), plus one pass over the process rows when a pid was reused.
     pub fn build(tables: &ModeTables, rates: Option<&ConnectionRates>) -> ProcessNet {
-        let mut by_process: HashMap<ProcKey, ProcessTraffic> = HashMap::new();
+        let mut net = ProcessNet::default();
+        net.rebuild(tables, rates);
+        net
+    }
+
+    /// [`ProcessNet::build`] into this one, reusing its allocation (the dashboard rebuilds
+    /// every refresh; a fresh map beside the old one doubled its memory at 100k processes).
+    pub fn rebuild(&mut self, tables: &ModeTables, rates: Option<&ConnectionRates>) {
+        let by_process = &mut self.by_process;
+        by_process.clear();
         let mut owners = OwnerIndex::new(&tables.processes);
         for row in tables.connections.iter() {
             let Some(owner) = owners.owner(row) else {
@@ -218,7 +232,6 @@ impl ProcessNet {
                 _ => None,
             };
         }
-        ProcessNet { by_process }
     }
 
     /// The traffic of a process (no traffic when it owns no connection row).
@@ -255,7 +268,7 @@ impl ModeNet {
     /// per-process sums.
     pub fn sample(&mut self, tables: &ModeTables, now_ns: u64) {
         self.connections.sample(tables.connections.iter(), now_ns);
-        self.processes = ProcessNet::build(tables, Some(&self.connections));
+        self.processes.rebuild(tables, Some(&self.connections));
     }
 }
 

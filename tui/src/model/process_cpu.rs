@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bridge::contract::{ProcessRow, RowOrigin};
 use probe_common::ProcKey;
 
-use super::series::{cpu_percent, Series, HISTORY_POINTS};
+use super::series::{cpu_percent, HISTORY_POINTS};
 
 /// Per-process CPU% over the refresh window, and each process's recent history.
 ///
@@ -46,24 +46,60 @@ struct ProcessCpuEntry {
 /// One process's CPU% history: percent × 10 per refresh, oldest first, at most
 /// [`HISTORY_POINTS`]. An idle process (only zeros so far) costs no allocation: its points
 /// are counted, and stored only from its first non-zero one (with 100k processes in each of
-/// three modes, a deque per process was most of the dashboard's memory).
+/// three modes, a deque per process was most of the dashboard's memory). Points are `u16`
+/// in a fixed ring (136 bytes on the heap where a `VecDeque<u32>` took 272): a point above
+/// [`CpuHistory::MAX_POINT`] (6553.5 %, a process on more than 65 CPUs) is stored as that
+/// maximum, and the detail pane shows such a peak as "≥".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CpuHistory {
     zeros: u8,
-    points: Option<Series<u32>>,
+    points: Option<Box<PointRing>>,
+}
+
+/// A ring of the last [`HISTORY_POINTS`] points.
+#[derive(Clone, Debug, PartialEq)]
+struct PointRing {
+    values: [u16; HISTORY_POINTS],
+    /// Index of the oldest point.
+    start: u8,
+    len: u8,
+}
+
+impl PointRing {
+    fn push(&mut self, value: u16) {
+        let capacity = HISTORY_POINTS as u8;
+        if self.len < capacity {
+            self.values[((self.start + self.len) % capacity) as usize] = value;
+            self.len += 1;
+        } else {
+            self.values[self.start as usize] = value;
+            self.start = (self.start + 1) % capacity;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.len).map(|i| self.values[((self.start + i) % HISTORY_POINTS as u8) as usize])
+    }
 }
 
 impl CpuHistory {
-    /// Appends a point (percent × 10; saturates at `u32::MAX`).
+    /// The largest point a history stores (percent × 10); larger ones are stored as this.
+    pub const MAX_POINT: u64 = u16::MAX as u64;
+
+    /// Appends a point (percent × 10; saturates at [`CpuHistory::MAX_POINT`]).
     pub fn push(&mut self, value: u64) {
-        let value = u32::try_from(value).unwrap_or(u32::MAX);
+        let value = u16::try_from(value).unwrap_or(u16::MAX);
         match &mut self.points {
             Some(points) => points.push(value),
             None if value == 0 => {
                 self.zeros = (self.zeros + 1).min(HISTORY_POINTS as u8);
             }
             None => {
-                let mut points = Series::default();
+                let mut points = Box::new(PointRing {
+                    values: [0; HISTORY_POINTS],
+                    start: 0,
+                    len: 0,
+                });
                 for _ in 0..self.zeros.min(HISTORY_POINTS as u8 - 1) {
                     points.push(0);
                 }
@@ -169,6 +205,11 @@ impl ProcessCpu {
         self.previous_horizon_ns = Some(horizon);
     }
 
+    /// Processes with a baseline (rows seen by the last sample).
+    pub fn tracked(&self) -> usize {
+        self.entries.len()
+    }
+
     /// CPU% of a process over the last window (`None` until it has been sampled twice).
     pub fn percent(&self, key: &ProcKey) -> Option<f64> {
         self.entries.get(key).and_then(|e| e.percent)
@@ -227,6 +268,21 @@ mod tests {
         r.state.sampled_ns = sampled_ns;
         r.state.threads = threads;
         r
+    }
+
+    #[test]
+    fn a_history_keeps_the_last_points_in_order_and_saturates_big_ones() {
+        let mut h = CpuHistory::default();
+        for v in 1..=(HISTORY_POINTS as u64 + 7) {
+            h.push(v);
+        }
+        let points: Vec<u64> = h.iter().collect();
+        assert_eq!(points.len(), HISTORY_POINTS);
+        assert_eq!(points.first(), Some(&8), "the 7 oldest points dropped");
+        assert_eq!(points.last(), Some(&(HISTORY_POINTS as u64 + 7)));
+        assert!(points.windows(2).all(|w| w[0] + 1 == w[1]), "{points:?}");
+        h.push(1_000_000);
+        assert_eq!(h.iter().last(), Some(CpuHistory::MAX_POINT));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::{
     model::{
         columns::{endpoint, RowContext, UNKNOWN},
         format,
+        process_cpu::CpuHistory,
     },
     theme::Theme,
 };
@@ -350,7 +351,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 .history(&row.key)
                 .map(|h| h.iter().collect())
                 .unwrap_or_default();
-            let peak = history.iter().copied().max().unwrap_or(0) as f64 / 10.0;
+            let peak_point = history.iter().copied().max().unwrap_or(0);
+            let peak = peak_point as f64 / 10.0;
+            // A point at the history's maximum may stand for more (see `CpuHistory`).
+            let at_least = if peak_point >= CpuHistory::MAX_POINT {
+                "≥"
+            } else {
+                ""
+            };
             let title = format!("Process {} — {}", row.pid(), row.comm());
             let (popup, text_rows) = text_popup(&lines, area, title.width() as u16 + 2, 3);
             let inner = frame_popup(frame, popup, &title, theme);
@@ -364,7 +372,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 frame.render_widget(
                     Paragraph::new(Span::styled(
                         format!(
-                            "CPU% over the last {} refreshes (peak {}%)",
+                            "CPU% over the last {} refreshes (peak {at_least}{}%)",
                             history.len(),
                             format::percent(peak)
                         ),
