@@ -101,6 +101,16 @@ fn conn_key_of(sk: u64) -> Option<ConnKey> {
     Some(key)
 }
 
+/// Field-by-field equality of two keys (the bpf target has no `memcmp`).
+#[inline(always)]
+fn same_key(a: &ConnKey, b: &ConnKey) -> bool {
+    a.family == b.family
+        && a.sport == b.sport
+        && a.dport == b.dport
+        && a.saddr == b.saddr
+        && a.daddr == b.daddr
+}
+
 /// The socket remembered in an entry, if it still is the socket of `key` (a freed and reused
 /// `struct sock` has another 4-tuple).
 #[inline(always)]
@@ -278,7 +288,13 @@ pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state:
         count_failure(failure::CONN_UNKEYED);
         return None;
     };
-    let _ = SOCK_KEYS.insert(sk, key, 0);
+    // The cache is written only when it lacks this socket's 4-tuple (its first keyed
+    // transition, or a socket reconnected to another peer): an LRU update takes the map's
+    // lock, a lookup does not, and most transitions find the key already there.
+    // SAFETY: pointer into a live map value; compared, not kept.
+    if SOCK_KEYS.get_ptr(sk).is_none_or(|k| !same_key(unsafe { &*k }, &key)) {
+        let _ = SOCK_KEYS.insert(sk, key, 0);
+    }
     if !port_passes(&cfg, &key) {
         return None;
     }
