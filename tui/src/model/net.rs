@@ -5,7 +5,9 @@
 //! Both are computed once per refresh ([`ConnectionRates::sample`], [`ProcessNet::build`]),
 //! never per cell draw.
 
-use std::collections::HashMap;
+// foldhash, as the ordered tables use (bridge/src/table.rs: SipHash was a fifth of the
+// apply time at 100k rows); these maps are rebuilt or probed for every row each refresh.
+use foldhash::{HashMap, HashMapExt};
 
 use bridge::{
     contract::{ConnectionRow, ProcessRow, RowOrigin},
