@@ -94,6 +94,37 @@ impl LagHistogram {
     }
 }
 
+/// A lag histogram as cumulative buckets (the Prometheus histogram shape).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CumulativeLag {
+    /// For each upper bound asked for, lags recorded at or below it (exact to the histogram's 3
+    /// significant digits), non-decreasing.
+    pub at_or_below: Vec<u64>,
+    /// Lags recorded in all.
+    pub count: u64,
+    /// Their sum in ns, from the recorded values (3 significant digits).
+    pub sum_ns: f64,
+}
+
+impl LagHistogram {
+    /// The lags recorded so far, counted at or below each of `upper_bounds_ns` (ascending).
+    pub fn cumulative(&self, upper_bounds_ns: &[u64]) -> CumulativeLag {
+        let count = self.0.len();
+        CumulativeLag {
+            at_or_below: upper_bounds_ns
+                .iter()
+                .map(|&bound| if count == 0 { 0 } else { self.0.count_between(0, bound) })
+                .collect(),
+            count,
+            sum_ns: if count == 0 {
+                0.0
+            } else {
+                self.0.mean() * count as f64
+            },
+        }
+    }
+}
+
 fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64) {
     if h.is_empty() {
         return (0, 0, 0);
@@ -246,6 +277,27 @@ mod tests {
             max,
             "reading a window leaves the totals alone"
         );
+    }
+
+    #[test]
+    fn cumulative_buckets_count_lags_at_or_below_each_bound() {
+        let mut h = LagHistogram::default();
+        assert_eq!(
+            h.cumulative(&[1_000]),
+            CumulativeLag {
+                at_or_below: vec![0],
+                count: 0,
+                sum_ns: 0.0
+            }
+        );
+        for lag_ns in [500u64, 1_000, 2_000, 50_000, 3_000_000] {
+            h.record(1, 1 + lag_ns);
+        }
+        let c = h.cumulative(&[999, 1_000, 10_000, 1_000_000, 10_000_000]);
+        assert_eq!(c.at_or_below, vec![1, 2, 3, 4, 5]);
+        assert_eq!(c.count, 5);
+        let exact_ns = 3_053_500.0;
+        assert!((c.sum_ns - exact_ns).abs() / exact_ns < 0.002, "{}", c.sum_ns);
     }
 
     #[test]

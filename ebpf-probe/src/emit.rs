@@ -16,7 +16,7 @@ use probe_common::{
 
 use crate::{
     atomic::atomic_add,
-    maps::{CONFIG, FAILURES, PERF, RING, SEQ},
+    maps::{CONFIG, EVENT_COUNTS, FAILURES, PERF, RING, SEQ},
 };
 
 /// The run-time configuration written by user space; `None` before it is written.
@@ -31,6 +31,16 @@ pub fn count_failure(which: u32) {
     if let Some(counter) = FAILURES.get_ptr_mut(which) {
         // SAFETY: per-CPU slot; a nested program on this CPU could race the increment, which
         // at worst loses one count of a failure counter.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Adds one to a per-CPU process event counter ([`probe_common::event_count`]).
+#[inline(always)]
+pub fn count_event(which: u32) {
+    if let Some(counter) = EVENT_COUNTS.get_ptr_mut(which) {
+        // SAFETY: per-CPU slot; only a nested program on this CPU could race the increment
+        // (process tracepoints do not nest with each other).
         unsafe { *counter += 1 };
     }
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, Queue, RingBuf},
 };
 use probe_common::{
-    failure, Cmdline, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN, SEQ_SLOTS,
+    event_count, failure, Cmdline, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN, SEQ_SLOTS,
 };
 
 /// `BPF_F_NO_PREALLOC`: entries are allocated on insert, so a map sized for the machine's
@@ -21,6 +21,9 @@ pub static SEQ: Array<u64> = Array::with_max_entries(SEQ_SLOTS, 0);
 
 #[map]
 pub static FAILURES: PerCpuArray<u64> = PerCpuArray::with_max_entries(failure::COUNT, 0);
+
+#[map]
+pub static EVENT_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_count::COUNT, 0);
 
 #[map]
 pub static PROC_STATE: HashMap<ProcKey, ProcState> =

@@ -13,13 +13,13 @@ use aya_ebpf::{
     EbpfContext,
 };
 use probe_common::{
-    cmdline_flags, failure, kind, CMDLINE_LEN, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
+    cmdline_flags, event_count, failure, kind, CMDLINE_LEN, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
     MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
 };
 
 use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
-    emit::{config, count_failure, emit_proc, poll_seq},
+    emit::{config, count_event, count_failure, emit_proc, poll_seq},
     kread::{off, offsets_valid, read_at, read_maybe_stale},
     maps::{CMDLINE_SCRATCH, PROC_CMDLINE, PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
 };
@@ -378,6 +378,7 @@ pub fn on_fork<C: EbpfContext>(ctx: &C, child: u64) -> Option<()> {
     if pid != tgid || !tgid_passes(&cfg, tgid) {
         return None; // a new thread, not a new process
     }
+    count_event(event_count::FORKS);
     let now = unsafe { bpf_ktime_get_ns() };
     let start_ns: u64 = read_at(child, off!(task_start_time))?;
     let key = ProcKey {
@@ -477,6 +478,7 @@ pub fn on_exec<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
     if !tgid_passes(&cfg, key.tgid) {
         return None;
     }
+    count_event(event_count::EXECS);
     if cfg.skip_cmdline == 0 {
         capture_cmdline(&key, leader);
     }
@@ -527,6 +529,7 @@ pub fn on_exit<C: EbpfContext>(ctx: &C, task: u64) -> Option<()> {
         if flags & (proc_flags::EXITING | proc_flags::EXITED) != 0 {
             return None;
         }
+        count_event(event_count::EXITS);
         (*e).exit_ns = now;
         (*e).exit_code = exit_code;
         (*e).exit_tid = tid;

@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use bpftop_ordered::remote::{
-    collector::{self, CollectorOptions},
+    collector::{self, CollectorOptions, PrometheusOptions},
     socket_path::{self, BindError, DEFAULT_GROUP},
 };
 use bridge::contract::ModeKind;
@@ -37,6 +37,14 @@ pub struct ServeArgs {
     /// disconnected (humantime: 500ms, 30s; 100ms..1h).
     #[arg(long, default_value = "30s", value_parser = parse_viewer_timeout)]
     pub viewer_timeout: Duration,
+    /// Serve Prometheus series at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks a
+    /// free one, printed at start). Host aggregates only: no pid or 4-tuple labels.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// Process names exported one series each in `bpftop_processes_by_comm` (those with the
+    /// most processes); the rest are summed under comm="other". 0..100.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=100).map(|v| v as usize))]
+    pub prometheus_top_k: usize,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
@@ -51,7 +59,7 @@ fn parse_viewer_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// Runs `serve`; returns the process exit code (0 after a stop signal, 1 when already
-/// running or the socket cannot be set up, 2 when the group does not exist, 3 without
+/// running or the socket or the `--prometheus` address cannot be set up, 2 when the group does not exist, 3 without
 /// privileges for the probes).
 pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let Some(gid) = socket_path::group_id(&args.group) else {
@@ -68,6 +76,19 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     };
     // From here on the socket is ours: remove it however serve ends.
     let _socket = RemoveOnDrop(args.socket.clone());
+    let prometheus = match args.prometheus {
+        None => None,
+        Some(address) => match std::net::TcpListener::bind(address) {
+            Ok(listener) => Some(PrometheusOptions {
+                listener,
+                top_k: args.prometheus_top_k,
+            }),
+            Err(error) => {
+                eprintln!("bpftop-ordered: cannot serve /metrics on {address}: {error}");
+                return Ok(1);
+            }
+        },
+    };
     let mut modes: Vec<ModeKind> = Vec::new();
     for mode in &args.modes {
         if !modes.contains(mode) {
@@ -89,6 +110,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         CollectorOptions {
             queue_frames: args.viewer_queue,
             viewer_timeout: args.viewer_timeout,
+            prometheus,
         },
     )
 }

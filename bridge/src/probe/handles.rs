@@ -18,7 +18,7 @@ use aya::{
     Ebpf,
 };
 use probe_common::{
-    failure, flush_op, mode_bit, seq_index, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState,
+    event_count, failure, flush_op, mode_bit, seq_index, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState,
 };
 
 use super::errors::{describe, LoadError};
@@ -55,12 +55,27 @@ impl ProbeLinks {
     }
 }
 
+/// Process events counted by the kernel programs since the probes attached (host wide, every
+/// process the pid filter passes; counted while at least one mode is on, whether or not a mode
+/// emits them). Monotonic for the life of a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelEventCounts {
+    /// New processes (forks of a thread group, not of a thread).
+    pub forks: u64,
+    /// `exec` calls.
+    pub execs: u64,
+    /// Processes whose last thread exited (once each; an exit the processes map could not hold
+    /// is counted in `map_full` instead).
+    pub exits: u64,
+}
+
 /// The run-time controls of the probes: the config map (which modes emit, filters), the
 /// per-(mode, table) sequence counters and the per-CPU failure counters.
 pub struct Controls {
     config: Mutex<Array<MapData, ProbeConfig>>,
     seq: Array<MapData, u64>,
     failures: PerCpuArray<MapData, u64>,
+    events: PerCpuArray<MapData, u64>,
 }
 
 impl Controls {
@@ -68,11 +83,13 @@ impl Controls {
         config: Array<MapData, ProbeConfig>,
         seq: Array<MapData, u64>,
         failures: PerCpuArray<MapData, u64>,
+        events: PerCpuArray<MapData, u64>,
     ) -> Self {
         Controls {
             config: Mutex::new(config),
             seq,
             failures,
+            events,
         }
     }
 
@@ -124,6 +141,23 @@ impl Controls {
             detail: describe(&e),
         })?;
         Ok(values.iter().sum())
+    }
+
+    /// Process events the probes counted since they attached, summed over CPUs: see
+    /// [`KernelEventCounts`].
+    pub fn event_counts(&self) -> Result<KernelEventCounts, LoadError> {
+        let read = |which: u32| -> Result<u64, LoadError> {
+            let values = self.events.get(&which, 0).map_err(|e| LoadError::Map {
+                map: "EVENT_COUNTS",
+                detail: describe(&e),
+            })?;
+            Ok(values.iter().sum())
+        };
+        Ok(KernelEventCounts {
+            forks: read(event_count::FORKS)?,
+            execs: read(event_count::EXECS)?,
+            exits: read(event_count::EXITS)?,
+        })
     }
 
     /// Failed state-map inserts so far (both tables): entities the maps could not hold.

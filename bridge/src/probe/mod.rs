@@ -14,7 +14,7 @@ use aya::{
 use probe_common::{mode_bit, KernelOffsets, ProbeConfig};
 
 pub use errors::LoadError;
-pub use handles::{Controls, FlushProgram, PerfTransport, ProbeLinks, RingTransport, StateMaps};
+pub use handles::{Controls, FlushProgram, KernelEventCounts, PerfTransport, ProbeLinks, RingTransport, StateMaps};
 pub use object::{check_capabilities, check_tracepoint, PROBE_OBJECT};
 
 use crate::{contract::ModeKind, map_batch};
@@ -182,6 +182,8 @@ fn take_handles(
         .map_err(|e| classify("opening SEQ", "CAP_BPF", &e))?;
     let failures = PerCpuArray::try_from(take_map(&mut ebpf, "FAILURES")?)
         .map_err(|e| classify("opening FAILURES", "CAP_BPF", &e))?;
+    let events = PerCpuArray::try_from(take_map(&mut ebpf, "EVENT_COUNTS")?)
+        .map_err(|e| classify("opening EVENT_COUNTS", "CAP_BPF", &e))?;
     let state_maps = StateMaps::new(
         hash_map_data(take_map(&mut ebpf, proc_map)?, proc_map)?,
         hash_map_data(take_map(&mut ebpf, conn_map)?, conn_map)?,
@@ -197,7 +199,7 @@ fn take_handles(
     let perf_memlock = memlock_of(&perf);
     Ok(LoadedProbes {
         links: ProbeLinks::new(ebpf),
-        controls: Controls::new(config, seq, failures),
+        controls: Controls::new(config, seq, failures, events),
         state_maps,
         ring: RingTransport {
             map: ring,

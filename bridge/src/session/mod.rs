@@ -199,6 +199,12 @@ impl Session {
         &self.kernel.controls
     }
 
+    /// The probes' controls, shared: for a reader on another thread (the exporter reads the
+    /// kernel's event counters at scrape time).
+    pub fn shared_controls(&self) -> Arc<Controls> {
+        Arc::clone(&self.kernel.controls)
+    }
+
     /// The state maps in use (read-only access for tests and diagnostics).
     pub fn state_maps(&self) -> &StateMaps {
         &self.kernel.state_maps

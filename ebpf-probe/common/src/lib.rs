@@ -161,6 +161,20 @@ pub mod failure {
     pub const COUNT: u32 = 7;
 }
 
+/// Slots of the `EVENT_COUNTS` per-CPU array: process events the probes saw, host wide (every
+/// process the pid filter passes), counted in the kernel whether or not a mode emits a record
+/// of them, while at least one mode is on. Summed over CPUs by user space.
+pub mod event_count {
+    /// New thread groups (`sched_process_fork` of a new process, not of a thread).
+    pub const FORKS: u32 = 0;
+    /// `sched_process_exec` calls.
+    pub const EXECS: u32 = 1;
+    /// Processes whose last thread exited (counted once per process).
+    pub const EXITS: u32 = 2;
+    /// Number of counters.
+    pub const COUNT: u32 = 3;
+}
+
 /// Header of every change record. 24 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use zerocopy::IntoBytes;
 
+use super::metrics::retired::RetiredTotals;
 use crate::remote::{
     frame::{encode, FrameError},
     protocol::{CollectorMessage, Position, StoreOp},
@@ -76,6 +77,7 @@ pub struct Hub {
     viewers: Vec<ViewerSlot>,
     limits: HubLimits,
     counters: HubCounters,
+    retired: Option<RetiredTotals>,
 }
 
 impl Hub {
@@ -91,7 +93,19 @@ impl Hub {
             viewers: Vec::new(),
             limits,
             counters: HubCounters::default(),
+            retired: None,
         }
+    }
+
+    /// From now on, count the bytes of connection rows that reaps remove (what the exporter's
+    /// byte counters need; costs a pass over the connections at every reap).
+    pub fn count_retired_bytes(&mut self) {
+        self.retired.get_or_insert_with(RetiredTotals::default);
+    }
+
+    /// Bytes of reaped connection rows, when counted ([`Hub::count_retired_bytes`]).
+    pub fn retired(&self) -> Option<&RetiredTotals> {
+        self.retired.as_ref()
     }
 
     /// This run's epoch.
@@ -107,6 +121,11 @@ impl Hub {
     /// The counters so far.
     pub fn counters(&self) -> HubCounters {
         self.counters
+    }
+
+    /// The modes the collector runs, in display order.
+    pub fn modes(&self) -> &[ModeKind] {
+        &self.modes
     }
 
     /// Viewers subscribed now.
@@ -132,7 +151,11 @@ impl Hub {
     /// Reaps the store at `now_ns` and sends the reap to every viewer (only when it removed
     /// rows: a reap that removes nothing changes nothing).
     pub fn publish_reap(&mut self, now_ns: u64) {
-        if self.store.reap(now_ns) > 0 {
+        let reaped = match &mut self.retired {
+            Some(retired) => retired.reap_counting(&mut self.store, |store| store.reap(now_ns)),
+            None => self.store.reap(now_ns),
+        };
+        if reaped > 0 {
             self.publish(StoreOp::Reap { now_ns });
         }
     }

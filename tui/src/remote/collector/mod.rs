@@ -3,6 +3,7 @@
 //! accepts viewers and runs one task per viewer ([`viewer_task`]).
 
 pub mod hub;
+pub mod metrics;
 pub mod signal_request;
 pub mod viewer_task;
 
@@ -18,13 +19,24 @@ use crossbeam_channel::{select, tick, Receiver};
 use hub::{Hub, HubLimits};
 use viewer_task::{serve_viewer, ViewerContext};
 
-/// How the collector treats its viewers.
-#[derive(Clone, Copy, Debug)]
+/// How the collector treats its viewers, and what else it serves.
+#[derive(Debug)]
 pub struct CollectorOptions {
     /// Frames a viewer's queue holds before it overflows (the viewer is then resynced).
     pub queue_frames: usize,
     /// A viewer silent this long, or that takes no frame this long, is disconnected.
     pub viewer_timeout: Duration,
+    /// `/metrics` is served on this listener (bound before the probes load), if any.
+    pub prometheus: Option<PrometheusOptions>,
+}
+
+/// The Prometheus endpoint's settings.
+#[derive(Debug)]
+pub struct PrometheusOptions {
+    /// The bound listener.
+    pub listener: std::net::TcpListener,
+    /// Per-name process series kept (the rest are summed under `comm="other"`).
+    pub top_k: usize,
 }
 
 /// Deltas kept for viewers that reconnect (count).
@@ -77,6 +89,22 @@ pub fn run(
         tokio::net::UnixListener::from_std(listener)?
     };
     runtime.spawn(accept_viewers(listener, context));
+    if let Some(prometheus) = options.prometheus {
+        let exporter = metrics::encode::HostExporter::new(
+            Arc::clone(&hub),
+            Some(session.shared_controls()),
+            prometheus.top_k,
+        );
+        let registry = Arc::new(exporter.into_registry());
+        prometheus.listener.set_nonblocking(true)?;
+        let address = prometheus.listener.local_addr()?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(prometheus.listener)?
+        };
+        runtime.spawn(metrics::http::serve(listener, registry, Default::default()));
+        eprintln!("bpftop-ordered serve: Prometheus series at http://{address}/metrics");
+    }
     // The dashboard's exit signals, without its Ctrl-Z: a collector has no terminal to give
     // back.
     let (signals, _signal_handle) =
