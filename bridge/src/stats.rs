@@ -113,7 +113,13 @@ impl LagHistogram {
         CumulativeLag {
             at_or_below: upper_bounds_ns
                 .iter()
-                .map(|&bound| if count == 0 { 0 } else { self.0.count_between(0, bound) })
+                .map(|&bound| {
+                    if count == 0 {
+                        0
+                    } else {
+                        self.0.count_between(0, bound)
+                    }
+                })
                 .collect(),
             count,
             sum_ns: if count == 0 {
@@ -297,7 +303,11 @@ mod tests {
         assert_eq!(c.at_or_below, vec![1, 2, 3, 4, 5]);
         assert_eq!(c.count, 5);
         let exact_ns = 3_053_500.0;
-        assert!((c.sum_ns - exact_ns).abs() / exact_ns < 0.002, "{}", c.sum_ns);
+        assert!(
+            (c.sum_ns - exact_ns).abs() / exact_ns < 0.002,
+            "{}",
+            c.sum_ns
+        );
     }
 
     #[test]

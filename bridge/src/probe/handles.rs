@@ -18,7 +18,8 @@ use aya::{
     Ebpf,
 };
 use probe_common::{
-    event_count, failure, flush_op, mode_bit, seq_index, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState,
+    event_count, failure, flush_op, mode_bit, seq_index, ConnKey, ConnState, ProbeConfig, ProcKey,
+    ProcState,
 };
 
 use super::errors::{describe, LoadError};

@@ -14,7 +14,9 @@ use aya::{
 use probe_common::{mode_bit, KernelOffsets, ProbeConfig};
 
 pub use errors::LoadError;
-pub use handles::{Controls, FlushProgram, KernelEventCounts, PerfTransport, ProbeLinks, RingTransport, StateMaps};
+pub use handles::{
+    Controls, FlushProgram, KernelEventCounts, PerfTransport, ProbeLinks, RingTransport, StateMaps,
+};
 pub use object::{check_capabilities, check_tracepoint, PROBE_OBJECT};
 
 use crate::{contract::ModeKind, map_batch};

@@ -16,9 +16,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::sample::{
-    HostSample, ModeSample, LAG_BOUNDS_NS, OTHER_COMM, TASK_STATES, TCP_STATES,
-};
+use super::sample::{HostSample, ModeSample, LAG_BOUNDS_NS, OTHER_COMM, TASK_STATES, TCP_STATES};
 use crate::remote::collector::hub::Hub;
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -222,7 +220,12 @@ pub fn encode_sample(sample: &HostSample, mut encoder: DescriptorEncoder<'_>) ->
     per_mode(
         e,
         sample,
-        ("bpftop_mode_up", "1 while the bridge mode runs, 0 after it failed.", None, Gauge),
+        (
+            "bpftop_mode_up",
+            "1 while the bridge mode runs, 0 after it failed.",
+            None,
+            Gauge,
+        ),
         |m| m.up as u64,
     )?;
     {
@@ -269,7 +272,11 @@ pub fn encode_sample(sample: &HostSample, mut encoder: DescriptorEncoder<'_>) ->
                 ("processes", mode.process_rows),
                 ("connections", mode.connection_rows),
             ] {
-                gauge(&mut family, &[("mode", mode.mode.name()), ("table", table)], rows)?;
+                gauge(
+                    &mut family,
+                    &[("mode", mode.mode.name()), ("table", table)],
+                    rows,
+                )?;
             }
         }
     }
@@ -427,4 +434,102 @@ fn histogram_buckets(cumulative: &[(f64, u64)], count: u64) -> Vec<(f64, u64)> {
         .collect();
     buckets.push((f64::INFINITY, count.saturating_sub(previous)));
     buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::collector::metrics::sample::TASK_STATES;
+    use bridge::{probe::KernelEventCounts, stats::CumulativeLag};
+
+    struct Fixed(HostSample);
+
+    impl std::fmt::Debug for Fixed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Fixed")
+        }
+    }
+
+    impl Collector for Fixed {
+        fn encode(&self, encoder: DescriptorEncoder<'_>) -> Fmt {
+            encode_sample(&self.0, encoder)
+        }
+    }
+
+    fn sample(sent_bytes: u64) -> HostSample {
+        let mut processes_by_state = [0; TASK_STATES.len()];
+        processes_by_state[0] = 2; // running
+        processes_by_state[5] = 1; // zombie
+        let mut connections_by_state = [0; 12];
+        connections_by_state[0] = 4; // established
+        HostSample {
+            modes: vec![ModeSample {
+                mode: ModeKind::Poll,
+                up: true,
+                stats: Default::default(),
+                processes_by_state,
+                processes_other_state: 0,
+                connections_by_state,
+                process_rows: 5,
+                connection_rows: 6,
+                sent_bytes,
+                received_bytes: 7,
+                connections_bytes_unknown: 1,
+                top_comms: vec![("we\"ird\nname".into(), 2)],
+                other_comms: 1,
+                lag: CumulativeLag {
+                    at_or_below: (1..=LAG_BOUNDS_NS.len() as u64).collect(),
+                    count: 20,
+                    sum_ns: 2.5e9,
+                },
+            }],
+            kernel_events: Some(KernelEventCounts {
+                forks: 3,
+                execs: 4,
+                exits: 5,
+            }),
+            viewers: 2,
+            viewer_resyncs: 0,
+            deltas: 9,
+        }
+    }
+
+    fn text_of(sample: HostSample) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(sample)));
+        super::super::http::render(&registry, false).unwrap()
+    }
+
+    #[test]
+    fn the_sample_becomes_conventional_series() {
+        let text = text_of(sample(1_000));
+        for line in [
+            "bpftop_process_execs_total 4",
+            "bpftop_process_exits_total 5",
+            "bpftop_viewers 2",
+            "bpftop_processes{mode=\"poll\",state=\"running\"} 2",
+            "bpftop_processes{mode=\"poll\",state=\"zombie\"} 1",
+            "bpftop_tcp_connections{mode=\"poll\",state=\"established\"} 4",
+            "bpftop_tcp_sent_bytes_total{mode=\"poll\"} 1000",
+            "bpftop_table_rows{mode=\"poll\",table=\"connections\"} 6",
+            // A hostile process name is escaped, not a new line of the exposition.
+            "bpftop_processes_by_comm{mode=\"poll\",comm=\"we\\\"ird\\nname\"} 2",
+            "bpftop_processes_by_comm{mode=\"poll\",comm=\"other\"} 1",
+            "bpftop_mode_lag_seconds_bucket{mode=\"poll\",le=\"0.0001\"} 1",
+            "bpftop_mode_lag_seconds_bucket{mode=\"poll\",le=\"10\"} 14",
+            "bpftop_mode_lag_seconds_bucket{mode=\"poll\",le=\"+Inf\"} 20",
+            "bpftop_mode_lag_seconds_sum{mode=\"poll\"} 2.5",
+            "bpftop_mode_lag_seconds_count{mode=\"poll\"} 20",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn byte_counters_never_go_down() {
+        let guard = MonotonicGuard::default();
+        assert_eq!(guard.apply(sample(1_000)).modes[0].sent_bytes, 1_000);
+        assert_eq!(guard.apply(sample(400)).modes[0].sent_bytes, 1_000);
+        assert_eq!(guard.apply(sample(1_500)).modes[0].sent_bytes, 1_500);
+    }
 }

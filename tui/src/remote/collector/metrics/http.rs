@@ -42,7 +42,11 @@ pub struct EndpointCounters {
 }
 
 /// Serves `registry` on `listener` until the runtime shuts down.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, counters: Arc<EndpointCounters>) {
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    counters: Arc<EndpointCounters>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
@@ -77,9 +81,10 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, counters: Arc
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static header"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("static header"),
+    );
     response
 }
 
@@ -124,21 +129,37 @@ async fn answer(
                 "bpftop-ordered collector: the series are at /metrics\n",
             ))
         }
-        _ => return Ok(plain(StatusCode::NOT_FOUND, "not found: the series are at /metrics\n")),
+        _ => {
+            return Ok(plain(
+                StatusCode::NOT_FOUND,
+                "not found: the series are at /metrics\n",
+            ))
+        }
     }
     let openmetrics = wants_openmetrics(&request);
     // The sample takes the hub's lock and walks the tables: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || render(&registry, openmetrics)).await;
     let Ok(Ok(text)) = rendered else {
-        return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "encoding the series failed\n"));
+        return Ok(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the series failed\n",
+        ));
     };
-    let body = if head { Bytes::new() } else { Bytes::from(text) };
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from(text)
+    };
     let mut response = Response::new(Full::new(body));
     response.headers_mut().insert(
         CONTENT_TYPE,
-        if openmetrics { OPENMETRICS_TEXT } else { PROMETHEUS_TEXT }
-            .parse()
-            .expect("static header"),
+        if openmetrics {
+            OPENMETRICS_TEXT
+        } else {
+            PROMETHEUS_TEXT
+        }
+        .parse()
+        .expect("static header"),
     );
     Ok(response)
 }

@@ -152,7 +152,10 @@ impl ModeSample {
         let mut connections_bytes_unknown = 0;
         for row in tables.connections.iter() {
             if !row.is_closed() {
-                if let Some(i) = TCP_STATES.iter().position(|(s, _)| *s == row.state.tcp_state) {
+                if let Some(i) = TCP_STATES
+                    .iter()
+                    .position(|(s, _)| *s == row.state.tcp_state)
+                {
                     connections_by_state[i] += 1;
                 }
             }
@@ -186,7 +189,10 @@ impl ModeSample {
 
 /// The `k` names with the most processes (ties by name, so the choice is stable), and the
 /// processes under every other name.
-fn top_names(counts: HashMap<[u8; probe_common::COMM_LEN], u64>, k: usize) -> (Vec<(String, u64)>, u64) {
+fn top_names(
+    counts: HashMap<[u8; probe_common::COMM_LEN], u64>,
+    k: usize,
+) -> (Vec<(String, u64)>, u64) {
     let mut named: Vec<(String, u64)> = counts
         .into_iter()
         .map(|(comm, n)| (bridge::contract::comm_to_string(&comm), n))
