@@ -1,4 +1,4 @@
-//! `cargo xtask setup | build-ebpf | check-ebpf | man`.
+//! `cargo xtask setup | build-ebpf | check-ebpf | man | deb`.
 //!
 //! - `setup` installs the eBPF toolchain idempotently: Debian's `rustc-web` (a rustc with a
 //!   precompiled `core` for bpfel-unknown-none), `libstd-rust-web-dev-bpf`, the `llvm-N-dev` that
@@ -10,6 +10,9 @@
 //!   The generator is the `man` module of the `bpftop-ordered` binary, whose test
 //!   `man::tests::checked_in_man_pages_are_current` fails when the committed pages are stale;
 //!   this task runs that test with `BPFTOP_BLESS_MAN=1`, which makes it write them instead.
+//! - `deb` builds the release binary and a Debian package of it (see [`deb`]).
+
+mod deb;
 
 use std::{
     env, fs,
@@ -40,8 +43,12 @@ fn main() -> Result<()> {
         "build-ebpf" => build_ebpf(&root),
         "check-ebpf" => check_ebpf(&root),
         "man" => man(&root),
+        "deb" => {
+            let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            deb::build(&root, &cargo).map(|_| ())
+        }
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-ebpf|check-ebpf|man>");
+            eprintln!("usage: cargo xtask <setup|build-ebpf|check-ebpf|man|deb>");
             std::process::exit(2);
         }
     }
