@@ -16,6 +16,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use zerocopy::IntoBytes;
 
+use bridge::stats::monotonic_ns;
+
+use crate::recording::{record::RunInfo, writer::Recorder};
 use crate::remote::{
     frame::{encode, FrameError},
     protocol::{CollectorMessage, Position, StoreOp},
@@ -76,6 +79,7 @@ pub struct Hub {
     viewers: Vec<ViewerSlot>,
     limits: HubLimits,
     counters: HubCounters,
+    recorder: Option<(Recorder, Vec<String>)>,
 }
 
 impl Hub {
@@ -91,6 +95,7 @@ impl Hub {
             viewers: Vec::new(),
             limits,
             counters: HubCounters::default(),
+            recorder: None,
         }
     }
 
@@ -112,6 +117,51 @@ impl Hub {
     /// Viewers subscribed now.
     pub fn viewers(&self) -> usize {
         self.viewers.len()
+    }
+
+    /// Records every delta from now on (`serve --record`), and a keyframe at once. `notes`
+    /// go into each keyframe's run info.
+    pub fn set_recorder(&mut self, recorder: Recorder, notes: Vec<String>) {
+        self.recorder = Some((recorder, notes));
+        self.record_keyframe();
+    }
+
+    /// The recorder, if recording.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref().map(|(recorder, _)| recorder)
+    }
+
+    /// Stops recording: what was sent is written and synced.
+    pub fn finish_recording(&mut self) {
+        if let Some((mut recorder, _)) = self.recorder.take() {
+            recorder.finish();
+        }
+    }
+
+    /// Records a keyframe (the tables as of the last delta), when recording.
+    pub fn record_keyframe(&mut self) {
+        let Some((recorder, notes)) = &self.recorder else {
+            return;
+        };
+        let retention = self.store.retention();
+        let run = RunInfo {
+            epoch: self.epoch,
+            pid: std::process::id(),
+            modes: self.modes.clone(),
+            realtime_offset_ns: crate::recording::realtime_ns().saturating_sub(monotonic_ns()),
+            start_tolerance_ns: self
+                .store
+                .mode(ModeKind::Ring)
+                .processes
+                .start_tolerance_ns(),
+            retention_age_ns: retention.max_age_ns,
+            retention_rows: retention.max_finished as u64,
+            notes: notes.clone(),
+        };
+        match self.snapshot_frames("keyframe") {
+            Ok(frames) => recorder.record_keyframe(run, frames),
+            Err(error) => eprintln!("bpftop-ordered serve: keyframe not recorded: {error}"),
+        }
     }
 
     /// The last delta's position.
@@ -147,6 +197,8 @@ impl Hub {
                 // every viewer gets a snapshot.
                 eprintln!("bpftop-ordered serve: delta {} not sent: {error}", self.seq);
                 self.counters.oversized += 1;
+                // The recording cannot follow either: the next keyframe starts it again.
+                self.record_keyframe();
                 self.recent.clear();
                 self.recent_bytes = 0;
                 for slot in self.viewers.drain(..) {
@@ -155,6 +207,9 @@ impl Hub {
                 return;
             }
         };
+        if let Some((recorder, _)) = &self.recorder {
+            recorder.record_frame(frame.clone());
+        }
         self.remember(frame.clone());
         let mut overflows = 0;
         self.viewers

@@ -1,0 +1,192 @@
+//! The store: a fjall database in DIR with three keyspaces:
+//!
+//! - `log`: every record, by [`super::key::RecordKey`]; FIFO compaction drops its oldest
+//!   tables past `max_bytes` or `max_age` (retention);
+//! - `keyframes`: the key of each keyframe's first record (an index: the keyframe ≤ T is one
+//!   reverse seek);
+//! - `meta`: `format` = [`STORE_MARKER`] (a directory without it is not a recording and is
+//!   never written to).
+//!
+//! fjall lets one process open a database at a time: a second one gets
+//! [`OpenError::Locked`].
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use fjall::{compaction::Fifo, Database, Keyspace, KeyspaceCreateOptions};
+
+/// `meta`'s `format` value of a recording.
+pub const STORE_MARKER: &[u8] = b"bpftop-ordered recording 1";
+
+/// The journal's size limit (fjall's minimum), bytes; counted in `max_bytes`.
+pub const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Memtable size, bytes: the unit FIFO retention drops (small, so retention is fine-grained).
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Retention of a recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRetention {
+    /// Total bytes on disk (tables and journal) kept at most, roughly.
+    pub max_bytes: u64,
+    /// Records older than this go (by whole tables).
+    pub max_age: Duration,
+}
+
+/// Why a store did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process (a running recorder) holds the store.
+    #[error("{0} is open in another process (a running `serve --record` / `record`?); fjall lets one process open a store at a time")]
+    Locked(PathBuf),
+    /// The directory holds something that is not a recording: never written to.
+    #[error("{0} is not a bpftop-ordered recording ({1}); not touching it")]
+    NotARecording(PathBuf, String),
+    /// The store does not open (damaged, or unreadable).
+    #[error("{0}: the store does not open: {1}")]
+    Damaged(PathBuf, String),
+    /// No recording there.
+    #[error("{0}: no recording there")]
+    Missing(PathBuf),
+}
+
+/// An open store.
+#[derive(Clone)]
+pub struct RecordStore {
+    /// The directory.
+    pub path: PathBuf,
+    /// The database.
+    pub db: Database,
+    /// Every record.
+    pub log: Keyspace,
+    /// First keys of keyframes.
+    pub keyframes: Keyspace,
+    meta: Keyspace,
+}
+
+fn log_options(retention: Option<RecordRetention>) -> KeyspaceCreateOptions {
+    let fifo = match retention {
+        Some(r) => Fifo::new(
+            r.max_bytes.saturating_sub(JOURNAL_BYTES).max(MEMTABLE_BYTES),
+            Some(r.max_age.as_secs().max(1)),
+        ),
+        // A reader never drops anything.
+        None => Fifo::new(u64::MAX, None),
+    };
+    KeyspaceCreateOptions::default()
+        .compaction_strategy(Arc::new(fifo))
+        .max_memtable_size(MEMTABLE_BYTES)
+}
+
+fn classify(path: &Path, error: fjall::Error) -> OpenError {
+    match error {
+        fjall::Error::Locked => OpenError::Locked(path.to_path_buf()),
+        other => OpenError::Damaged(path.to_path_buf(), format!("{other:?}")),
+    }
+}
+
+impl RecordStore {
+    /// Opens (or creates) the store in `dir` to record into, with `retention`. A directory
+    /// that holds anything but a recording is refused and left as it is.
+    pub fn open_for_writing(dir: &Path, retention: RecordRetention) -> Result<Self, OpenError> {
+        let existing = std::fs::read_dir(dir)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false);
+        if existing && !dir.join("version").exists() && !dir.join("lock").exists() {
+            return Err(OpenError::NotARecording(
+                dir.to_path_buf(),
+                "a directory with other files".into(),
+            ));
+        }
+        let store = Self::open(dir, Some(retention))?;
+        match store.meta.get("format") {
+            Ok(Some(marker)) if &*marker == STORE_MARKER => {}
+            Ok(None) if !existing => store
+                .meta
+                .insert("format", STORE_MARKER)
+                .map_err(|e| OpenError::Damaged(dir.to_path_buf(), e.to_string()))?,
+            Ok(None) => {
+                return Err(OpenError::NotARecording(
+                    dir.to_path_buf(),
+                    "a fjall database without a recording's marker".into(),
+                ))
+            }
+            Ok(Some(other)) => {
+                return Err(OpenError::NotARecording(
+                    dir.to_path_buf(),
+                    format!("marker {:?}", String::from_utf8_lossy(&other)),
+                ))
+            }
+            Err(e) => return Err(OpenError::Damaged(dir.to_path_buf(), e.to_string())),
+        }
+        // The recorder continues after the last key: it must be readable.
+        store
+            .last_key()
+            .map_err(|e| OpenError::Damaged(dir.to_path_buf(), format!("its last record: {e}")))?;
+        Ok(store)
+    }
+
+    /// Opens the store in `dir` to read it (nothing is dropped while it is open).
+    pub fn open_for_reading(dir: &Path) -> Result<Self, OpenError> {
+        if !dir.join("version").exists() && !dir.join("lock").exists() {
+            return Err(OpenError::Missing(dir.to_path_buf()));
+        }
+        let store = Self::open(dir, None)?;
+        match store.meta.get("format") {
+            Ok(Some(marker)) if &*marker == STORE_MARKER => Ok(store),
+            Ok(_) => Err(OpenError::NotARecording(
+                dir.to_path_buf(),
+                "no recording's marker".into(),
+            )),
+            Err(e) => Err(OpenError::Damaged(dir.to_path_buf(), e.to_string())),
+        }
+    }
+
+    fn open(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
+        let db = Database::builder(dir)
+            .max_journaling_size(JOURNAL_BYTES)
+            .cache_size(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| classify(dir, e))?;
+        let log = db
+            .keyspace("log", || log_options(retention))
+            .map_err(|e| classify(dir, e))?;
+        let keyframes = db
+            .keyspace("keyframes", KeyspaceCreateOptions::default)
+            .map_err(|e| classify(dir, e))?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(|e| classify(dir, e))?;
+        Ok(RecordStore {
+            path: dir.to_path_buf(),
+            db,
+            log,
+            keyframes,
+            meta,
+        })
+    }
+
+    /// The last record's key (`None`: empty).
+    pub fn last_key(&self) -> fjall::Result<Option<super::key::RecordKey>> {
+        match self.log.last_key_value() {
+            None => Ok(None),
+            Some(guard) => Ok(super::key::RecordKey::from_bytes(&guard.key()?)),
+        }
+    }
+
+    /// The first record's key (`None`: empty).
+    pub fn first_key(&self) -> fjall::Result<Option<super::key::RecordKey>> {
+        match self.log.first_key_value() {
+            None => Ok(None),
+            Some(guard) => Ok(super::key::RecordKey::from_bytes(&guard.key()?)),
+        }
+    }
+
+    /// Bytes on disk (tables and journals).
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+}
