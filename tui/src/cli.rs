@@ -49,6 +49,10 @@ pub enum Command {
     /// Run the collector headless and serve its tables to `--attach` viewers on a Unix socket.
     #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Serve(crate::serve::ServeArgs),
+    /// Run the collector headless and only record its tables (no socket): `serve --record`
+    /// without viewers.
+    #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
+    Record(crate::serve::RecordArgs),
     /// Print a shell completion script to stdout (e.g. `bpftop-ordered completions bash`).
     Completions(CompletionsArgs),
 }
@@ -335,6 +339,21 @@ pub struct DumpArgs {
     /// /run/bpftop-ordered/bpftop-ordered.sock].
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = DEFAULT_SOCKET)]
     pub attach: Option<PathBuf>,
+    /// Print the tables of a recording (`serve --record DIR`) instead: as of --at, or every
+    /// row of --from .. --to.
+    #[arg(long, value_name = "DIR", conflicts_with = "attach")]
+    pub replay: Option<PathBuf>,
+    /// With --replay: the moment to print (RFC 3339 in UTC, `now`, or before now: -5m)
+    /// [default: the recording's last record].
+    #[arg(long, value_name = "TIME", requires = "replay", conflicts_with = "from")]
+    pub at: Option<String>,
+    /// With --replay: print every row that existed from this time on, each with its last state
+    /// up to --to.
+    #[arg(long, value_name = "TIME", requires = "replay")]
+    pub from: Option<String>,
+    /// With --replay --from: the end of the range [default: the recording's last record].
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,
