@@ -20,6 +20,7 @@
 pub mod key;
 pub mod reader;
 pub mod record;
+pub mod salvage;
 pub mod store;
 pub mod time_arg;
 pub mod writer;

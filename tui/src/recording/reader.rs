@@ -228,6 +228,16 @@ impl Recording {
                 damage: std::mem::take(&mut damage),
             };
             self.run_from(&mut cursor, start, end, goal);
+            if let Some(salvage) = &self.store.salvage {
+                let last = self.store.last_key().ok().flatten();
+                if last.is_some_and(|last| last <= end) {
+                    cursor.damage.push(Damage {
+                        after: last,
+                        resumed: None,
+                        reason: salvage.to_string(),
+                    });
+                }
+            }
             match (cursor.store, cursor.run, cursor.keyframe, cursor.last) {
                 (Some(store), Some(run), Some(keyframe), Some(last)) => {
                     return Ok(Replayed {

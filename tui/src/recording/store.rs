@@ -65,6 +65,8 @@ pub struct RecordStore {
     /// First keys of keyframes.
     pub keyframes: Keyspace,
     meta: Keyspace,
+    /// Set when a damaged journal was cut at its readable prefix (on a copy).
+    pub salvage: Option<Arc<super::salvage::Salvage>>,
 }
 
 fn log_options(retention: Option<RecordRetention>) -> KeyspaceCreateOptions {
@@ -129,12 +131,19 @@ impl RecordStore {
         Ok(store)
     }
 
-    /// Opens the store in `dir` to read it (nothing is dropped while it is open).
+    /// Opens the store in `dir` to read it (nothing is dropped while it is open). A journal
+    /// that does not recover (damaged) is not touched: its readable prefix is opened from a
+    /// copy, and [`RecordStore::salvage`] says where the damage starts.
     pub fn open_for_reading(dir: &Path) -> Result<Self, OpenError> {
         if !dir.join("version").exists() && !dir.join("lock").exists() {
             return Err(OpenError::Missing(dir.to_path_buf()));
         }
-        let store = Self::open(dir, None)?;
+        let store = match Self::open(dir, None) {
+            Err(OpenError::Damaged(_, reason)) if reason.contains("JournalRecovery") => {
+                super::salvage::open_readable_prefix(dir, &reason)?
+            }
+            other => other?,
+        };
         match store.meta.get("format") {
             Ok(Some(marker)) if &*marker == STORE_MARKER => Ok(store),
             Ok(_) => Err(OpenError::NotARecording(
@@ -145,7 +154,8 @@ impl RecordStore {
         }
     }
 
-    fn open(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
+    /// Opens `dir` as it is (reading: no retention).
+    pub(super) fn open(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
         let db = Database::builder(dir)
             .max_journaling_size(JOURNAL_BYTES)
             .cache_size(16 * 1024 * 1024)
@@ -166,6 +176,7 @@ impl RecordStore {
             log,
             keyframes,
             meta,
+            salvage: None,
         })
     }
 

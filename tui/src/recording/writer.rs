@@ -40,6 +40,11 @@ const BATCH_RECORDS: usize = 8192;
 /// The journal is fdatasync'ed this often.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// The log's memtable is flushed to a table file this often, so the journal (which fjall
+/// cannot read past a damaged batch) holds at most about this much, and the rest sits in
+/// table files whose blocks are checksummed one by one.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(60);
+
 /// The keyframe index is pruned of keyframes retention dropped this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
@@ -229,7 +234,7 @@ fn write_loop(store: &RecordStore, receiver: &Receiver<Item>, counters: &Recorde
         counters,
         last,
     };
-    let (mut synced, mut pruned) = (Instant::now(), Instant::now());
+    let (mut synced, mut pruned, mut flushed) = (Instant::now(), Instant::now(), Instant::now());
     loop {
         let mut items = Vec::new();
         let open = match receiver.recv_timeout(BATCH_WAIT) {
@@ -256,6 +261,12 @@ fn write_loop(store: &RecordStore, receiver: &Receiver<Item>, counters: &Recorde
                 return stop(store, counters, &format!("syncing: {e}"));
             }
             synced = Instant::now();
+        }
+        if flushed.elapsed() >= FLUSH_EVERY {
+            if let Err(e) = store.log.rotate_memtable() {
+                return stop(store, counters, &format!("flushing: {e}"));
+            }
+            flushed = Instant::now();
         }
         if pruned.elapsed() >= PRUNE_EVERY {
             if let Err(e) = writer.prune() {
