@@ -49,12 +49,42 @@ pub enum Command {
     /// Run the collector headless and serve its tables to `--attach` viewers on a Unix socket.
     #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Serve(crate::serve::ServeArgs),
+    /// The dashboard on a recording (`serve --record DIR`): ←/→ step, [/] a minute, g a
+    /// typed time, Space plays at 1×/10×/60×.
+    Replay(ReplayArgs),
     /// Run the collector headless and only record its tables (no socket): `serve --record`
     /// without viewers.
     #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Record(crate::serve::RecordArgs),
     /// Print a shell completion script to stdout (e.g. `bpftop-ordered completions bash`).
     Completions(CompletionsArgs),
+}
+
+/// Arguments of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording's directory.
+    pub dir: PathBuf,
+    /// The moment to open at (RFC 3339 in UTC, `now`, or before now: -5m) [default: the
+    /// recording's last record].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Mode whose tables are visible at start.
+    #[arg(long)]
+    pub mode: Option<ModeKind>,
+    /// Theme: a built-in name or a path to a TOML file.
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Initial filter (same syntax as the `/` prompt).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Config file (default: $XDG_CONFIG_HOME/bpftop-ordered/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// ←/→ step, also the refresh of a playing replay (humantime; 100ms..1h) [default: 1s,
+    /// or the config file's `interval`].
+    #[arg(long, value_parser = parse_interval)]
+    pub interval: Option<Duration>,
 }
 
 /// Arguments of `completions`.
