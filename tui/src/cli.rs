@@ -67,7 +67,7 @@ pub struct ReplayArgs {
     pub dir: PathBuf,
     /// The moment to open at (RFC 3339 in UTC, `now`, or before now: -5m) [default: the
     /// recording's last record].
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
     /// Mode whose tables are visible at start.
     #[arg(long)]
@@ -375,14 +375,14 @@ pub struct DumpArgs {
     pub replay: Option<PathBuf>,
     /// With --replay: the moment to print (RFC 3339 in UTC, `now`, or before now: -5m)
     /// [default: the recording's last record].
-    #[arg(long, value_name = "TIME", requires = "replay", conflicts_with = "from")]
+    #[arg(long, value_name = "TIME", requires = "replay", conflicts_with = "from", allow_hyphen_values = true)]
     pub at: Option<String>,
     /// With --replay: print every row that existed from this time on, each with its last state
     /// up to --to.
-    #[arg(long, value_name = "TIME", requires = "replay")]
+    #[arg(long, value_name = "TIME", requires = "replay", allow_hyphen_values = true)]
     pub from: Option<String>,
     /// With --replay --from: the end of the range [default: the recording's last record].
-    #[arg(long, value_name = "TIME", requires = "from")]
+    #[arg(long, value_name = "TIME", requires = "from", allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Bridge settings.
     #[command(flatten)]

@@ -2,9 +2,12 @@
 //! missing group fails before any probe loads), then runs every requested mode headless and
 //! serves the store to `--attach` viewers until SIGTERM / SIGINT / SIGHUP.
 
-use std::{path::PathBuf, time::Duration};
+use std::{os::unix::fs::DirBuilderExt, path::PathBuf, time::Duration};
 
-use bpftop_ordered::recording::store::{RecordRetention, RecordStore};
+use bpftop_ordered::recording::{
+    source::SOCKET_NOTE,
+    store::{RecordRetention, RecordStore},
+};
 use bpftop_ordered::remote::{
     collector::{self, CollectorOptions, RecordOptions},
     socket_path::{self, BindError, DEFAULT_GROUP},
@@ -132,9 +135,17 @@ impl RecordingArgs {
     /// Opens the store in `dir` to record into; the problem is printed and exit code 1
     /// returned when it does not open (held by another recorder, not a recording, damaged).
     fn open(&self, dir: &std::path::Path) -> Result<RecordOptions, i32> {
-        if let Err(error) = std::fs::create_dir_all(dir) {
-            eprintln!("bpftop-ordered: cannot create {}: {error}", dir.display());
-            return Err(1);
+        if !dir.exists() {
+            // Command lines can hold secrets: a new recording is root's alone (others replay
+            // through the collector's socket, as its group allows).
+            let created = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+            if let Err(error) = created {
+                eprintln!("bpftop-ordered: cannot create {}: {error}", dir.display());
+                return Err(1);
+            }
         }
         let retention = RecordRetention {
             max_bytes: self.record_max_bytes,
@@ -219,6 +230,15 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         },
         None => None,
     };
+    // Replays of the recording while it is held go through this socket.
+    let _note = args.record.as_ref().map(|dir| {
+        let note = dir.join(SOCKET_NOTE);
+        let socket = std::path::absolute(&args.socket).unwrap_or_else(|_| args.socket.clone());
+        if let Err(error) = std::fs::write(&note, socket.as_os_str().as_encoded_bytes()) {
+            eprintln!("bpftop-ordered serve: cannot write {}: {error}", note.display());
+        }
+        RemoveOnDrop(note)
+    });
     let modes = unique(&args.modes);
     let session = match headless::start_session(args.bridge.session_config(modes)) {
         Ok(session) => session,
@@ -240,7 +260,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     )
 }
 
-/// Removes the socket file when dropped.
+/// Removes a file (the socket, the recording's socket note) when dropped.
 struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {

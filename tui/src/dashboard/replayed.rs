@@ -22,7 +22,7 @@ use super::{
 use crate::recording::{
     key::format_time,
     realtime_ns,
-    reader::{Recording, Replayed},
+    source::{Moment, ReplaySource},
     time_arg::parse_time,
 };
 
@@ -34,7 +34,7 @@ pub const JUMP: Duration = Duration::from_secs(60);
 
 /// The replay's state, owned by the app.
 pub struct ReplayState {
-    recording: Recording,
+    source: ReplaySource,
     /// The time shown, wall-clock ns.
     pub at_ns: u64,
     /// The recording's first and last record, wall-clock ns.
@@ -84,42 +84,35 @@ pub fn run(options: DashboardOptions, dir: &Path, at: Option<&str>) -> anyhow::R
         Ok(settings) => settings,
         Err(code) => return Ok(code),
     };
-    let recording = match Recording::open(dir) {
-        Ok(recording) => recording,
-        Err(error) => {
-            eprintln!("bpftop-ordered: {error}");
-            return Ok(1);
-        }
-    };
-    let Some((first, last)) = recording.span() else {
-        eprintln!("bpftop-ordered: {}: the recording is empty", dir.display());
-        return Ok(1);
-    };
-    let at_ns = match at.map(|t| parse_time(t, realtime_ns())) {
-        None => last.ts_ns,
-        Some(Ok(at)) => at,
-        Some(Err(e)) => {
+    let at_ns = match at.map(|t| parse_time(t, realtime_ns())).transpose() {
+        Ok(at) => at,
+        Err(e) => {
             eprintln!("bpftop-ordered: {e}");
             return Ok(2);
         }
     };
     let started = Instant::now();
-    let replayed = match recording.state_at(at_ns) {
-        Ok(replayed) => replayed,
+    let opened = ReplaySource::open(dir).and_then(|source| {
+        let moment = source.state_at(at_ns)?;
+        Ok((source, moment))
+    });
+    let (source, replayed) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
-            eprintln!("bpftop-ordered: {}: {error}", dir.display());
-            return Ok(1);
+            eprintln!("bpftop-ordered: {}: {}", dir.display(), error.message);
+            return Ok(error.code);
         }
     };
+    let at_ns = at_ns.unwrap_or(replayed.span_ns.1);
     settings.app.running_modes = replayed.run.modes.clone();
     if !replayed.run.modes.contains(&settings.app.mode) {
         settings.app.mode = replayed.run.modes.first().copied().unwrap_or(settings.app.mode);
     }
     let interval = settings.app.interval;
     let state = ReplayState {
-        recording,
+        source,
         at_ns,
-        span_ns: (first.ts_ns, last.ts_ns),
+        span_ns: replayed.span_ns,
         offset_ns: replayed.run.realtime_offset_ns,
         speed: None,
         typing: None,
@@ -145,9 +138,12 @@ pub fn run(options: DashboardOptions, dir: &Path, at: Option<&str>) -> anyhow::R
     )
 }
 
-fn notes_of(replayed: &Replayed) -> Vec<String> {
+fn notes_of(replayed: &Moment) -> Vec<String> {
     let mut notes = replayed.run.notes.clone();
-    notes.extend(replayed.damage.iter().map(ToString::to_string));
+    notes.extend(replayed.damage.iter().cloned());
+    if let Some(socket) = &replayed.via {
+        notes.push(format!("replaying through the recorder's socket {}", socket.display()));
+    }
     notes
 }
 
@@ -169,9 +165,11 @@ impl App {
         };
         let at_ns = at_ns.clamp(replay.span_ns.0, replay.span_ns.1);
         let started = Instant::now();
-        match replay.recording.state_at(at_ns) {
+        match replay.source.state_at(Some(at_ns)) {
             Ok(replayed) => {
                 replay.at_ns = at_ns;
+                // A recording still being written grows.
+                replay.span_ns = replayed.span_ns;
                 replay.offset_ns = replayed.run.realtime_offset_ns;
                 replay.seek_us = started.elapsed().as_micros() as u64;
                 let notes = notes_of(&replayed);
@@ -179,7 +177,7 @@ impl App {
                 self.set_notes(notes);
                 self.data_changed();
             }
-            Err(error) => self.set_status(error.to_string()),
+            Err(error) => self.set_status(error.message),
         }
         self.set_now(monotonic_ns());
     }

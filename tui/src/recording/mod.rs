@@ -21,6 +21,7 @@ pub mod key;
 pub mod reader;
 pub mod record;
 pub mod salvage;
+pub mod source;
 pub mod store;
 pub mod time_arg;
 pub mod writer;

@@ -38,6 +38,9 @@ pub struct Damage {
 
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.after.is_none() && self.resumed.is_none() {
+            return f.write_str(&self.reason);
+        }
         let after = self
             .after
             .map_or("the start".to_string(), |k| k.to_string());
@@ -207,7 +210,11 @@ impl Recording {
 
     fn replay(&self, start_ns: u64, end_ns: u64, goal: Goal) -> Result<Replayed, ReplayError> {
         let end = RecordKey::last_at(end_ns);
-        let candidates = self.keyframes_before(RecordKey::last_at(start_ns), 4);
+        let mut candidates = self.keyframes_before(RecordKey::last_at(start_ns), 4);
+        if candidates.is_empty() && matches!(goal, Goal::Union { .. }) {
+            // A range that begins before the recording: from its first keyframe on.
+            candidates.extend(self.keyframe_after(RecordKey::first_at(0), end));
+        }
         if candidates.is_empty() {
             return Err(ReplayError::NothingBefore {
                 at_ns: start_ns,
@@ -228,6 +235,13 @@ impl Recording {
                 damage: std::mem::take(&mut damage),
             };
             self.run_from(&mut cursor, start, end, goal);
+            for note in self.store.damage_notes() {
+                cursor.damage.push(Damage {
+                    after: None,
+                    resumed: None,
+                    reason: note,
+                });
+            }
             if let Some(salvage) = &self.store.salvage {
                 let last = self.store.last_key().ok().flatten();
                 if last.is_some_and(|last| last <= end) {
@@ -416,7 +430,6 @@ mod tests {
     use crate::recording::{
         realtime_ns,
         store::{RecordRetention, RecordStore},
-        writer::Recorder,
     };
     use crate::remote::collector::hub::{Hub, HubLimits};
     use bridge::contract::{ModeCounters, ModeKind, ProcessRow};
@@ -459,7 +472,7 @@ mod tests {
                 recent_bytes: usize::MAX,
             },
         );
-        hub.set_recorder(Recorder::start(store).unwrap(), vec![]);
+        hub.set_recorder(store, vec![]).unwrap();
         hub
     }
 

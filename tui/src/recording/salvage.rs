@@ -105,7 +105,7 @@ pub fn open_readable_prefix(dir: &Path, reason: &str) -> Result<RecordStore, Ope
             .tempdir()
             .map_err(damaged)?;
         copy_cut(dir, copy.path(), &journals, keep).map_err(damaged)?;
-        match RecordStore::open(copy.path(), None) {
+        match RecordStore::open_copy(copy.path()) {
             Ok(store) => Ok(Some((store, copy))),
             Err(_) => Ok(None),
         }

@@ -21,6 +21,29 @@ use fjall::{compaction::Fifo, Database, Keyspace, KeyspaceCreateOptions};
 /// `meta`'s `format` value of a recording.
 pub const STORE_MARKER: &[u8] = b"bpftop-ordered recording 1";
 
+/// The file in a recording's directory where journal cuts found at opening are kept.
+pub const DAMAGE_NOTE: &str = "damage.txt";
+
+/// Each journal's written length: up to its last byte that is not zero (a journal may be
+/// preallocated with zeros).
+fn written_journals(dir: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            if !name.ends_with(".jnl") {
+                return None;
+            }
+            let bytes = std::fs::read(entry.path()).ok()?;
+            let written = bytes.iter().rposition(|b| *b != 0).map_or(0, |at| at + 1);
+            Some((name, written as u64))
+        })
+        .collect()
+}
+
 /// The journal's size limit (fjall's minimum), bytes; counted in `max_bytes`.
 pub const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -154,8 +177,48 @@ impl RecordStore {
         }
     }
 
-    /// Opens `dir` as it is (reading: no retention).
+    /// Opens `dir` as it is (reading: no retention). fjall's recovery cuts a journal at the
+    /// first batch it cannot read as whole (a write torn by a crash, or damage that looks like
+    /// one) without saying so: such a cut is detected here (the journal's written length
+    /// before and after), reported on stderr and kept in [`DAMAGE_NOTE`], which
+    /// [`RecordStore::damage_notes`] reads back for every later replay.
     pub(super) fn open(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
+        let before = written_journals(dir);
+        let store = Self::open_as_is(dir, retention)?;
+        for (name, was) in before {
+            let now = std::fs::metadata(dir.join(&name)).map_or(0, |m| m.len());
+            if now < was {
+                let last = store.last_key().ok().flatten();
+                let text = format!(
+                    "journal {name} was cut by recovery at byte {now} of {was} written (a torn \
+                     or damaged batch): records after {} are lost\n",
+                    last.map_or("the start".to_string(), |k| k.to_string())
+                );
+                eprintln!("bpftop-ordered: {}: {}", dir.display(), text.trim_end());
+                use std::io::Write;
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(DAMAGE_NOTE))
+                    .and_then(|mut f| f.write_all(text.as_bytes()));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens a salvage copy (its cut is the salvage's own, not damage to report).
+    pub(super) fn open_copy(dir: &Path) -> Result<Self, OpenError> {
+        Self::open_as_is(dir, None)
+    }
+
+    /// Damage found when the store was opened, now or before (one line each).
+    pub fn damage_notes(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path.join(DAMAGE_NOTE))
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    fn open_as_is(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
         let db = Database::builder(dir)
             .max_journaling_size(JOURNAL_BYTES)
             .cache_size(16 * 1024 * 1024)

@@ -80,6 +80,7 @@ pub struct Hub {
     limits: HubLimits,
     counters: HubCounters,
     recorder: Option<(Recorder, Vec<String>)>,
+    recording: Option<crate::recording::store::RecordStore>,
 }
 
 impl Hub {
@@ -96,6 +97,7 @@ impl Hub {
             limits,
             counters: HubCounters::default(),
             recorder: None,
+            recording: None,
         }
     }
 
@@ -121,9 +123,20 @@ impl Hub {
 
     /// Records every delta from now on (`serve --record`), and a keyframe at once. `notes`
     /// go into each keyframe's run info.
-    pub fn set_recorder(&mut self, recorder: Recorder, notes: Vec<String>) {
-        self.recorder = Some((recorder, notes));
+    pub fn set_recorder(
+        &mut self,
+        store: crate::recording::store::RecordStore,
+        notes: Vec<String>,
+    ) -> std::io::Result<()> {
+        self.recording = Some(store.clone());
+        self.recorder = Some((Recorder::start(store)?, notes));
         self.record_keyframe();
+        Ok(())
+    }
+
+    /// The recording's store (to answer replays through the socket), if recording.
+    pub fn recording(&self) -> Option<crate::recording::store::RecordStore> {
+        self.recording.clone()
     }
 
     /// The recorder, if recording.
@@ -286,47 +299,53 @@ impl Hub {
 
     /// The snapshot frames of every mode's tables as of now.
     fn snapshot_frames(&self, reason: &str) -> Result<Vec<Bytes>, FrameError> {
-        let mut frames = vec![encode(&CollectorMessage::SnapshotBegin {
-            position: self.position(),
-            reason: reason.to_string(),
-        })?];
-        for mode in &self.modes {
-            let image = self.store.image(*mode);
-            for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
-                frames.push(encode(&CollectorMessage::SnapshotRows {
-                    mode: *mode,
-                    rows,
-                })?);
-            }
-            frames.push(encode(&CollectorMessage::SnapshotMode {
-                mode: *mode,
-                counters: image.counters,
-                active: image.active,
-                failure: image.failure,
-                applied: image.applied,
-                stale: image.stale,
-            })?);
-        }
-        let lines: Vec<(Vec<u8>, String, bool)> = self
-            .store
-            .cmdlines()
-            .iter()
-            .map(|(key, line)| {
-                (
-                    key.as_bytes().to_vec(),
-                    line.text.to_string(),
-                    line.truncated,
-                )
-            })
-            .collect();
-        for entries in lines.chunks(SNAPSHOT_CHUNK_ROWS) {
-            frames.push(encode(&CollectorMessage::SnapshotCmdlines {
-                entries: entries.to_vec(),
-            })?);
-        }
-        frames.push(encode(&CollectorMessage::SnapshotEnd)?);
-        Ok(frames)
+        snapshot_frames(&self.store, &self.modes, self.position(), reason)
     }
+}
+
+/// The snapshot frames of `modes`' tables in `store`, as of `position`.
+pub fn snapshot_frames(
+    store: &TableStore,
+    modes: &[ModeKind],
+    position: Position,
+    reason: &str,
+) -> Result<Vec<Bytes>, FrameError> {
+    let mut frames = vec![encode(&CollectorMessage::SnapshotBegin {
+        position,
+        reason: reason.to_string(),
+    })?];
+    for mode in modes {
+        let image = store.image(*mode);
+        for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
+            frames.push(encode(&CollectorMessage::SnapshotRows { mode: *mode, rows })?);
+        }
+        frames.push(encode(&CollectorMessage::SnapshotMode {
+            mode: *mode,
+            counters: image.counters,
+            active: image.active,
+            failure: image.failure,
+            applied: image.applied,
+            stale: image.stale,
+        })?);
+    }
+    let lines: Vec<(Vec<u8>, String, bool)> = store
+        .cmdlines()
+        .iter()
+        .map(|(key, line)| {
+            (
+                key.as_bytes().to_vec(),
+                line.text.to_string(),
+                line.truncated,
+            )
+        })
+        .collect();
+    for entries in lines.chunks(SNAPSHOT_CHUNK_ROWS) {
+        frames.push(encode(&CollectorMessage::SnapshotCmdlines {
+            entries: entries.to_vec(),
+        })?);
+    }
+    frames.push(encode(&CollectorMessage::SnapshotEnd)?);
+    Ok(frames)
 }
 
 #[cfg(test)]

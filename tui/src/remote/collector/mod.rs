@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::recording::{store::RecordStore, writer::Recorder};
+use crate::recording::store::RecordStore;
 
 use bridge::{session::Session, stats::monotonic_ns};
 use crossbeam_channel::{select, tick, Receiver};
@@ -75,7 +75,7 @@ pub fn run(
     let mut keyframe_every = None;
     if let Some(record) = record {
         let path = record.store.path.clone();
-        hub.set_recorder(Recorder::start(record.store)?, session.notes().to_vec());
+        hub.set_recorder(record.store, session.notes().to_vec())?;
         keyframe_every = Some(record.keyframe_every);
         eprintln!(
             "bpftop-ordered serve: recording to {} (a keyframe every {})",
