@@ -135,6 +135,22 @@ impl Recorder {
         });
     }
 
+    /// Records a frame stamped `ts_ns`, waiting for room in the channel (benchmarks and
+    /// tools that synthesize a recording; the collector never waits).
+    pub fn record_frame_at(&self, ts_ns: u64, frame: Bytes) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Item::Frame { ts_ns, frame });
+        }
+    }
+
+    /// Records a keyframe stamped `ts_ns`, waiting for room (see
+    /// [`Recorder::record_frame_at`]).
+    pub fn record_keyframe_at(&self, ts_ns: u64, run: RunInfo, frames: Vec<Bytes>) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Item::Keyframe { ts_ns, run, frames });
+        }
+    }
+
     /// A record was dropped since the last keyframe.
     pub fn keyframe_due(&self) -> bool {
         self.counters.keyframe_due.load(Ordering::Relaxed)
