@@ -52,6 +52,29 @@ fn retention() -> RecordRetention {
     }
 }
 
+/// utime + stime of this process's threads other than the main one (the generator and the
+/// hub run there): the recorder thread and fjall's flush/compaction workers, ns.
+fn background_cpu_ns() -> u64 {
+    let main = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
+    let main_tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let _ = main;
+    let tick_ns = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if entry.file_name().to_string_lossy() == main_tid {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        total += ticks * tick_ns;
+    }
+    total
+}
+
 /// utime + stime of this process's thread named `name`, ns.
 fn thread_cpu_ns(name: &str) -> u64 {
     let tick_ns = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
@@ -126,6 +149,7 @@ fn storm(seconds: u64) {
     let rss_before = rss_bytes();
     let disk_before = du(dir.path());
     let cpu_before = thread_cpu_ns("recorder");
+    let background_before = background_cpu_ns();
     let started = Instant::now();
     let mut total = 0u64;
     let mut publish_ns = 0u64;
@@ -150,6 +174,7 @@ fn storm(seconds: u64) {
     }
     let wall = started.elapsed();
     let cpu = thread_cpu_ns("recorder") - cpu_before;
+    let background = background_cpu_ns() - background_before;
     let counters = hub.recorder().unwrap().counters();
     let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let value_bytes = counters.value_bytes.load(std::sync::atomic::Ordering::Relaxed);
@@ -162,11 +187,12 @@ fn storm(seconds: u64) {
     let disk = du(dir.path()) - disk_before;
     let rate = total as f64 / wall.as_secs_f64();
     println!(
-        "storm: {total} changes in {:.1} s ({rate:.0}/s), recorder thread CPU {:.1}% of a core, \
+        "storm: {total} changes in {:.1} s ({rate:.0}/s), recorder thread CPU {:.1}% of a core (with fjall's workers {:.1}%), \
          {:.1} value bytes/change before compression, {:.1} bytes/change on disk (tables after flush), \
          dropped {dropped}, collector publish+record {:.1} µs/batch, RSS {:.1} MB (+{:.1} MB while recording)",
         wall.as_secs_f64(),
         cpu as f64 / wall.as_nanos() as f64 * 100.0,
+        background as f64 / wall.as_nanos() as f64 * 100.0,
         value_bytes as f64 / total as f64,
         disk as f64 / total as f64,
         publish_ns as f64 / step as f64 / 1000.0,

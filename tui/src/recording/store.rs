@@ -16,7 +16,11 @@ use std::{
     time::Duration,
 };
 
-use fjall::{compaction::Fifo, Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{
+    compaction::Fifo,
+    config::{BlockSizePolicy, CompressionPolicy},
+    CompressionType, Database, Keyspace, KeyspaceCreateOptions,
+};
 
 /// `meta`'s `format` value of a recording.
 pub const STORE_MARKER: &[u8] = b"bpftop-ordered recording 1";
@@ -46,6 +50,9 @@ fn written_journals(dir: &Path) -> Vec<(String, u64)> {
 
 /// The journal's size limit (fjall's minimum), bytes; counted in `max_bytes`.
 pub const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Data block size of the log's tables, bytes (the unit LZ4 compresses and a seek reads).
+const DATA_BLOCK_BYTES: u32 = 64 * 1024;
 
 /// Memtable size, bytes: the unit FIFO retention drops (small, so retention is fine-grained).
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
@@ -101,9 +108,13 @@ fn log_options(retention: Option<RecordRetention>) -> KeyspaceCreateOptions {
         // A reader never drops anything.
         None => Fifo::new(u64::MAX, None),
     };
+    // FIFO keeps every table in level 0, which fjall leaves uncompressed by default: LZ4 on
+    // 64 KiB blocks there (successive records are much alike).
     KeyspaceCreateOptions::default()
         .compaction_strategy(Arc::new(fifo))
         .max_memtable_size(MEMTABLE_BYTES)
+        .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+        .data_block_size_policy(BlockSizePolicy::all(DATA_BLOCK_BYTES))
 }
 
 fn classify(path: &Path, error: fjall::Error) -> OpenError {
@@ -221,6 +232,7 @@ impl RecordStore {
     fn open_as_is(dir: &Path, retention: Option<RecordRetention>) -> Result<Self, OpenError> {
         let db = Database::builder(dir)
             .max_journaling_size(JOURNAL_BYTES)
+            .journal_compression(CompressionType::Lz4)
             .cache_size(16 * 1024 * 1024)
             .open()
             .map_err(|e| classify(dir, e))?;
