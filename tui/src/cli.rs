@@ -49,8 +49,42 @@ pub enum Command {
     /// Run the collector headless and serve its tables to `--attach` viewers on a Unix socket.
     #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
     Serve(crate::serve::ServeArgs),
+    /// The dashboard on a recording (`serve --record DIR`): ←/→ step, [/] a minute, g a
+    /// typed time, Space plays at 1×/10×/60×.
+    Replay(ReplayArgs),
+    /// Run the collector headless and only record its tables (no socket): `serve --record`
+    /// without viewers.
+    #[command(mut_arg("interval", |a| a.help(DUMP_INTERVAL_HELP)))]
+    Record(crate::serve::RecordArgs),
     /// Print a shell completion script to stdout (e.g. `bpftop-ordered completions bash`).
     Completions(CompletionsArgs),
+}
+
+/// Arguments of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording's directory.
+    pub dir: PathBuf,
+    /// The moment to open at (RFC 3339 in UTC, `now`, or before now: -5m) [default: the
+    /// recording's last record].
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// Mode whose tables are visible at start.
+    #[arg(long)]
+    pub mode: Option<ModeKind>,
+    /// Theme: a built-in name or a path to a TOML file.
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Initial filter (same syntax as the `/` prompt).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Config file (default: $XDG_CONFIG_HOME/bpftop-ordered/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// ←/→ step, also the refresh of a playing replay (humantime; 100ms..1h) [default: 1s,
+    /// or the config file's `interval`].
+    #[arg(long, value_parser = parse_interval)]
+    pub interval: Option<Duration>,
 }
 
 /// Arguments of `completions`.
@@ -335,6 +369,37 @@ pub struct DumpArgs {
     /// /run/bpftop-ordered/bpftop-ordered.sock].
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = DEFAULT_SOCKET)]
     pub attach: Option<PathBuf>,
+    /// Print the tables of a recording (`serve --record DIR`) instead: as of --at, or every
+    /// row of --from .. --to.
+    #[arg(long, value_name = "DIR", conflicts_with = "attach")]
+    pub replay: Option<PathBuf>,
+    /// With --replay: the moment to print (RFC 3339 in UTC, `now`, or before now: -5m)
+    /// [default: the recording's last record].
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "replay",
+        conflicts_with = "from",
+        allow_hyphen_values = true
+    )]
+    pub at: Option<String>,
+    /// With --replay: print every row that existed from this time on, each with its last state
+    /// up to --to.
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "replay",
+        allow_hyphen_values = true
+    )]
+    pub from: Option<String>,
+    /// With --replay --from: the end of the range [default: the recording's last record].
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "from",
+        allow_hyphen_values = true
+    )]
+    pub to: Option<String>,
     /// Bridge settings.
     #[command(flatten)]
     pub bridge: BridgeArgs,

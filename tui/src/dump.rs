@@ -29,6 +29,9 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<i32> {
     if let Some(path) = &args.attach {
         return crate::dump_attached::run(path, args);
     }
+    if let Some(dir) = &args.replay {
+        return crate::dump_replay::run(dir, args);
+    }
     let modes = args.modes();
     let config = args.bridge.session_config(modes.clone());
     let mut session = match headless::start_session(config) {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod config_view;
 pub mod dashboard;
 pub mod model;
+pub mod recording;
 pub mod remote;
 pub mod theme;
 pub mod user_file;

@@ -7,6 +7,7 @@ mod cli;
 mod completions;
 mod dump;
 mod dump_attached;
+mod dump_replay;
 mod headless;
 #[cfg(test)]
 mod man;
@@ -21,6 +22,21 @@ fn main() {
         Some(cli::Command::Dump(args)) => dump::run(args),
         Some(cli::Command::Bench(args)) => bench::run(args),
         Some(cli::Command::Serve(args)) => serve::run(args),
+        Some(cli::Command::Record(args)) => serve::run_record(args),
+        Some(cli::Command::Replay(args)) => {
+            let options = bpftop_ordered::dashboard::DashboardOptions {
+                mode: args.mode,
+                interval: args.interval,
+                theme: args.theme.clone(),
+                filter: args.filter.clone(),
+                config_path: args.config.clone(),
+                retention: None,
+                session: bridge::session::SessionConfig::with_modes(
+                    &bridge::contract::ModeKind::ALL,
+                ),
+            };
+            bpftop_ordered::dashboard::replayed::run(options, &args.dir, args.at.as_deref())
+        }
         Some(cli::Command::Completions(args)) => completions::run(args),
         None => {
             let options = bpftop_ordered::dashboard::DashboardOptions {

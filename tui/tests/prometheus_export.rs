@@ -523,9 +523,21 @@ impl Snapshot {
 fn the_metrics_endpoint_answers_only_what_it_serves_and_survives_idle_clients() {
     let _test =
         privileged!("the_metrics_endpoint_answers_only_what_it_serves_and_survives_idle_clients");
+    // Recording too: the recorder's series appear, and say it records.
+    let recording = TempDir::new("promrec");
+    let record_dir = recording.path().join("rec");
     let collector = Collector::start(
         "promhttp",
-        &["--prometheus", "127.0.0.1:0", "--modes", "ring"],
+        &[
+            "--prometheus",
+            "127.0.0.1:0",
+            "--modes",
+            "ring",
+            "--record",
+            record_dir.to_str().unwrap(),
+            "--record-keyframe-every",
+            "1s",
+        ],
     );
     let metrics = metrics_address(&collector);
     let (status, headers, _) = http(
@@ -564,6 +576,17 @@ fn the_metrics_endpoint_answers_only_what_it_serves_and_survives_idle_clients() 
         std::thread::sleep(Duration::from_millis(250));
     }
     drop(idle);
+    let (_, _, body) = get(metrics, "/metrics", "*/*");
+    let value = |name: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+    };
+    assert_eq!(value("bpftop_recording_up"), 1);
+    assert!(value("bpftop_recording_keyframes_total") >= 1, "{body}");
+    assert!(value("bpftop_recording_records_total") >= value("bpftop_recording_keyframes_total"));
+    assert!(value("bpftop_recording_disk_bytes") > 0, "{body}");
+    assert_eq!(value("bpftop_recording_dropped_records_total"), 0);
     // A second collector cannot take a port in use: exit 1, named.
     let output = Command::new(BIN)
         .args([

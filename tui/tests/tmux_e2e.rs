@@ -479,3 +479,96 @@ fn attached_dashboard_shows_rows_and_survives_the_collector() {
     assert!(screen.trim_end().ends_with(PROMPT_MARK), "{screen}");
     assert_terminal_is_cooked(&session);
 }
+
+#[test]
+fn replay_dashboard_steps_jumps_goes_to_and_plays() {
+    if skip_or_fail("replay_dashboard_steps_jumps_goes_to_and_plays") {
+        return;
+    }
+    let dir = kernel_support::TempDir::new("e2e-replay");
+    let store = dir.path().join("rec");
+    let program = dir.program("/bin/sh", "bto-rp7");
+    let mut recorder = ChildGuard(
+        Command::new(BINARY)
+            .arg("record")
+            .arg(&store)
+            .args(["--modes", "ring", "--record-keyframe-every", "1s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("record"),
+    );
+    let limit = Instant::now() + START_TIMEOUT;
+    while !store.join("0.jnl").exists() {
+        assert!(
+            Instant::now() < limit,
+            "no recording after {START_TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    let before = std::time::SystemTime::now();
+    thread::sleep(Duration::from_millis(200));
+    let status = Command::new(&program)
+        .args(["-c", "sleep 0.3; exit 7"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    thread::sleep(Duration::from_millis(2500));
+    let after = std::time::SystemTime::now();
+    thread::sleep(Duration::from_millis(1500));
+    let _ = recorder.0.kill();
+    let _ = recorder.0.wait();
+
+    let session = TmuxSession::start();
+    let at = humantime::format_rfc3339_millis(before).to_string();
+    session.type_text(&format!(
+        "XDG_CONFIG_HOME={} {BINARY} replay {} --at {at}; echo \"EXIT-CODE=$?\"",
+        empty_config_home().display(),
+        store.display()
+    ));
+    session.keys(&["Enter"]);
+    let screen = session.wait_for("the replay at the time asked", START_TIMEOUT, |s| {
+        s.contains(&format!("REPLAY {at}")) && table_rows(s).len() > 3
+    });
+    assert!(!screen.contains("bto-rp7"), "not started yet:\n{screen}");
+    // g: a typed time; the process is there, exited.
+    session.keys(&["g"]);
+    let to = humantime::format_rfc3339_millis(after).to_string();
+    session.type_text(&to);
+    session.keys(&["Enter"]);
+    session.wait_for("the replay at the typed time", STEP_TIMEOUT, |s| {
+        s.contains(&format!("REPLAY {to}"))
+    });
+    session.type_text("/comm:bto-rp7");
+    session.keys(&["Enter"]);
+    let screen = session.wait_for("the exited process", STEP_TIMEOUT, |s| {
+        table_rows(s).iter().any(|l| l.contains("bto-rp7"))
+    });
+    let row = table_rows(&screen)
+        .into_iter()
+        .find(|l| l.contains("bto-rp7"))
+        .unwrap()
+        .to_string();
+    assert!(row.contains(" X "), "exited: {row}");
+    // ←: one interval (1 s) back.
+    let back = humantime::format_rfc3339_millis(after - Duration::from_secs(1)).to_string();
+    session.keys(&["Left"]);
+    session.wait_for("one step back", STEP_TIMEOUT, |s| {
+        s.contains(&format!("REPLAY {back}"))
+    });
+    // [: a minute back, clamped to the recording's start: the process is gone.
+    session.keys(&["["]);
+    session.wait_for("the start of the recording", STEP_TIMEOUT, |s| {
+        !s.contains(&format!("REPLAY {back}")) && s.contains(" 0 of ")
+    });
+    // Space: 1×, 10×, 60×, pause.
+    for badge in ["▶ 1×", "▶ 10×", "▶ 60×", "⏸"] {
+        session.keys(&["Space"]);
+        session.wait_for(badge, STEP_TIMEOUT, |s| s.contains(badge));
+    }
+    session.keys(&["q"]);
+    session.wait_for("the shell to be back", STEP_TIMEOUT, |s| {
+        s.contains("EXIT-CODE=0")
+    });
+    assert_terminal_is_cooked(&session);
+}

@@ -236,6 +236,9 @@ pub struct App {
     host: HostInfo,
     started_ns: u64,
     now_ns: u64,
+    /// The clock status messages expire by (this process's CLOCK_MONOTONIC, also in a
+    /// replay, whose `now_ns` is the recording's).
+    status_now_ns: u64,
     data_generation: u64,
     running_modes: Vec<ModeKind>,
     interval: Duration,
@@ -262,6 +265,8 @@ pub struct App {
     pub(super) probe_cost: super::probe_cost::ProbeCostView,
     /// Whether ingestion keeps up (the `BEHIND` badge).
     ingest: super::ingest::IngestLoad,
+    /// `replay DIR`: the recording shown and its time.
+    pub(super) replay: Option<Box<super::replayed::ReplayState>>,
 }
 
 fn default_sort<R>(columns: &[ColumnSpec<R>], name: &str) -> SortState {
@@ -324,6 +329,7 @@ impl App {
             host,
             started_ns: now_ns,
             now_ns,
+            status_now_ns: now_ns,
             data_generation: 0,
             running_modes: settings.running_modes,
             interval: settings.interval,
@@ -335,6 +341,7 @@ impl App {
             host_names: (None, false),
             notes: Vec::new(),
             attached: None,
+            replay: None,
             layout: None,
             probe_cost: Default::default(),
             ingest: Default::default(),
@@ -396,7 +403,8 @@ impl App {
     /// (events/s, lag window, thread CPU) and this program's CPU, refresh user names, expire
     /// the status message. Returns [`Control::Redraw`] when the status message expired (the
     /// screen must lose it now, not at the next refresh, which may be an hour away).
-    pub fn on_second(&mut self, now_ns: u64) -> Control {
+    pub fn on_second(&mut self, real_now_ns: u64) -> Control {
+        let now_ns = self.clock(real_now_ns);
         if self.store.reap(now_ns) > 0 {
             self.data_generation += 1;
         }
@@ -405,8 +413,12 @@ impl App {
         let cost_changed = self.probe_cost.refresh(self.overlay == Overlay::ProbeCost);
         let behind_changed = self.ingest.on_second();
         self.users.refresh();
-        self.set_now(now_ns);
-        if self.status.as_ref().is_some_and(|s| s.until_ns <= now_ns) {
+        self.set_now(real_now_ns);
+        if self
+            .status
+            .as_ref()
+            .is_some_and(|s| s.until_ns <= real_now_ns)
+        {
             self.status = None;
             Control::Redraw
         } else if cost_changed || behind_changed {
@@ -417,17 +429,20 @@ impl App {
     }
 
     /// The once-per-refresh work: per-process CPU% over the window just closed.
-    pub fn on_refresh(&mut self, now_ns: u64) {
+    pub fn on_refresh(&mut self, real_now_ns: u64) {
+        self.play_step();
+        let now_ns = self.clock(real_now_ns);
         self.metrics
             .sample_processes(&self.store, self.mode, now_ns);
         self.data_generation += 1;
-        self.set_now(now_ns);
+        self.set_now(real_now_ns);
     }
 
     /// Advances the clock used for ages and the uptime. While paused, the frozen picture
     /// keeps the time it was frozen at (see [`App::display_now_ns`]).
     pub fn set_now(&mut self, now_ns: u64) {
-        self.now_ns = now_ns;
+        self.status_now_ns = now_ns;
+        self.now_ns = self.clock(now_ns);
     }
 
     /// Mutable access to the store (tests that change data directly). Test builds only.
@@ -602,7 +617,7 @@ impl App {
     pub fn status(&self) -> Option<&str> {
         self.status
             .as_ref()
-            .filter(|s| s.until_ns > self.now_ns)
+            .filter(|s| s.until_ns > self.status_now_ns)
             .map(|s| s.text.as_str())
     }
 
@@ -683,7 +698,7 @@ impl App {
     pub fn set_status(&mut self, text: impl Into<String>) {
         self.status = Some(StatusMessage {
             text: text.into(),
-            until_ns: self.now_ns + STATUS_NS,
+            until_ns: self.status_now_ns + STATUS_NS,
         });
     }
 

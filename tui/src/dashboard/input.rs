@@ -54,6 +54,11 @@ impl App {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('z') {
             return Control::Suspend;
         }
+        if self.prompt.is_none() && !self.search.open && self.overlay == Overlay::None {
+            if let Some(control) = self.replay_key(key) {
+                return control;
+            }
+        }
         if self.prompt.is_some() {
             return self.prompt_key(key);
         }

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod metrics;
 pub mod probe_cost;
 pub mod process_tree;
+pub mod replayed;
 pub mod row_match;
 pub mod search;
 pub mod settings;

@@ -7,6 +7,7 @@
 //! - [`collector`]: the collector (hub, per-viewer tasks, signal requests);
 //! - [`replica`]: a viewer's connection and replica.
 
+pub mod assembly;
 pub mod collector;
 pub mod feed;
 pub mod frame;

@@ -41,6 +41,18 @@ pub enum ViewerMessage {
     /// "Still here": a viewer sends one at least every second; a collector disconnects a
     /// viewer silent for longer than its read timeout.
     Ping,
+    /// Instead of `Watch` (a collector that records, `serve --record`): the recorded tables as
+    /// of `at_ns`, or every row of `from_ns..to_ns` (wall-clock ns; `None`: the last record).
+    /// Answered by a snapshot of those tables, then [`CollectorMessage::ReplayDone`] (or
+    /// [`CollectorMessage::ReplayFailed`]); then the connection closes.
+    Replay {
+        /// The moment (ignored with `from_ns`).
+        at_ns: Option<u64>,
+        /// The range's start.
+        from_ns: Option<u64>,
+        /// The range's end.
+        to_ns: Option<u64>,
+    },
     /// Send `signal` to the process (tgid, start time), as the viewer's own uid would be
     /// allowed to (kill(2)'s rule: uid 0, or the viewer's uid is the target's real or
     /// effective uid). Answered by [`CollectorMessage::SignalResult`] with the same `request`.
@@ -144,6 +156,13 @@ pub enum CollectorMessage {
         /// Viewers connected now.
         viewers: u32,
     },
+    /// After a replay's snapshot: what it is.
+    ReplayDone(ReplaySummary),
+    /// A replay that could not be answered (no recording, nothing at that time).
+    ReplayFailed {
+        /// Why.
+        message: String,
+    },
     /// Answer to [`ViewerMessage::Signal`].
     SignalResult {
         /// The request's id.
@@ -151,6 +170,23 @@ pub enum CollectorMessage {
         /// The status text (sent / refused / failed, and why).
         text: String,
     },
+}
+
+/// What a replay through the socket found (see `crate::recording::reader::Replayed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    /// The run that recorded the tables.
+    pub run: crate::recording::record::RunInfo,
+    /// The keyframe the replay started from: (wall-clock ns, seq).
+    pub keyframe: (u64, u64),
+    /// The last record applied: (wall-clock ns, seq).
+    pub last: (u64, u64),
+    /// The recording's first and last record, wall-clock ns.
+    pub span_ns: (u64, u64),
+    /// Records read.
+    pub records: u64,
+    /// Damaged ranges met, as text.
+    pub damage: Vec<String>,
 }
 
 /// What the collector's store did, in order: the viewer's replica does the same.

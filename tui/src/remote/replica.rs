@@ -4,25 +4,19 @@
 //! replica's tables are the collector's.
 
 use std::{
-    collections::HashMap,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use bridge::cmdlines::CommandLine;
-use bridge::{
-    contract::ModeKind,
-    store::{ModeImage, TableStore},
-    table::Retention,
-};
-use probe_common::ProcKey;
+use bridge::{contract::ModeKind, store::TableStore, table::Retention};
 
 use super::{
+    assembly::{Assembled, SnapshotAssembler},
     frame::{decode, write_message, FrameReader, VIEWER_READ_SLICE},
     protocol::{CollectorMessage, Position, ViewerMessage, PROTOCOL_VERSION},
     socket_path::{self, ConnectError},
-    wire_rows::{plain_from_bytes, rows_from_wire, ReplicaOp},
+    wire_rows::ReplicaOp,
 };
 
 /// A viewer pings this often (the collector disconnects a silent one).
@@ -80,22 +74,14 @@ pub enum LinkError {
     Lost(String),
 }
 
-struct PendingSnapshot {
-    position: Position,
-    store: TableStore,
-    images: HashMap<ModeKind, ModeImage>,
-}
-
 /// A connected viewer.
 pub struct Replica {
     path: PathBuf,
     stream: UnixStream,
     reader: FrameReader<UnixStream>,
     info: CollectorInfo,
-    retention: Retention,
-    start_tolerance_ns: u64,
     position: Option<Position>,
-    pending: Option<PendingSnapshot>,
+    assembler: SnapshotAssembler,
     counters: LinkCounters,
     last_ping: Instant,
     last_heard: Instant,
@@ -169,10 +155,8 @@ impl Replica {
             stream,
             reader,
             info,
-            retention,
-            start_tolerance_ns,
             position: since,
-            pending: None,
+            assembler: SnapshotAssembler::new(start_tolerance_ns, retention),
             counters: LinkCounters::default(),
             last_ping: now,
             last_heard: now,
@@ -227,85 +211,28 @@ impl Replica {
         self.handle(message)
     }
 
-    /// The snapshot being received; `what` came outside one: a protocol error.
-    fn pending(&mut self, what: &str) -> Result<&mut PendingSnapshot, LinkError> {
-        self.pending
-            .as_mut()
-            .ok_or_else(|| LinkError::Lost(format!("{what} outside a snapshot")))
-    }
-
     fn handle(&mut self, message: CollectorMessage) -> Result<Option<ReplicaEvent>, LinkError> {
         let lost = LinkError::Lost;
+        if let CollectorMessage::SnapshotBegin { reason, .. } = &message {
+            self.counters.snapshots += 1;
+            if reason == "queue overflow" {
+                self.counters.resyncs += 1;
+            }
+        }
+        let message = match self.assembler.handle(message).map_err(lost)? {
+            Assembled::Pending => return Ok(None),
+            Assembled::Complete(store, position) => {
+                self.position = Some(position);
+                return Ok(Some(ReplicaEvent::Replaced(store)));
+            }
+            Assembled::Other(message) => message,
+        };
         match message {
-            CollectorMessage::SnapshotBegin { position, reason } => {
-                self.counters.snapshots += 1;
-                if reason == "queue overflow" {
-                    self.counters.resyncs += 1;
-                }
-                self.pending = Some(PendingSnapshot {
-                    position,
-                    store: TableStore::new(self.start_tolerance_ns, self.retention),
-                    images: HashMap::new(),
-                });
-                Ok(None)
-            }
-            CollectorMessage::SnapshotRows { mode, rows } => {
-                let pending = self.pending("snapshot rows")?;
-                let image = pending.images.entry(mode).or_default();
-                let bad = |e: super::wire_rows::WireRowError| lost(format!("bad row: {e}"));
-                image
-                    .processes
-                    .extend(rows_from_wire(&rows.processes).map_err(bad)?);
-                image
-                    .connections
-                    .extend(rows_from_wire(&rows.connections).map_err(bad)?);
-                Ok(None)
-            }
-            CollectorMessage::SnapshotMode {
-                mode,
-                counters,
-                active,
-                failure,
-                applied,
-                stale,
-            } => {
-                let pending = self.pending("a snapshot mode")?;
-                let mut image = pending.images.remove(&mode).unwrap_or_default();
-                image.counters = counters;
-                image.active = active;
-                image.failure = failure;
-                image.applied = applied;
-                image.stale = stale;
-                pending.store.restore(mode, image);
-                Ok(None)
-            }
-            CollectorMessage::SnapshotCmdlines { entries } => {
-                let pending = self.pending("snapshot command lines")?;
-                let lines = entries
-                    .into_iter()
-                    .map(|(key, text, truncated)| {
-                        let key = plain_from_bytes::<ProcKey>("key", &key)
-                            .map_err(|e| lost(format!("bad command line: {e}")))?;
-                        let text = text.into();
-                        Ok((key, CommandLine { text, truncated }))
-                    })
-                    .collect::<Result<Vec<_>, LinkError>>()?;
-                pending.store.restore_cmdlines(lines);
-                Ok(None)
-            }
-            CollectorMessage::SnapshotEnd => {
-                let pending = self
-                    .pending
-                    .take()
-                    .ok_or_else(|| lost("a snapshot end without a begin".to_string()))?;
-                self.position = Some(pending.position);
-                Ok(Some(ReplicaEvent::Replaced(Box::new(pending.store))))
-            }
             CollectorMessage::Delta { seq, op } => {
                 let Some(position) = self.position.as_mut() else {
                     return Err(lost("a delta before any snapshot".to_string()));
                 };
-                if self.pending.is_some() || seq != position.seq + 1 {
+                if self.assembler.in_snapshot() || seq != position.seq + 1 {
                     return Err(lost(format!(
                         "delta {seq} does not follow {} (resyncing)",
                         position.seq
@@ -324,9 +251,7 @@ impl Replica {
             CollectorMessage::SignalResult { text, .. } => {
                 Ok(Some(ReplicaEvent::SignalResult(text)))
             }
-            other @ (CollectorMessage::HelloAck { .. } | CollectorMessage::Refused { .. }) => {
-                Err(lost(format!("unexpected {other:?}")))
-            }
+            other => Err(lost(format!("unexpected {other:?}"))),
         }
     }
 }

@@ -19,6 +19,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let visible = metrics.mode(app.mode());
 
     let mut badges: Vec<Span> = Vec::new();
+    if let Some(replay) = app.replay() {
+        badges.push(Span::styled(replay.badge(), theme.badge));
+        badges.push(Span::raw(" "));
+    }
     if app.paused() {
         badges.push(Span::styled(" PAUSED ", theme.badge));
     }

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 use zerocopy::IntoBytes;
 
 use super::metrics::retired::RetiredTotals;
+use bridge::stats::monotonic_ns;
+
+use crate::recording::{record::RunInfo, writer::Recorder};
 use crate::remote::{
     frame::{encode, FrameError},
     protocol::{CollectorMessage, Position, StoreOp},
@@ -78,6 +81,8 @@ pub struct Hub {
     limits: HubLimits,
     counters: HubCounters,
     retired: Option<RetiredTotals>,
+    recorder: Option<(Recorder, Vec<String>)>,
+    recording: Option<crate::recording::store::RecordStore>,
 }
 
 impl Hub {
@@ -94,6 +99,8 @@ impl Hub {
             limits,
             counters: HubCounters::default(),
             retired: None,
+            recorder: None,
+            recording: None,
         }
     }
 
@@ -133,6 +140,62 @@ impl Hub {
         self.viewers.len()
     }
 
+    /// Records every delta from now on (`serve --record`), and a keyframe at once. `notes`
+    /// go into each keyframe's run info.
+    pub fn set_recorder(
+        &mut self,
+        store: crate::recording::store::RecordStore,
+        notes: Vec<String>,
+    ) -> std::io::Result<()> {
+        self.recording = Some(store.clone());
+        self.recorder = Some((Recorder::start(store)?, notes));
+        self.record_keyframe();
+        Ok(())
+    }
+
+    /// The recording's store (to answer replays through the socket), if recording.
+    pub fn recording(&self) -> Option<crate::recording::store::RecordStore> {
+        self.recording.clone()
+    }
+
+    /// The recorder, if recording.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref().map(|(recorder, _)| recorder)
+    }
+
+    /// Stops recording: what was sent is written and synced.
+    pub fn finish_recording(&mut self) {
+        if let Some((mut recorder, _)) = self.recorder.take() {
+            recorder.finish();
+        }
+    }
+
+    /// Records a keyframe (the tables as of the last delta), when recording.
+    pub fn record_keyframe(&mut self) {
+        let Some((recorder, notes)) = &self.recorder else {
+            return;
+        };
+        let retention = self.store.retention();
+        let run = RunInfo {
+            epoch: self.epoch,
+            pid: std::process::id(),
+            modes: self.modes.clone(),
+            realtime_offset_ns: crate::recording::realtime_ns().saturating_sub(monotonic_ns()),
+            start_tolerance_ns: self
+                .store
+                .mode(ModeKind::Ring)
+                .processes
+                .start_tolerance_ns(),
+            retention_age_ns: retention.max_age_ns,
+            retention_rows: retention.max_finished as u64,
+            notes: notes.clone(),
+        };
+        match self.snapshot_frames("keyframe") {
+            Ok(frames) => recorder.record_keyframe(run, frames),
+            Err(error) => eprintln!("bpftop-ordered serve: keyframe not recorded: {error}"),
+        }
+    }
+
     /// The last delta's position.
     pub fn position(&self) -> Position {
         Position {
@@ -170,6 +233,8 @@ impl Hub {
                 // every viewer gets a snapshot.
                 eprintln!("bpftop-ordered serve: delta {} not sent: {error}", self.seq);
                 self.counters.oversized += 1;
+                // The recording cannot follow either: the next keyframe starts it again.
+                self.record_keyframe();
                 self.recent.clear();
                 self.recent_bytes = 0;
                 for slot in self.viewers.drain(..) {
@@ -178,6 +243,9 @@ impl Hub {
                 return;
             }
         };
+        if let Some((recorder, _)) = &self.recorder {
+            recorder.record_frame(frame.clone());
+        }
         self.remember(frame.clone());
         let mut overflows = 0;
         self.viewers
@@ -254,47 +322,56 @@ impl Hub {
 
     /// The snapshot frames of every mode's tables as of now.
     fn snapshot_frames(&self, reason: &str) -> Result<Vec<Bytes>, FrameError> {
-        let mut frames = vec![encode(&CollectorMessage::SnapshotBegin {
-            position: self.position(),
-            reason: reason.to_string(),
-        })?];
-        for mode in &self.modes {
-            let image = self.store.image(*mode);
-            for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
-                frames.push(encode(&CollectorMessage::SnapshotRows {
-                    mode: *mode,
-                    rows,
-                })?);
-            }
-            frames.push(encode(&CollectorMessage::SnapshotMode {
-                mode: *mode,
-                counters: image.counters,
-                active: image.active,
-                failure: image.failure,
-                applied: image.applied,
-                stale: image.stale,
-            })?);
-        }
-        let lines: Vec<(Vec<u8>, String, bool)> = self
-            .store
-            .cmdlines()
-            .iter()
-            .map(|(key, line)| {
-                (
-                    key.as_bytes().to_vec(),
-                    line.text.to_string(),
-                    line.truncated,
-                )
-            })
-            .collect();
-        for entries in lines.chunks(SNAPSHOT_CHUNK_ROWS) {
-            frames.push(encode(&CollectorMessage::SnapshotCmdlines {
-                entries: entries.to_vec(),
-            })?);
-        }
-        frames.push(encode(&CollectorMessage::SnapshotEnd)?);
-        Ok(frames)
+        snapshot_frames(&self.store, &self.modes, self.position(), reason)
     }
+}
+
+/// The snapshot frames of `modes`' tables in `store`, as of `position`.
+pub fn snapshot_frames(
+    store: &TableStore,
+    modes: &[ModeKind],
+    position: Position,
+    reason: &str,
+) -> Result<Vec<Bytes>, FrameError> {
+    let mut frames = vec![encode(&CollectorMessage::SnapshotBegin {
+        position,
+        reason: reason.to_string(),
+    })?];
+    for mode in modes {
+        let image = store.image(*mode);
+        for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
+            frames.push(encode(&CollectorMessage::SnapshotRows {
+                mode: *mode,
+                rows,
+            })?);
+        }
+        frames.push(encode(&CollectorMessage::SnapshotMode {
+            mode: *mode,
+            counters: image.counters,
+            active: image.active,
+            failure: image.failure,
+            applied: image.applied,
+            stale: image.stale,
+        })?);
+    }
+    let lines: Vec<(Vec<u8>, String, bool)> = store
+        .cmdlines()
+        .iter()
+        .map(|(key, line)| {
+            (
+                key.as_bytes().to_vec(),
+                line.text.to_string(),
+                line.truncated,
+            )
+        })
+        .collect();
+    for entries in lines.chunks(SNAPSHOT_CHUNK_ROWS) {
+        frames.push(encode(&CollectorMessage::SnapshotCmdlines {
+            entries: entries.to_vec(),
+        })?);
+    }
+    frames.push(encode(&CollectorMessage::SnapshotEnd)?);
+    Ok(frames)
 }
 
 #[cfg(test)]

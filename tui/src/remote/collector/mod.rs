@@ -9,9 +9,11 @@ pub mod viewer_task;
 
 use std::{
     os::unix::net::UnixListener,
-    sync::{Arc, Mutex},
+    sync::{atomic::Ordering, Arc, Mutex},
     time::Duration,
 };
+
+use crate::recording::store::RecordStore;
 
 use bridge::{session::Session, stats::monotonic_ns};
 use crossbeam_channel::{select, tick, Receiver};
@@ -39,6 +41,14 @@ pub struct PrometheusOptions {
     pub top_k: usize,
 }
 
+/// What the collector records (`serve --record`, `record`).
+pub struct RecordOptions {
+    /// The store, open for writing.
+    pub store: RecordStore,
+    /// A full-table keyframe is recorded this often.
+    pub keyframe_every: Duration,
+}
+
 /// Deltas kept for viewers that reconnect (count).
 pub const RECENT_FRAMES: usize = 65_536;
 /// Deltas kept for viewers that reconnect (bytes).
@@ -60,8 +70,9 @@ fn new_epoch() -> u64 {
 /// code (0).
 pub fn run(
     session: Session,
-    listener: UnixListener,
+    listener: Option<UnixListener>,
     options: CollectorOptions,
+    record: Option<RecordOptions>,
 ) -> anyhow::Result<i32> {
     let epoch = new_epoch();
     let modes = session.running_modes().to_vec();
@@ -72,7 +83,19 @@ pub fn run(
         recent_frames: RECENT_FRAMES,
         recent_bytes: RECENT_BYTES,
     };
-    let hub = Arc::new(Mutex::new(Hub::new(epoch, store, modes, limits)));
+    let mut hub = Hub::new(epoch, store, modes, limits);
+    let mut keyframe_every = None;
+    if let Some(record) = record {
+        let path = record.store.path.clone();
+        hub.set_recorder(record.store, session.notes().to_vec())?;
+        keyframe_every = Some(record.keyframe_every);
+        eprintln!(
+            "bpftop-ordered serve: recording to {} (a keyframe every {})",
+            path.display(),
+            humantime::format_duration(record.keyframe_every)
+        );
+    }
+    let hub = Arc::new(Mutex::new(hub));
     let context = ViewerContext {
         hub: Arc::clone(&hub),
         hello,
@@ -83,12 +106,6 @@ pub fn run(
         .thread_name("serve-viewers")
         .enable_all()
         .build()?;
-    listener.set_nonblocking(true)?;
-    let listener = {
-        let _entered = runtime.enter();
-        tokio::net::UnixListener::from_std(listener)?
-    };
-    runtime.spawn(accept_viewers(listener, context));
     if let Some(prometheus) = options.prometheus {
         let exporter = metrics::encode::HostExporter::new(
             Arc::clone(&hub),
@@ -105,6 +122,14 @@ pub fn run(
         runtime.spawn(metrics::http::serve(listener, registry, Default::default()));
         eprintln!("bpftop-ordered serve: Prometheus series at http://{address}/metrics");
     }
+    if let Some(listener) = listener {
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::UnixListener::from_std(listener)?
+        };
+        runtime.spawn(accept_viewers(listener, context));
+    }
     // The dashboard's exit signals, without its Ctrl-Z: a collector has no terminal to give
     // back.
     let (signals, _signal_handle) =
@@ -113,17 +138,38 @@ pub fn run(
         "bpftop-ordered serve: pid {} epoch {epoch:#x} serving",
         std::process::id()
     );
-    let signal = own_session(&session, &hub, &signals);
+    let signal = own_session(&session, &hub, &signals, keyframe_every);
     eprintln!("bpftop-ordered serve: signal {signal}: stopping");
+    {
+        let mut hub = lock(&hub);
+        if let Some(recorder) = hub.recorder() {
+            let counters = recorder.counters();
+            eprintln!(
+                "bpftop-ordered serve: recorded {} records ({} keyframes, {} value bytes), dropped {}",
+                counters.records.load(Ordering::Relaxed),
+                counters.keyframes.load(Ordering::Relaxed),
+                counters.value_bytes.load(Ordering::Relaxed),
+                counters.dropped.load(Ordering::Relaxed)
+            );
+        }
+        hub.finish_recording();
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     session.stop();
     Ok(0)
 }
 
-/// The session owner's loop: publish every message, reap every second. Returns the signal
-/// that stopped it.
-fn own_session(session: &Session, hub: &Mutex<Hub>, signals: &Receiver<i32>) -> i32 {
+/// The session owner's loop: publish every message, reap every second, record a keyframe
+/// every `keyframe_every` (and at the next reap after the recorder dropped a record).
+/// Returns the signal that stopped it.
+fn own_session(
+    session: &Session,
+    hub: &Mutex<Hub>,
+    signals: &Receiver<i32>,
+    keyframe_every: Option<Duration>,
+) -> i32 {
     let reap = tick(REAP_EVERY);
+    let keyframe = keyframe_every.map_or_else(crossbeam_channel::never, tick);
     let mut messages = session.messages().clone();
     loop {
         select! {
@@ -131,7 +177,14 @@ fn own_session(session: &Session, hub: &Mutex<Hub>, signals: &Receiver<i32>) -> 
                 Ok(message) => lock(hub).publish_message(message),
                 Err(_) => messages = crossbeam_channel::never(),
             },
-            recv(reap) -> _ => lock(hub).publish_reap(monotonic_ns()),
+            recv(reap) -> _ => {
+                let mut hub = lock(hub);
+                hub.publish_reap(monotonic_ns());
+                if hub.recorder().is_some_and(|r| r.keyframe_due()) {
+                    hub.record_keyframe();
+                }
+            }
+            recv(keyframe) -> _ => lock(hub).record_keyframe(),
             recv(signals) -> signal => return signal.unwrap_or(libc::SIGTERM),
         }
     }

@@ -34,6 +34,39 @@ pub struct ViewerContext {
     pub timeout: Duration,
 }
 
+/// A replay's answer: the replayed tables' snapshot frames, then the summary.
+fn replay_frames(
+    store: crate::recording::store::RecordStore,
+    at_ns: Option<u64>,
+    from_ns: Option<u64>,
+    to_ns: Option<u64>,
+) -> Result<Vec<Bytes>, String> {
+    let recording = crate::recording::reader::Recording::from_store(store);
+    let (first, last) = recording.span().ok_or("the recording is empty")?;
+    let replayed = match from_ns {
+        Some(from) => recording.rows_between(from, to_ns.unwrap_or(last.ts_ns)),
+        None => recording.state_at(at_ns.unwrap_or(last.ts_ns)),
+    }
+    .map_err(|e| e.to_string())?;
+    let position = crate::remote::protocol::Position {
+        epoch: replayed.run.epoch,
+        seq: 0,
+    };
+    let mut frames =
+        super::hub::snapshot_frames(&replayed.store, &replayed.run.modes, position, "replay")
+            .map_err(|e| e.to_string())?;
+    let summary = crate::remote::protocol::ReplaySummary {
+        run: replayed.run.clone(),
+        keyframe: (replayed.keyframe.ts_ns, replayed.keyframe.seq),
+        last: (replayed.last.ts_ns, replayed.last.seq),
+        span_ns: (first.ts_ns, last.ts_ns),
+        records: replayed.records,
+        damage: replayed.damage.iter().map(ToString::to_string).collect(),
+    };
+    frames.push(encode(&CollectorMessage::ReplayDone(summary)).map_err(|e| e.to_string())?);
+    Ok(frames)
+}
+
 /// Why a viewer's connection ended.
 type Outcome = Result<(), String>;
 
@@ -103,6 +136,11 @@ impl Connection {
         self.send_message(&hello).await?;
         let since = match self.read_message().await? {
             ViewerMessage::Watch { since } => since,
+            ViewerMessage::Replay {
+                at_ns,
+                from_ns,
+                to_ns,
+            } => return self.replay(at_ns, from_ns, to_ns).await,
             other => return Err(format!("expected Watch, got {other:?}")),
         };
         let mut subscription = self.subscribe(since, "watch")?;
@@ -159,6 +197,35 @@ impl Connection {
                         self.context.timeout
                     ))
                 }
+            }
+        }
+    }
+
+    /// Answers a replay from the recording this collector writes, then ends the connection.
+    async fn replay(
+        &mut self,
+        at_ns: Option<u64>,
+        from_ns: Option<u64>,
+        to_ns: Option<u64>,
+    ) -> Outcome {
+        let store = super::lock(&self.context.hub).recording();
+        let answer = tokio::task::spawn_blocking(move || {
+            let store = store.ok_or("this collector does not record (serve --record DIR)")?;
+            replay_frames(store, at_ns, from_ns, to_ns)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match answer {
+            Ok(frames) => {
+                for frame in frames {
+                    self.send(frame).await?;
+                }
+                Ok(())
+            }
+            Err(message) => {
+                let message = message.to_string();
+                self.send_message(&CollectorMessage::ReplayFailed { message })
+                    .await
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{atomic::Ordering, Arc, Mutex},
 };
 
 use bridge::{contract::ModeKind, probe::Controls};
@@ -16,7 +16,9 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::sample::{HostSample, ModeSample, LAG_BOUNDS_NS, OTHER_COMM, TASK_STATES, TCP_STATES};
+use super::sample::{
+    HostSample, ModeSample, RecordingSample, LAG_BOUNDS_NS, OTHER_COMM, TASK_STATES, TCP_STATES,
+};
 use crate::remote::collector::hub::Hub;
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -94,6 +96,18 @@ impl HostExporter {
         let kernel_events = self.controls.as_ref().and_then(|c| c.event_counts().ok());
         let hub = self.hub.lock().unwrap_or_else(|p| p.into_inner());
         let retired = hub.retired().cloned().unwrap_or_default();
+        let recorder = hub.recorder().map(|recorder| {
+            let c = recorder.counters();
+            RecordingSample {
+                up: !c.stopped.load(Ordering::Relaxed),
+                records: c.records.load(Ordering::Relaxed),
+                keyframes: c.keyframes.load(Ordering::Relaxed),
+                value_bytes: c.value_bytes.load(Ordering::Relaxed),
+                dropped: c.dropped.load(Ordering::Relaxed),
+                disk_bytes: None,
+            }
+        });
+        let store = hub.recording();
         let sample = HostSample {
             modes: hub
                 .modes()
@@ -104,8 +118,17 @@ impl HostExporter {
             viewers: hub.viewers() as u64,
             viewer_resyncs: hub.counters().overflows,
             deltas: hub.counters().deltas,
+            recording: None,
         };
         drop(hub);
+        // The store's size is read off the disk after the lock is released.
+        let sample = HostSample {
+            recording: recorder.map(|mut recording| {
+                recording.disk_bytes = store.and_then(|s| s.disk_space_bytes());
+                recording
+            }),
+            ..sample
+        };
         self.guard.apply(sample)
     }
 
@@ -217,6 +240,9 @@ pub fn encode_sample(sample: &HostSample, mut encoder: DescriptorEncoder<'_>) ->
         &NO_LABELS,
         sample.deltas,
     )?;
+    if let Some(recording) = &sample.recording {
+        encode_recording(e, recording)?;
+    }
     per_mode(
         e,
         sample,
@@ -420,6 +446,66 @@ pub fn encode_sample(sample: &HostSample, mut encoder: DescriptorEncoder<'_>) ->
     Ok(())
 }
 
+/// The recorder's series (only while the collector records).
+fn encode_recording(e: &mut DescriptorEncoder<'_>, recording: &RecordingSample) -> Fmt {
+    use MetricType::{Counter, Gauge};
+    gauge(
+        &mut e.encode_descriptor(
+            "bpftop_recording_up",
+            "1 while the collector records, 0 once recording stopped on an error (a full disk, a write error).",
+            None,
+            Gauge,
+        )?,
+        &NO_LABELS,
+        recording.up as u64,
+    )?;
+    for (name, help, unit, value) in [
+        (
+            "bpftop_recording_records",
+            "Records written to the recording.",
+            None,
+            recording.records,
+        ),
+        (
+            "bpftop_recording_keyframes",
+            "Full-table keyframes written to the recording.",
+            None,
+            recording.keyframes,
+        ),
+        (
+            "bpftop_recording_written",
+            "Bytes of records written to the recording, before compression.",
+            Some(Unit::Bytes),
+            recording.value_bytes,
+        ),
+        (
+            "bpftop_recording_dropped_records",
+            "Records not written: the recorder's queue was full, or recording had stopped.",
+            None,
+            recording.dropped,
+        ),
+    ] {
+        counter(
+            &mut e.encode_descriptor(name, help, unit.as_ref(), Counter)?,
+            &NO_LABELS,
+            value,
+        )?;
+    }
+    if let Some(disk_bytes) = recording.disk_bytes {
+        gauge(
+            &mut e.encode_descriptor(
+                "bpftop_recording_disk",
+                "The recording's size on disk (tables and journals).",
+                Some(&Unit::Bytes),
+                Gauge,
+            )?,
+            &NO_LABELS,
+            disk_bytes,
+        )?;
+    }
+    Ok(())
+}
+
 /// prometheus-client takes per-bucket counts (it accumulates them itself) with the last bucket
 /// `+Inf`: turns cumulative counts into those.
 fn histogram_buckets(cumulative: &[(f64, u64)], count: u64) -> Vec<(f64, u64)> {
@@ -491,6 +577,14 @@ mod tests {
             viewers: 2,
             viewer_resyncs: 0,
             deltas: 9,
+            recording: Some(RecordingSample {
+                up: false,
+                records: 11,
+                keyframes: 2,
+                value_bytes: 4096,
+                dropped: 3,
+                disk_bytes: None,
+            }),
         }
     }
 
@@ -520,9 +614,16 @@ mod tests {
             "bpftop_mode_lag_seconds_bucket{mode=\"poll\",le=\"+Inf\"} 20",
             "bpftop_mode_lag_seconds_sum{mode=\"poll\"} 2.5",
             "bpftop_mode_lag_seconds_count{mode=\"poll\"} 20",
+            "bpftop_recording_up 0",
+            "bpftop_recording_written_bytes_total 4096",
+            "bpftop_recording_dropped_records_total 3",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
+        assert!(
+            !text.contains("bpftop_recording_disk"),
+            "an unknown disk size is left out, not 0"
+        );
     }
 
     #[test]

@@ -102,6 +102,23 @@ pub struct ModeSample {
     pub lag: CumulativeLag,
 }
 
+/// The recorder's figures (`serve --record`, `record`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingSample {
+    /// Still recording (false once it stopped on an error, such as a full disk).
+    pub up: bool,
+    /// Records written.
+    pub records: u64,
+    /// Keyframes written.
+    pub keyframes: u64,
+    /// Value bytes written, before compression.
+    pub value_bytes: u64,
+    /// Records dropped (queue full, or after the recording stopped).
+    pub dropped: u64,
+    /// The store's size on disk (tables and journals); `None` when it could not be read.
+    pub disk_bytes: Option<u64>,
+}
+
 /// Everything one scrape exports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostSample {
@@ -115,6 +132,8 @@ pub struct HostSample {
     pub viewer_resyncs: u64,
     /// Deltas published to viewers so far.
     pub deltas: u64,
+    /// The recorder's figures, when recording.
+    pub recording: Option<RecordingSample>,
 }
 
 /// Whether a process row stands for a process that exists now (what `ps -e` lists): not
