@@ -68,8 +68,14 @@ fn background_cpu_ns() -> u64 {
             continue;
         }
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
         total += ticks * tick_ns;
     }
     total
@@ -85,8 +91,14 @@ fn thread_cpu_ns(name: &str) -> u64 {
             continue;
         }
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
         total += ticks * tick_ns;
     }
     total
@@ -160,10 +172,10 @@ fn storm(seconds: u64) {
         let t = Instant::now();
         hub.publish_message(message);
         step += 1;
-        if step % 10 == 0 {
+        if step.is_multiple_of(10) {
             hub.publish_reap(monotonic_ns());
         }
-        if step % 100 == 0 {
+        if step.is_multiple_of(100) {
             hub.record_keyframe();
         }
         publish_ns += t.elapsed().as_nanos() as u64;
@@ -177,7 +189,9 @@ fn storm(seconds: u64) {
     let background = background_cpu_ns() - background_before;
     let counters = hub.recorder().unwrap().counters();
     let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    let value_bytes = counters.value_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let value_bytes = counters
+        .value_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
     let rss = rss_bytes();
     hub.finish_recording();
     drop(hub);
@@ -236,10 +250,14 @@ fn hour(rate: u64) {
     let steps = 3600 * steps_per_s;
     for step in 0..steps {
         let mono = mono_start + step * SECOND / steps_per_s;
-        if step % (10 * steps_per_s) == 0 {
-            let frames =
-                snapshot_frames(&tables, &[ModeKind::Ring], Position { epoch: 2, seq }, "keyframe")
-                    .unwrap();
+        if step.is_multiple_of(10 * steps_per_s) {
+            let frames = snapshot_frames(
+                &tables,
+                &[ModeKind::Ring],
+                Position { epoch: 2, seq },
+                "keyframe",
+            )
+            .unwrap();
             recorder.record_keyframe_at(mono + offset, run.clone(), frames);
         }
         let message = ModeMessage::Batch(source.next_batch(ModeKind::Ring, SECOND / steps_per_s));
@@ -252,7 +270,7 @@ fn hour(rate: u64) {
         .unwrap();
         recorder.record_frame_at(mono + offset, frame);
         tables.handle(message);
-        if step % steps_per_s == 0 {
+        if step.is_multiple_of(steps_per_s) {
             tables.reap(mono);
             seq += 1;
             let frame = encode(&CollectorMessage::Delta {
@@ -281,7 +299,9 @@ fn hour(rate: u64) {
     let mut seeks = Vec::new();
     let mut x = 12345u64;
     for _ in 0..30 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let at = wall_start + (x >> 11) % (3600 * SECOND);
         let t = Instant::now();
         let replayed = recording.state_at(at).unwrap();

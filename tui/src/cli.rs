@@ -375,14 +375,30 @@ pub struct DumpArgs {
     pub replay: Option<PathBuf>,
     /// With --replay: the moment to print (RFC 3339 in UTC, `now`, or before now: -5m)
     /// [default: the recording's last record].
-    #[arg(long, value_name = "TIME", requires = "replay", conflicts_with = "from", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "replay",
+        conflicts_with = "from",
+        allow_hyphen_values = true
+    )]
     pub at: Option<String>,
     /// With --replay: print every row that existed from this time on, each with its last state
     /// up to --to.
-    #[arg(long, value_name = "TIME", requires = "replay", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "replay",
+        allow_hyphen_values = true
+    )]
     pub from: Option<String>,
     /// With --replay --from: the end of the range [default: the recording's last record].
-    #[arg(long, value_name = "TIME", requires = "from", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "from",
+        allow_hyphen_values = true
+    )]
     pub to: Option<String>,
     /// Bridge settings.
     #[command(flatten)]

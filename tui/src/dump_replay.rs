@@ -81,12 +81,7 @@ struct Asked {
 
 /// The replay's line: the times asked, the keyframe it started from, the last record applied,
 /// records read, the run, damaged ranges, the socket it went through.
-fn print_replay(
-    dir: &Path,
-    moment: &Moment,
-    asked: Asked,
-    args: &DumpArgs,
-) -> std::io::Result<()> {
+fn print_replay(dir: &Path, moment: &Moment, asked: Asked, args: &DumpArgs) -> std::io::Result<()> {
     let text = |t: Option<u64>| t.map(format_time);
     let via = moment.via.as_ref().map(|p| p.display().to_string());
     let mut out = std::io::stdout().lock();

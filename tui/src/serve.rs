@@ -116,11 +116,21 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 fn parse_max_age(s: &str) -> Result<Duration, String> {
-    bounded(s, Duration::from_secs(60), Duration::from_secs(365 * 86_400), "1m..365days")
+    bounded(
+        s,
+        Duration::from_secs(60),
+        Duration::from_secs(365 * 86_400),
+        "1m..365days",
+    )
 }
 
 fn parse_keyframe_every(s: &str) -> Result<Duration, String> {
-    bounded(s, Duration::from_secs(1), Duration::from_secs(3600), "1s..1h")
+    bounded(
+        s,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+        "1s..1h",
+    )
 }
 
 fn bounded(s: &str, min: Duration, max: Duration, range: &str) -> Result<Duration, String> {
@@ -181,8 +191,7 @@ pub fn run_record(args: &RecordArgs) -> anyhow::Result<i32> {
         Ok(record) => record,
         Err(code) => return Ok(code),
     };
-    let session = match headless::start_session(args.bridge.session_config(unique(&args.modes)))
-    {
+    let session = match headless::start_session(args.bridge.session_config(unique(&args.modes))) {
         Ok(session) => session,
         Err(code) => return Ok(code),
     };
@@ -235,7 +244,10 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         let note = dir.join(SOCKET_NOTE);
         let socket = std::path::absolute(&args.socket).unwrap_or_else(|_| args.socket.clone());
         if let Err(error) = std::fs::write(&note, socket.as_os_str().as_encoded_bytes()) {
-            eprintln!("bpftop-ordered serve: cannot write {}: {error}", note.display());
+            eprintln!(
+                "bpftop-ordered serve: cannot write {}: {error}",
+                note.display()
+            );
         }
         RemoveOnDrop(note)
     });

@@ -47,16 +47,16 @@ fn lines(output: Output) -> (i32, Vec<Value>, String) {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let rows = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{stderr}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{stderr}")))
         .collect();
     (output.status.code().unwrap_or(-1), rows, stderr)
 }
 
 fn rows_where<'a>(rows: &'a [Value], pick: impl Fn(&Value) -> bool + 'a) -> Vec<&'a Value> {
     rows.iter()
-        .filter(|r| r.get("stats").is_none() && r.get("replay").is_none() && r.get("attach").is_none())
+        .filter(|r| {
+            r.get("stats").is_none() && r.get("replay").is_none() && r.get("attach").is_none()
+        })
         .filter(|r| pick(r))
         .collect()
 }
@@ -75,7 +75,14 @@ fn a_recording_killed_with_sigkill_replays_what_the_live_view_showed() {
     let store_text = store.to_str().unwrap().to_string();
     let mut collector = Collector::start(
         "record-serve",
-        &["--modes", "ring", "--record", &store_text, "--record-keyframe-every", "2s"],
+        &[
+            "--modes",
+            "ring",
+            "--record",
+            &store_text,
+            "--record-keyframe-every",
+            "2s",
+        ],
     );
     collector.wait_for_log("recording to", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
@@ -141,7 +148,10 @@ fn a_recording_killed_with_sigkill_replays_what_the_live_view_showed() {
 
     // Around it: before the sh started it is not there; while it ran it had not exited.
     let (_, rows, stderr) = replay(&store, "processes", &["--at", &rfc3339(before)]);
-    assert!(rows_where(&rows, is_sh).is_empty(), "sh before it started: {stderr}");
+    assert!(
+        rows_where(&rows, is_sh).is_empty(),
+        "sh before it started: {stderr}"
+    );
     let (_, rows, stderr) = replay(&store, "processes", &["--at", &rfc3339(while_running)]);
     let running = rows_where(&rows, is_sh);
     assert_eq!(running.len(), 1, "sh 150 ms after its start: {stderr}");
@@ -160,8 +170,8 @@ fn a_recording_killed_with_sigkill_replays_what_the_live_view_showed() {
 
     // At most the last second is lost: the last record is within 1 s of the kill.
     let (_, rows, _) = replay(&store, "processes", &[]);
-    let last = humantime::parse_rfc3339(replay_line(&rows)["last_record"].as_str().unwrap())
-        .unwrap();
+    let last =
+        humantime::parse_rfc3339(replay_line(&rows)["last_record"].as_str().unwrap()).unwrap();
     let killed = live_at + Duration::from_millis(1200);
     let lost = killed.duration_since(last).unwrap_or_default();
     println!("last record {:?} before the kill", lost);
@@ -174,7 +184,11 @@ fn a_recording_killed_with_sigkill_replays_what_the_live_view_showed() {
     collector.kill9();
     let (code, rows, stderr) = replay(&store, "processes", &["--at", &at]);
     assert_eq!(code, 0, "{stderr}");
-    same_row(live_sh[0], rows_where(&rows, is_sh)[0], "the sh after a restart");
+    same_row(
+        live_sh[0],
+        rows_where(&rows, is_sh)[0],
+        "the sh after a restart",
+    );
     drop(held);
 }
 
@@ -204,7 +218,10 @@ fn a_damaged_journal_is_named_and_the_readable_part_replays() {
     let _ = whole;
     let (code, whole, stderr) = replay(&store, "processes", &[]);
     assert_eq!(code, 0, "{stderr}");
-    let whole_last = replay_line(&whole)["last_record"].as_str().unwrap().to_string();
+    let whole_last = replay_line(&whole)["last_record"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Overwrite bytes in the middle of the journal.
     let journal = store.join("0.jnl");
@@ -212,7 +229,10 @@ fn a_damaged_journal_is_named_and_the_readable_part_replays() {
     // The middle of what was written (the file may be preallocated: zeros after it).
     let written = bytes.iter().rposition(|b| *b != 0).unwrap_or(0);
     let middle = written / 2;
-    println!("journal {} bytes, written {written}, damaging at {middle}", bytes.len());
+    println!(
+        "journal {} bytes, written {written}, damaging at {middle}",
+        bytes.len()
+    );
     bytes[middle..middle + 64].fill(0xa5);
     std::fs::write(&journal, &bytes).unwrap();
     let (code, rows, stderr) = replay(&store, "processes", &[]);
@@ -227,7 +247,10 @@ fn a_damaged_journal_is_named_and_the_readable_part_replays() {
     let line = replay_line(&rows);
     let last = line["last_record"].as_str().unwrap();
     assert!(last < whole_last.as_str(), "{last} vs {whole_last}");
-    assert!(!rows_where(&rows, |_| true).is_empty(), "the readable part has rows");
+    assert!(
+        !rows_where(&rows, |_| true).is_empty(),
+        "the readable part has rows"
+    );
     println!("damaged: {}", line["damaged"]);
     // The cut is named again by a later replay.
     let (code, _, again) = replay(&store, "processes", &[]);
@@ -238,7 +261,11 @@ fn a_damaged_journal_is_named_and_the_readable_part_replays() {
         return;
     }
     // A journal fjall refuses: the reader worked on a copy, and a recorder refuses it too.
-    assert_eq!(std::fs::read(&journal).unwrap(), bytes, "the recording was written");
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        bytes,
+        "the recording was written"
+    );
     let refused = Command::new(BIN)
         .arg("record")
         .arg(&store)
@@ -287,9 +314,16 @@ fn a_full_disk_stops_the_recording_not_the_viewers() {
     );
     // Keyframes of every process, once a second, fill 512 KiB within seconds.
     collector.wait_for_log("WARNING: recording to", Duration::from_secs(60));
-    assert!(collector.log_text().contains("stopped"), "{}", collector.log_text());
+    assert!(
+        collector.log_text().contains("stopped"),
+        "{}",
+        collector.log_text()
+    );
     // The collector and its viewers go on: a new process is still seen.
-    let mut child = Command::new("/bin/sh").args(["-c", "exit 5"]).spawn().unwrap();
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "exit 5"])
+        .spawn()
+        .unwrap();
     let pid = child.id() as u64;
     assert_eq!(child.wait().unwrap().code(), Some(5));
     std::thread::sleep(Duration::from_millis(1500));

@@ -499,7 +499,10 @@ fn replay_dashboard_steps_jumps_goes_to_and_plays() {
     );
     let limit = Instant::now() + START_TIMEOUT;
     while !store.join("0.jnl").exists() {
-        assert!(Instant::now() < limit, "no recording after {START_TIMEOUT:?}");
+        assert!(
+            Instant::now() < limit,
+            "no recording after {START_TIMEOUT:?}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(Duration::from_millis(1500));

@@ -414,7 +414,11 @@ impl App {
         let behind_changed = self.ingest.on_second();
         self.users.refresh();
         self.set_now(real_now_ns);
-        if self.status.as_ref().is_some_and(|s| s.until_ns <= real_now_ns) {
+        if self
+            .status
+            .as_ref()
+            .is_some_and(|s| s.until_ns <= real_now_ns)
+        {
             self.status = None;
             Control::Redraw
         } else if cost_changed || behind_changed {

@@ -106,7 +106,12 @@ pub fn run(options: DashboardOptions, dir: &Path, at: Option<&str>) -> anyhow::R
     let at_ns = at_ns.unwrap_or(replayed.span_ns.1);
     settings.app.running_modes = replayed.run.modes.clone();
     if !replayed.run.modes.contains(&settings.app.mode) {
-        settings.app.mode = replayed.run.modes.first().copied().unwrap_or(settings.app.mode);
+        settings.app.mode = replayed
+            .run
+            .modes
+            .first()
+            .copied()
+            .unwrap_or(settings.app.mode);
     }
     let interval = settings.app.interval;
     let state = ReplayState {
@@ -142,7 +147,10 @@ fn notes_of(replayed: &Moment) -> Vec<String> {
     let mut notes = replayed.run.notes.clone();
     notes.extend(replayed.damage.iter().cloned());
     if let Some(socket) = &replayed.via {
-        notes.push(format!("replaying through the recorder's socket {}", socket.display()));
+        notes.push(format!(
+            "replaying through the recorder's socket {}",
+            socket.display()
+        ));
     }
     notes
 }
@@ -192,7 +200,9 @@ impl App {
         let elapsed = real.saturating_sub(replay.played_at_ns);
         replay.played_at_ns = real;
         let Some(speed) = replay.speed else { return };
-        let to = replay.at_ns.saturating_add(elapsed.saturating_mul(speed as u64));
+        let to = replay
+            .at_ns
+            .saturating_add(elapsed.saturating_mul(speed as u64));
         if to >= replay.span_ns.1 {
             replay.speed = None;
         }

@@ -145,10 +145,7 @@ impl Recording {
 
     /// The first and last keys (`None`: empty).
     pub fn span(&self) -> Option<(RecordKey, RecordKey)> {
-        Some((
-            self.store.first_key().ok()??,
-            self.store.last_key().ok()??,
-        ))
+        Some((self.store.first_key().ok()??, self.store.last_key().ok()??))
     }
 
     fn span_text(&self) -> String {
@@ -548,7 +545,10 @@ mod tests {
                 .range(RecordKey::first_at(t1).to_bytes()..)
                 .map(|g| RecordKey::from_bytes(&g.key().unwrap()).unwrap())
                 .collect();
-            store.log.insert(keys[0].to_bytes(), [1u8, 1, 0xff]).unwrap();
+            store
+                .log
+                .insert(keys[0].to_bytes(), [1u8, 1, 0xff])
+                .unwrap();
             keys[0]
         };
         let recording = Recording::open(dir.path()).unwrap();

@@ -96,7 +96,9 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Opens the longest prefix of `dir`'s journals that recovers, from a copy.
 pub fn open_readable_prefix(dir: &Path, reason: &str) -> Result<RecordStore, OpenError> {
-    let damaged = |e: std::io::Error| OpenError::Damaged(dir.to_path_buf(), format!("{reason}; salvaging it: {e}"));
+    let damaged = |e: std::io::Error| {
+        OpenError::Damaged(dir.to_path_buf(), format!("{reason}; salvaging it: {e}"))
+    };
     let journals = journals(dir).map_err(damaged)?;
     let total: u64 = journals.iter().map(|(_, l)| l).sum();
     let attempt = |keep: u64| -> Result<Option<(RecordStore, tempfile::TempDir)>, OpenError> {
@@ -128,7 +130,10 @@ pub fn open_readable_prefix(dir: &Path, reason: &str) -> Result<RecordStore, Ope
     let mut left = good;
     let mut cut = (String::new(), 0);
     for (path, len) in &journals {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         cut = (name, left.min(*len));
         if left <= *len {
             break;

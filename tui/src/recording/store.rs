@@ -102,7 +102,9 @@ pub struct RecordStore {
 fn log_options(retention: Option<RecordRetention>) -> KeyspaceCreateOptions {
     let fifo = match retention {
         Some(r) => Fifo::new(
-            r.max_bytes.saturating_sub(JOURNAL_BYTES).max(MEMTABLE_BYTES),
+            r.max_bytes
+                .saturating_sub(JOURNAL_BYTES)
+                .max(MEMTABLE_BYTES),
             Some(r.max_age.as_secs().max(1)),
         ),
         // A reader never drops anything.

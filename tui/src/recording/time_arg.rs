@@ -33,10 +33,7 @@ mod tests {
         let now = 1_000 * 1_000_000_000;
         assert_eq!(parse_time("now", now), Ok(now));
         assert_eq!(parse_time("-5m", now), Ok(now - 300 * 1_000_000_000));
-        assert_eq!(
-            parse_time("1970-01-01T00:00:01.5Z", now),
-            Ok(1_500_000_000)
-        );
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z", now), Ok(1_500_000_000));
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("-5 parsecs", now).is_err());
     }

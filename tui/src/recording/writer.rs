@@ -49,7 +49,10 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 enum Item {
-    Frame { ts_ns: u64, frame: Bytes },
+    Frame {
+        ts_ns: u64,
+        frame: Bytes,
+    },
     Keyframe {
         ts_ns: u64,
         run: RunInfo,
@@ -217,8 +220,12 @@ impl Writer<'_> {
         }
         batch.commit()?;
         self.counters.records.fetch_add(records, Ordering::Relaxed);
-        self.counters.value_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.counters.keyframes.fetch_add(keyframes, Ordering::Relaxed);
+        self.counters
+            .value_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        self.counters
+            .keyframes
+            .fetch_add(keyframes, Ordering::Relaxed);
         Ok(())
     }
 

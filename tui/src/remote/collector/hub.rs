@@ -317,7 +317,10 @@ pub fn snapshot_frames(
     for mode in modes {
         let image = store.image(*mode);
         for rows in image_chunks(&image, SNAPSHOT_CHUNK_ROWS) {
-            frames.push(encode(&CollectorMessage::SnapshotRows { mode: *mode, rows })?);
+            frames.push(encode(&CollectorMessage::SnapshotRows {
+                mode: *mode,
+                rows,
+            })?);
         }
         frames.push(encode(&CollectorMessage::SnapshotMode {
             mode: *mode,

@@ -52,13 +52,9 @@ fn replay_frames(
         epoch: replayed.run.epoch,
         seq: 0,
     };
-    let mut frames = super::hub::snapshot_frames(
-        &replayed.store,
-        &replayed.run.modes,
-        position,
-        "replay",
-    )
-    .map_err(|e| e.to_string())?;
+    let mut frames =
+        super::hub::snapshot_frames(&replayed.store, &replayed.run.modes, position, "replay")
+            .map_err(|e| e.to_string())?;
     let summary = crate::remote::protocol::ReplaySummary {
         run: replayed.run.clone(),
         keyframe: (replayed.keyframe.ts_ns, replayed.keyframe.seq),
