@@ -250,7 +250,7 @@ fn hour(rate: u64) {
     let steps = 3600 * steps_per_s;
     for step in 0..steps {
         let mono = mono_start + step * SECOND / steps_per_s;
-        if step % (10 * steps_per_s) == 0 {
+        if step.is_multiple_of(10 * steps_per_s) {
             let frames = snapshot_frames(
                 &tables,
                 &[ModeKind::Ring],
@@ -270,7 +270,7 @@ fn hour(rate: u64) {
         .unwrap();
         recorder.record_frame_at(mono + offset, frame);
         tables.handle(message);
-        if step % steps_per_s == 0 {
+        if step.is_multiple_of(steps_per_s) {
             tables.reap(mono);
             seq += 1;
             let frame = encode(&CollectorMessage::Delta {
