@@ -154,9 +154,14 @@ impl Recorder {
         }
     }
 
-    /// A record was dropped since the last keyframe.
+    /// A record was dropped since the last keyframe (never once recording stopped).
     pub fn keyframe_due(&self) -> bool {
-        self.counters.keyframe_due.load(Ordering::Relaxed)
+        self.counters.keyframe_due.load(Ordering::Relaxed) && !self.stopped()
+    }
+
+    /// Recording stopped on an error (disk full, I/O error): nothing more is written.
+    pub fn stopped(&self) -> bool {
+        self.counters.stopped.load(Ordering::Relaxed)
     }
 
     /// Writes what was sent, syncs and stops the thread.

@@ -175,6 +175,10 @@ impl Hub {
         let Some((recorder, notes)) = &self.recorder else {
             return;
         };
+        if recorder.stopped() {
+            // Nothing is written any more: do not encode the tables for nothing.
+            return;
+        }
         let retention = self.store.retention();
         let run = RunInfo {
             epoch: self.epoch,
