@@ -27,11 +27,11 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-use bridge::contract::{ProcessRow, RowOrigin};
+use bridge::contract::{ProcInfo, ProcessRow, RowOrigin};
 use bridge::table::{OrderedTable, Retention};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use crossbeam_skiplist::SkipMap;
-use probe_common::{proc_flags, ProcKey, ProcState, COMM_LEN};
+use probe_common::{proc_flags, ProcKey, COMM_LEN};
 
 /// Table sizes benchmarked.
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -106,7 +106,7 @@ impl RowGen {
         };
         ProcessRow {
             key: ProcKey::new(tgid, self.now_ns),
-            state: ProcState {
+            state: ProcInfo {
                 ppid: 1 + self.rng.below(4_194_304) as u32,
                 uid: self.rng.below(2_000) as u32,
                 start_ns: self.now_ns,
@@ -125,7 +125,6 @@ impl RowGen {
         self.tick();
         let mut next = row.clone();
         next.state.cpu_ns += 1 + self.rng.below(50_000_000);
-        next.state.last_emit_ns = self.now_ns;
         next.seq = self.seq;
         next.changed_ns = self.now_ns;
         next

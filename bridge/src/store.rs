@@ -349,12 +349,13 @@ fn resync_table<S: StoredState>(tables: &mut ModeTables, rows: Vec<Row<S>>, remo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_common::{proc_flags, ProcKey, ProcState};
+    use crate::contract::ProcInfo;
+    use probe_common::{proc_flags, ProcKey};
 
     fn proc_row(tgid: u32, seq: u64, exited: bool) -> ProcessRow {
         ProcessRow {
             key: ProcKey::new(tgid, tgid as u64),
-            state: ProcState {
+            state: ProcInfo {
                 flags: if exited { proc_flags::EXITED } else { 0 },
                 exit_ns: if exited { 10 } else { 0 },
                 ..Default::default()

@@ -306,8 +306,10 @@ impl<R: Entity> OrderedTable<R> {
 pub struct ProcessTable {
     table: OrderedTable<ProcessRow>,
     seeded_by_tgid: std::collections::HashMap<u32, probe_common::ProcKey, FastHash>,
-    /// tgid → key of the latest-started row with that tgid (pid reuse keeps older rows).
-    latest_by_tgid: std::collections::HashMap<u32, probe_common::ProcKey, FastHash>,
+    /// tgid → start time (the key's `start_ns`) of the latest-started row with that tgid (pid
+    /// reuse keeps older rows). The start time alone, not the key: 16 bytes an entry instead
+    /// of 24, with a row per process in each mode.
+    latest_by_tgid: std::collections::HashMap<u32, u64, FastHash>,
     start_tolerance_ns: u64,
 }
 
@@ -336,7 +338,7 @@ impl ProcessTable {
     pub fn latest_for_tgid(&self, tgid: u32) -> Option<&ProcessRow> {
         self.latest_by_tgid
             .get(&tgid)
-            .and_then(|key| self.table.get(key))
+            .and_then(|start_ns| self.table.get(&probe_common::ProcKey::new(tgid, *start_ns)))
     }
 
     /// Applies a process change (kernel or /proc origin).
@@ -344,12 +346,15 @@ impl ProcessTable {
         let key = row.key;
         let outcome = self.upsert_row(row);
         if outcome == UpsertOutcome::Inserted {
-            let newer = self
-                .latest_by_tgid
-                .get(&key.tgid)
-                .is_none_or(|k| k.start_ns <= key.start_ns || self.table.get(k).is_none());
+            let newer = self.latest_by_tgid.get(&key.tgid).is_none_or(|start_ns| {
+                *start_ns <= key.start_ns
+                    || self
+                        .table
+                        .get(&probe_common::ProcKey::new(key.tgid, *start_ns))
+                        .is_none()
+            });
             if newer {
-                self.latest_by_tgid.insert(key.tgid, key);
+                self.latest_by_tgid.insert(key.tgid, key.start_ns);
             }
         }
         outcome
@@ -367,8 +372,8 @@ impl ProcessTable {
                 let close = seed_key.start_ns.abs_diff(row.key.start_ns) <= self.start_tolerance_ns;
                 if let (true, Some(index)) = (close, self.table.position(&seed_key)) {
                     self.table.rekey(index, row.key);
-                    if self.latest_by_tgid.get(&row.key.tgid) == Some(&seed_key) {
-                        self.latest_by_tgid.insert(row.key.tgid, row.key);
+                    if self.latest_by_tgid.get(&row.key.tgid) == Some(&seed_key.start_ns) {
+                        self.latest_by_tgid.insert(row.key.tgid, row.key.start_ns);
                     }
                 }
             }
@@ -381,8 +386,11 @@ impl ProcessTable {
         let table = &self.table;
         self.seeded_by_tgid
             .retain(|_, key| table.get(key).is_some());
-        self.latest_by_tgid
-            .retain(|_, key| table.get(key).is_some());
+        self.latest_by_tgid.retain(|tgid, start_ns| {
+            table
+                .get(&probe_common::ProcKey::new(*tgid, *start_ns))
+                .is_some()
+        });
     }
 
     /// See [`OrderedTable::reap`].
@@ -404,12 +412,13 @@ impl ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_common::{proc_flags, ProcKey, ProcState};
+    use crate::contract::ProcInfo;
+    use probe_common::{proc_flags, ProcKey};
 
     fn row(tgid: u32, start_ns: u64, seq: u64) -> ProcessRow {
         ProcessRow {
             key: ProcKey::new(tgid, start_ns),
-            state: ProcState {
+            state: ProcInfo {
                 start_ns,
                 ..Default::default()
             },

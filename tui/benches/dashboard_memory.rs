@@ -156,6 +156,13 @@ fn main() {
             rows(&app),
             mb(now_rss)
         );
+        // The other tab (connections): its order is built, the process view's is freed.
+        press(&mut app, KeyCode::Tab);
+        terminal.draw(|f| draw_frame(f, &mut app)).unwrap();
+        // SAFETY: as above.
+        unsafe { libc::malloc_trim(0) };
+        let (now_rss, _) = rss();
+        println!("the same on the connections tab: RSS {}", mb(now_rss));
     }
     if soak_secs == 0 {
         return;

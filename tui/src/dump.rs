@@ -384,7 +384,7 @@ mod tests {
     fn connection(key: ConnKey, state: ConnState) -> ConnectionRow {
         ConnectionRow {
             key,
-            state,
+            state: bridge::contract::KernelState::info(&state),
             seq: 1,
             changed_ns: 0,
             origin: RowOrigin::Kernel,

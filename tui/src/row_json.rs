@@ -223,7 +223,7 @@ mod golden {
     fn process(tgid: u32, state: ProcState, origin: RowOrigin) -> ProcessRow {
         ProcessRow {
             key: ProcKey::new(tgid, state.start_ns),
-            state,
+            state: bridge::contract::KernelState::info(&state),
             seq: if origin == RowOrigin::Kernel { 42 } else { 0 },
             changed_ns: 0,
             origin,
@@ -356,7 +356,7 @@ mod golden {
         // Closed, owner known, exact byte counts.
         let closed = ConnectionRow {
             key: v4,
-            state: ConnState {
+            state: bridge::contract::ConnInfo {
                 tcp_state: 7, // TCP_CLOSE
                 states_seen_mask: (1 << 1) | (1 << 2) | (1 << 4) | (1 << 7),
                 pid: 4242,
@@ -366,7 +366,6 @@ mod golden {
                 start_ns: 2_000_000_000,
                 end_ns: 2_500_000_000,
                 flags: conn_flags::CLOSED | conn_flags::OWNER_KNOWN,
-                ..Default::default()
             },
             seq: 7,
             changed_ns: 0,
@@ -381,7 +380,7 @@ mod golden {
         );
         let seeded = ConnectionRow {
             key: v6,
-            state: ConnState {
+            state: bridge::contract::ConnInfo {
                 tcp_state: 1, // TCP_ESTABLISHED
                 states_seen_mask: 1 << 1,
                 flags: conn_flags::START_UNKNOWN | conn_flags::BYTES_UNKNOWN,

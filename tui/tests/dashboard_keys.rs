@@ -511,7 +511,7 @@ fn kernel_thread(tgid: u32, name: &str) -> bridge::contract::ProcessRow {
     comm[..name.len()].copy_from_slice(name.as_bytes());
     bridge::contract::ProcessRow {
         key: ProcKey::new(tgid, 1),
-        state: probe_common::ProcState {
+        state: bridge::contract::ProcInfo {
             ppid: 2,
             start_ns: 1,
             task_state: 0x0402,

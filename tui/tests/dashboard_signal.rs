@@ -17,7 +17,7 @@ use bridge::{
     procfs_seed,
 };
 use crossterm::event::KeyCode;
-use probe_common::{ProcKey, ProcState};
+use probe_common::ProcKey;
 use support::Harness;
 
 /// A row for `pid` as the /proc seed would make it (start time converted to CLOCK_MONOTONIC),
@@ -32,7 +32,7 @@ fn row_of(pid: u32, start_shift_ns: u64) -> ProcessRow {
     ) + start_shift_ns;
     ProcessRow {
         key: ProcKey::new(pid, start_ns),
-        state: ProcState {
+        state: bridge::contract::ProcInfo {
             start_ns,
             ppid: fields.ppid,
             comm: fields.comm,

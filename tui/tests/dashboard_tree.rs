@@ -6,7 +6,7 @@ mod support;
 
 use bridge::contract::{ProcessRow, RowOrigin};
 use crossterm::event::KeyCode;
-use probe_common::{ProcKey, ProcState};
+use probe_common::ProcKey;
 use support::Harness;
 
 fn row(tgid: u32, ppid: u32, start_ns: u64, name: &str) -> ProcessRow {
@@ -14,7 +14,7 @@ fn row(tgid: u32, ppid: u32, start_ns: u64, name: &str) -> ProcessRow {
     comm[..name.len()].copy_from_slice(name.as_bytes());
     ProcessRow {
         key: ProcKey::new(tgid, start_ns),
-        state: ProcState {
+        state: bridge::contract::ProcInfo {
             ppid,
             start_ns,
             comm,

@@ -403,7 +403,7 @@ fn connection_row(
 ) -> bridge::contract::ConnectionRow {
     bridge::contract::ConnectionRow {
         key,
-        state,
+        state: bridge::contract::KernelState::info(&state),
         seq: 0,
         changed_ns: 0,
         origin: RowOrigin::Kernel,
@@ -687,7 +687,7 @@ fn p_collapses_the_mode_panel_to_one_line_and_back() {
 #[test]
 fn network_rates_and_per_process_totals_show_and_sort() {
     use bpftop_ordered::model::net::ProcessTraffic;
-    use probe_common::{conn_flags, ConnKey, ConnState};
+    use probe_common::{conn_flags, ConnKey};
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
     let mut h = Harness::with_shape(Default::default(), 220, 40);
@@ -712,7 +712,7 @@ fn network_rates_and_per_process_totals_show_and_sort() {
         let key = ConnKey::ipv4([127, 0, 0, 1], sport, [127, 0, 0, 1], 39_999);
         RowChange::Connection(bridge::contract::ConnectionRow {
             key,
-            state: ConnState {
+            state: bridge::contract::ConnInfo {
                 pid: 777_001,
                 tcp_state: if closed { 7 } else { 1 },
                 flags: conn_flags::OWNER_KNOWN | if closed { conn_flags::CLOSED } else { 0 },

@@ -308,12 +308,12 @@ fn bad_clients_are_disconnected_and_logged() {
     // The debug encoding: JSON lines both ways (what `socat` would show).
     let mut debug = connect();
     debug
-        .write_all(b"{\"Hello\":{\"proto\":1}}\n{\"Watch\":{\"since\":null}}\n")
+        .write_all(b"{\"Hello\":{\"proto\":2}}\n{\"Watch\":{\"since\":null}}\n")
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(debug.try_clone().unwrap()));
     let first = lines.next().unwrap().unwrap();
     assert!(
-        first.starts_with(r#"{"HelloAck":{"proto":1,"epoch":"#),
+        first.starts_with(r#"{"HelloAck":{"proto":2,"epoch":"#),
         "{first}"
     );
     let second = lines.next().unwrap().unwrap();

@@ -4,7 +4,7 @@
 
 use bpftop_ordered::remote::{
     frame::{decode, decode_stream, encode},
-    protocol::{CollectorMessage, StoreOp, ViewerMessage, WireChange, WireRow},
+    protocol::{CollectorMessage, StoreOp, ViewerMessage, WireChange, WireRow, PROTOCOL_VERSION},
     wire_rows::op_from_wire,
 };
 use bytes::BytesMut;
@@ -35,7 +35,10 @@ fn seeds() -> Vec<Vec<u8>> {
         procfs: false,
     };
     let payloads = [
-        encode(&ViewerMessage::Hello { proto: 1 }).unwrap(),
+        encode(&ViewerMessage::Hello {
+            proto: PROTOCOL_VERSION,
+        })
+        .unwrap(),
         encode(&ViewerMessage::Watch { since: None }).unwrap(),
         encode(&CollectorMessage::Heartbeat {
             seq: 9,

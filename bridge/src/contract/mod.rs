@@ -10,10 +10,10 @@ pub mod process;
 pub mod row;
 pub mod task_state;
 
-pub use connection::{tcp_state_name, tcp_states_in_mask, ConnectionRow};
+pub use connection::{tcp_state_name, tcp_states_in_mask, ConnInfo, ConnectionRow};
 pub use counters::ModeCounters;
-pub use process::{cmdline_text, ProcessRow};
-pub use row::{comm_to_string, Entity, KernelState, Plain, Row, RowOrigin};
+pub use process::{cmdline_text, ProcInfo, ProcessRow};
+pub use row::{comm_to_string, Entity, KernelState, Plain, Row, RowOrigin, RowState};
 
 /// Which bridge mode.
 #[derive(

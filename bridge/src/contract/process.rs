@@ -2,7 +2,7 @@
 
 use probe_common::{proc_flags, table, ProcKey, ProcState};
 
-use super::row::{comm_to_string, KernelState, Row, RowOrigin};
+use super::row::{comm_to_string, KernelState, Row, RowOrigin, RowState};
 
 /// A command line captured at exec as text, as `ps -o args` shows it: the arguments joined by
 /// spaces (`/proc/PID/cmdline` with its NULs as spaces, the final one dropped), invalid UTF-8
@@ -30,8 +30,69 @@ pub fn cmdline_text(c: &probe_common::Cmdline) -> Option<(String, bool)> {
 /// One process, keyed by tgid + start time (a reused pid is a new row).
 pub type ProcessRow = Row<ProcState>;
 
+/// What a process row keeps of [`ProcState`]: every field of it except the kernel-internal
+/// ones (`last_emit_ns`, `poll_seq`, `task_addr`, `exit_tid`, `retry_cycle`), with the same
+/// names, units and meaning (see [`ProcState`]); `flags` without the kernel's bookkeeping
+/// bits (`DIRTY`, `REPARENT_PENDING`). 104 bytes where the map value has 136 — with 100k
+/// processes in each of three modes, 10 MB less. The field order avoids padding, so the
+/// layout is its bytes (the socket and recordings carry it as such).
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct ProcInfo {
+    /// Start time, CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Exit time, CLOCK_MONOTONIC ns; 0 while running.
+    pub exit_ns: u64,
+    /// Lifetime on-CPU time of the thread group, ns, as of `sampled_ns`.
+    pub cpu_ns: u64,
+    /// When the fields were read from the kernel, CLOCK_MONOTONIC ns.
+    pub sampled_ns: u64,
+    /// Resident set size, bytes (valid with [`proc_flags::RSS_KNOWN`]).
+    pub rss_bytes: u64,
+    /// Virtual memory size, bytes (valid with [`proc_flags::RSS_KNOWN`]).
+    pub virt_bytes: u64,
+    /// cgroup v2 id (valid with [`proc_flags::CGROUP_KNOWN`]).
+    pub cgroup_id: u64,
+    /// Parent's tgid.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Raw wait status of the exit.
+    pub exit_code: u32,
+    /// [`proc_flags`] bits (kernel bookkeeping bits cleared).
+    pub flags: u32,
+    /// The group leader's `__state`.
+    pub task_state: u32,
+    /// The group leader's `exit_state`.
+    pub exit_state: u32,
+    /// Live threads.
+    pub threads: u32,
+    /// Nice value (-20..19).
+    pub nice: i32,
+    /// `comm` of the group leader, NUL-padded.
+    pub comm: [u8; probe_common::COMM_LEN],
+}
+
+impl RowState for ProcInfo {
+    fn finished_ns(&self) -> Option<u64> {
+        (self.flags & proc_flags::EXITED != 0).then_some(self.exit_ns)
+    }
+}
+
 impl KernelState for ProcState {
     type Key = ProcKey;
+    type Info = ProcInfo;
     const TABLE: u8 = table::PROCESSES;
     const TABLE_NAME: &'static str = "processes";
 
@@ -47,12 +108,25 @@ impl KernelState for ProcState {
         self.last_emit_ns
     }
 
-    fn sanitized(mut self) -> Self {
-        self.task_addr = 0;
-        self.retry_cycle = 0;
-        self.exit_tid = 0;
-        self.flags &= !(proc_flags::DIRTY | proc_flags::REPARENT_PENDING);
-        self
+    fn info(&self) -> ProcInfo {
+        ProcInfo {
+            start_ns: self.start_ns,
+            exit_ns: self.exit_ns,
+            cpu_ns: self.cpu_ns,
+            sampled_ns: self.sampled_ns,
+            rss_bytes: self.rss_bytes,
+            virt_bytes: self.virt_bytes,
+            cgroup_id: self.cgroup_id,
+            ppid: self.ppid,
+            uid: self.uid,
+            exit_code: self.exit_code,
+            flags: self.flags & !(proc_flags::DIRTY | proc_flags::REPARENT_PENDING),
+            task_state: self.task_state,
+            exit_state: self.exit_state,
+            threads: self.threads,
+            nice: self.nice,
+            comm: self.comm,
+        }
     }
 }
 
@@ -156,7 +230,7 @@ mod tests {
     fn exited(code: u32) -> ProcessRow {
         ProcessRow {
             key: ProcKey::default(),
-            state: ProcState {
+            state: ProcInfo {
                 flags: proc_flags::EXITED,
                 exit_code: code,
                 ..Default::default()

@@ -1,6 +1,7 @@
 //! The one row type of both tables: a kernel state with its key, version and origin.
 //!
-//! A row keeps the kernel's raw state (`probe_common` types) and formats nothing: views format
+//! A row keeps the user-side part of the kernel's raw state ([`RowState`]: the `probe_common`
+//! state without its kernel-internal fields) and formats nothing: views format
 //! only the rows they show. What differs between processes and connections is said once, by
 //! [`KernelState`]; everything generic (tables, resync, poll's diff, the store, views) is
 //! written against [`Entity`].
@@ -33,13 +34,28 @@ impl<T> Plain for T where
 {
 }
 
+/// What a row keeps of an entity: the user-side part of a kernel state (no kernel address,
+/// no flush bookkeeping), a plain layout so it travels as its bytes on the socket and in a
+/// recording.
+pub trait RowState:
+    Plain + Clone + std::fmt::Debug + PartialEq + Eq + Default + Send + 'static
+{
+    /// CLOCK_MONOTONIC ns when the entity finished (exited / closed), `None` while live.
+    fn finished_ns(&self) -> Option<u64>;
+    /// When this state replaces `previous` (an older state of the same entity), fills in
+    /// what it does not know but `previous` did. Default: nothing.
+    fn inherit_unknowns(&mut self, _previous: &Self) {}
+}
+
 /// What a state-map value type tells the generic code: its key, its table, when the entity
-/// finished, how the kernel versions it, and which of its fields are kernel-internal.
+/// finished, how the kernel versions it, and what of it a row keeps.
 pub trait KernelState:
     Plain + Clone + std::fmt::Debug + PartialEq + Default + Send + 'static
 {
     /// The entity's identity (the state map's key).
     type Key: Plain + Eq + Ord + std::hash::Hash + std::fmt::Debug + Send + 'static;
+    /// What a row keeps of this state ([`KernelState::info`]).
+    type Info: RowState;
     /// `probe_common::table::*` of this state's table.
     const TABLE: u8;
     /// The table's name, as on the command line (`processes`, `connections`).
@@ -50,12 +66,10 @@ pub trait KernelState:
     fn poll_seq(&self) -> u64;
     /// CLOCK_MONOTONIC ns when the kernel last wrote the entry (its last record).
     fn last_emit_ns(&self) -> u64;
-    /// The state without its kernel-internal fields (kernel addresses, flush bookkeeping):
-    /// nothing user space keeps, shows or forwards carries a kernel pointer.
-    fn sanitized(self) -> Self;
-    /// When this state replaces `previous` (an older state of the same entity), fills in
-    /// what it does not know but `previous` did. Default: nothing.
-    fn inherit_unknowns(&mut self, _previous: &Self) {}
+    /// The state without its kernel-internal fields (kernel addresses, flush bookkeeping,
+    /// versioning): nothing user space keeps, shows or forwards carries a kernel pointer, and
+    /// a row is 32 bytes smaller than the map value.
+    fn info(&self) -> Self::Info;
 }
 
 /// One row: an entity's kernel state, the change it reflects, and where it came from.
@@ -63,8 +77,8 @@ pub trait KernelState:
 pub struct Row<S: KernelState> {
     /// Identity of the entity.
     pub key: S::Key,
-    /// Kernel state as of `seq` (kernel-internal fields cleared).
-    pub state: S,
+    /// What the row keeps of the kernel state as of `seq` ([`KernelState::info`]).
+    pub state: S::Info,
     /// Sequence number of the change applied last (per mode; 0 for /proc rows).
     pub seq: u64,
     /// CLOCK_MONOTONIC ns of that change (0 when unknown, e.g. /proc rows).
@@ -78,7 +92,7 @@ impl<S: KernelState> Row<S> {
     pub fn from_record(key: S::Key, state: S, seq: u64, ktime_ns: u64) -> Self {
         Row {
             key,
-            state: state.sanitized(),
+            state: state.info(),
             seq,
             changed_ns: ktime_ns,
             origin: RowOrigin::Kernel,
@@ -90,7 +104,7 @@ impl<S: KernelState> Row<S> {
     pub fn from_state_map(key: S::Key, state: S, seq: u64) -> Self {
         Row {
             key,
-            state: state.sanitized(),
+            state: state.info(),
             seq,
             changed_ns: state.last_emit_ns(),
             origin: RowOrigin::Kernel,
@@ -101,7 +115,7 @@ impl<S: KernelState> Row<S> {
     pub fn from_procfs(key: S::Key, state: S) -> Self {
         Row {
             key,
-            state,
+            state: state.info(),
             seq: 0,
             changed_ns: 0,
             origin: RowOrigin::Procfs,

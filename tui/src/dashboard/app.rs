@@ -901,6 +901,7 @@ impl App {
         let rows = layout.table_rows();
         match self.tab {
             Tab::Processes => {
+                self.connections.release_order();
                 let fresh = self.stale_order(
                     &self.processes,
                     self.processes_table(),
@@ -928,6 +929,8 @@ impl App {
                     self.widths_in_view(&self.processes, self.processes_table(), PROCESS_COLUMNS);
             }
             Tab::Connections => {
+                self.processes.release_order();
+                self.processes.tree_prefix = Default::default();
                 let fresh = self.stale_order(
                     &self.connections,
                     self.connections_table(),

@@ -235,6 +235,16 @@ impl<K: Copy + Eq> TableView<K> {
         self.stamp = None;
     }
 
+    /// Frees the order of a view that is not shown (a key per row: 4 MB for 100k
+    /// connections). The selection is kept by key and found again in the order computed when
+    /// the view is shown next; until then [`TableView::order`] is empty.
+    pub fn release_order(&mut self) {
+        if self.order.capacity() > 0 {
+            self.order = Vec::new();
+            self.stamp = None;
+        }
+    }
+
     /// Rows that fit in the table area (set from the layout before each draw).
     pub fn set_page_rows(&mut self, rows: usize) {
         self.page_rows = rows.max(1);

@@ -33,7 +33,7 @@ pub type ByteRates = (f64, f64);
 #[derive(Clone, Debug)]
 pub struct ConnectionRates {
     entries: HashMap<ConnKey, RateEntry>,
-    epoch: u64,
+    epoch: u32,
     previous_horizon_ns: Option<u64>,
     flush_period_ns: u64,
 }
@@ -44,18 +44,92 @@ impl Default for ConnectionRates {
     }
 }
 
+/// One connection's baseline. Kept small (56 bytes; it was 80 with `Option`s and a `u64`
+/// epoch): with 100k connections it is a hash-table entry per row.
 #[derive(Clone, Debug)]
 struct RateEntry {
-    /// `None` when the counters are unknown.
-    bytes: Option<(u64, u64)>,
+    /// (sent, received) counters of the last sample; meaningful with [`rate_bits::BYTES`].
+    bytes: (u64, u64),
     /// Until when `bytes` are known to be the connection's counters.
     valid_ns: u64,
     /// The connection's start as the row has it (a new connection on the same 4-tuple
     /// restarts the baseline).
     start_ns: u64,
-    origin: RowOrigin,
-    rates: Option<ByteRates>,
-    epoch: u64,
+    /// Bytes/s over the last window; meaningful with [`rate_bits::RATES`].
+    rates: ByteRates,
+    /// The sample that last saw the row (equality only: wrapping is harmless).
+    epoch: u32,
+    /// [`rate_bits`].
+    bits: u8,
+}
+
+/// Bits of [`RateEntry::bits`].
+mod rate_bits {
+    /// `bytes` are the counters (else unknown).
+    pub const BYTES: u8 = 1;
+    /// `rates` are known.
+    pub const RATES: u8 = 2;
+    /// The row came from /proc (its origin; a kernel row replacing it restarts the baseline).
+    pub const PROCFS: u8 = 4;
+}
+
+impl RateEntry {
+    fn new(
+        bytes: Option<(u64, u64)>,
+        valid_ns: u64,
+        start_ns: u64,
+        origin: RowOrigin,
+        rates: Option<ByteRates>,
+        epoch: u32,
+    ) -> Self {
+        let mut entry = RateEntry {
+            bytes: (0, 0),
+            valid_ns,
+            start_ns,
+            rates: (0.0, 0.0),
+            epoch,
+            bits: if origin == RowOrigin::Procfs {
+                rate_bits::PROCFS
+            } else {
+                0
+            },
+        };
+        entry.set_bytes(bytes);
+        entry.set_rates(rates);
+        entry
+    }
+
+    fn bytes(&self) -> Option<(u64, u64)> {
+        (self.bits & rate_bits::BYTES != 0).then_some(self.bytes)
+    }
+
+    fn set_bytes(&mut self, bytes: Option<(u64, u64)>) {
+        self.bits &= !rate_bits::BYTES;
+        if let Some(b) = bytes {
+            self.bytes = b;
+            self.bits |= rate_bits::BYTES;
+        }
+    }
+
+    fn rates(&self) -> Option<ByteRates> {
+        (self.bits & rate_bits::RATES != 0).then_some(self.rates)
+    }
+
+    fn set_rates(&mut self, rates: Option<ByteRates>) {
+        self.bits &= !rate_bits::RATES;
+        if let Some(r) = rates {
+            self.rates = r;
+            self.bits |= rate_bits::RATES;
+        }
+    }
+
+    fn origin(&self) -> RowOrigin {
+        if self.bits & rate_bits::PROCFS != 0 {
+            RowOrigin::Procfs
+        } else {
+            RowOrigin::Kernel
+        }
+    }
 }
 
 /// Bytes per second of `delta` bytes over `window_ns`.
@@ -78,7 +152,7 @@ impl ConnectionRates {
     /// unless it started after the previous sample (then its whole counters count, from its
     /// start). Entries of rows that are gone are dropped.
     pub fn sample<'a>(&mut self, rows: impl Iterator<Item = &'a ConnectionRow>, now_ns: u64) {
-        self.epoch += 1;
+        self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
         let horizon = now_ns.saturating_sub(self.flush_period_ns);
         for row in rows {
@@ -111,40 +185,41 @@ impl ConnectionRates {
                 .flatten();
             match self.entries.get_mut(&row.key) {
                 Some(entry)
-                    if entry.origin == row.origin && entry.start_ns == row.state.start_ns =>
+                    if entry.origin() == row.origin && entry.start_ns == row.state.start_ns =>
                 {
-                    entry.rates = match (entry.bytes, bytes) {
+                    let rates = match (entry.bytes(), bytes) {
                         (Some(before), Some(now)) if before == now => Some((0.0, 0.0)),
                         (Some(before), Some(_)) => window(before, entry.valid_ns),
                         _ => None,
                     };
-                    entry.bytes = bytes;
+                    entry.set_rates(rates);
+                    entry.set_bytes(bytes);
                     entry.valid_ns = valid_ns;
                     entry.epoch = epoch;
                 }
                 Some(entry) => {
                     // Another connection on the same 4-tuple, or kernel data replacing a seed.
                     let new_connection = entry.start_ns != row.state.start_ns;
-                    *entry = RateEntry {
+                    *entry = RateEntry::new(
                         bytes,
                         valid_ns,
-                        start_ns: row.state.start_ns,
-                        origin: row.origin,
-                        rates: if new_connection { fresh } else { None },
+                        row.state.start_ns,
+                        row.origin,
+                        if new_connection { fresh } else { None },
                         epoch,
-                    };
+                    );
                 }
                 None => {
                     self.entries.insert(
                         row.key,
-                        RateEntry {
+                        RateEntry::new(
                             bytes,
                             valid_ns,
-                            start_ns: row.state.start_ns,
-                            origin: row.origin,
-                            rates: fresh,
+                            row.state.start_ns,
+                            row.origin,
+                            fresh,
                             epoch,
-                        },
+                        ),
                     );
                 }
             }
@@ -160,7 +235,7 @@ impl ConnectionRates {
 
     /// (sent, received) bytes/s of a connection over the last window; `None` when unknown.
     pub fn rates(&self, key: &ConnKey) -> Option<ByteRates> {
-        self.entries.get(key).and_then(|e| e.rates)
+        self.entries.get(key).and_then(RateEntry::rates)
     }
 }
 
@@ -187,7 +262,31 @@ const NO_TRAFFIC: ProcessTraffic = ProcessTraffic {
 /// Per-process traffic of one mode, built from that mode's tables.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessNet {
-    by_process: HashMap<ProcKey, ProcessTraffic>,
+    by_process: HashMap<ProcKey, TrafficEntry>,
+}
+
+/// [`ProcessTraffic`] as stored: 40 bytes where the struct with its `Option`s takes 56 (an
+/// entry per process that owns a connection row).
+#[derive(Clone, Copy, Debug)]
+struct TrafficEntry {
+    bytes: (u64, u64),
+    rates: ByteRates,
+    connections: u32,
+    /// Bit 0: `bytes` known; bit 1: `rates` known.
+    known: u8,
+}
+
+impl TrafficEntry {
+    const BYTES: u8 = 1;
+    const RATES: u8 = 2;
+
+    fn traffic(&self) -> ProcessTraffic {
+        ProcessTraffic {
+            connections: self.connections,
+            bytes: (self.known & Self::BYTES != 0).then_some(self.bytes),
+            rates: (self.known & Self::RATES != 0).then_some(self.rates),
+        }
+    }
 }
 
 impl ProcessNet {
@@ -214,31 +313,39 @@ impl ProcessNet {
             let Some(owner) = owners.owner(row) else {
                 continue;
             };
-            let traffic = by_process.entry(owner).or_insert(ProcessTraffic {
+            let traffic = by_process.entry(owner).or_insert(TrafficEntry {
+                bytes: (0, 0),
+                rates: (0.0, 0.0),
                 connections: 0,
-                ..NO_TRAFFIC
+                known: TrafficEntry::BYTES | TrafficEntry::RATES,
             });
             traffic.connections += 1;
-            traffic.bytes = match (traffic.bytes, row.bytes()) {
-                (Some((s, r)), Some((sent, received))) => {
-                    Some((s.saturating_add(sent), r.saturating_add(received)))
+            match row.bytes() {
+                Some((sent, received)) => {
+                    traffic.bytes.0 = traffic.bytes.0.saturating_add(sent);
+                    traffic.bytes.1 = traffic.bytes.1.saturating_add(received);
                 }
-                _ => None,
-            };
+                None => traffic.known &= !TrafficEntry::BYTES,
+            }
             let row_rates = match rates {
                 Some(rates) => rates.rates(&row.key),
                 None => None,
             };
-            traffic.rates = match (traffic.rates, row_rates) {
-                (Some((s, r)), Some((sent, received))) => Some((s + sent, r + received)),
-                _ => None,
-            };
+            match row_rates {
+                Some((sent, received)) => {
+                    traffic.rates.0 += sent;
+                    traffic.rates.1 += received;
+                }
+                None => traffic.known &= !TrafficEntry::RATES,
+            }
         }
     }
 
     /// The traffic of a process (no traffic when it owns no connection row).
     pub fn get(&self, key: &ProcKey) -> ProcessTraffic {
-        self.by_process.get(key).copied().unwrap_or(NO_TRAFFIC)
+        self.by_process
+            .get(key)
+            .map_or(NO_TRAFFIC, TrafficEntry::traffic)
     }
 
     /// The traffic of a process row.
@@ -326,7 +433,7 @@ mod tests {
         store::TableStore,
         table::Retention,
     };
-    use probe_common::{conn_flags, ConnState, ProcState};
+    use probe_common::conn_flags;
 
     const S: u64 = 1_000_000_000;
     const MIB: u64 = 1 << 20;
@@ -345,7 +452,7 @@ mod tests {
     ) -> ConnectionRow {
         ConnectionRow {
             key: key(sport),
-            state: ConnState {
+            state: bridge::contract::ConnInfo {
                 pid,
                 tcp_state: 1,
                 flags: conn_flags::OWNER_KNOWN,
@@ -372,7 +479,7 @@ mod tests {
     fn process(tgid: u32, start_ns: u64, exit_ns: Option<u64>) -> ProcessRow {
         ProcessRow {
             key: ProcKey::new(tgid, start_ns),
-            state: ProcState {
+            state: bridge::contract::ProcInfo {
                 start_ns,
                 exit_ns: exit_ns.unwrap_or(0),
                 flags: if exit_ns.is_some() {

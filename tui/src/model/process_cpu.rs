@@ -20,7 +20,7 @@ use super::series::{cpu_percent, HISTORY_POINTS};
 #[derive(Clone, Debug)]
 pub struct ProcessCpu {
     entries: HashMap<ProcKey, ProcessCpuEntry>,
-    epoch: u64,
+    epoch: u32,
     /// The previous sample's horizon: rows known until then.
     previous_horizon_ns: Option<u64>,
     flush_period_ns: u64,
@@ -33,55 +33,52 @@ impl Default for ProcessCpu {
     }
 }
 
+/// One process's baseline: 48 bytes (it was 64 with an `Option<f64>` and a `u64` epoch), an
+/// entry per process row of the visible mode.
 #[derive(Clone, Debug)]
 struct ProcessCpuEntry {
     cpu_ns: u64,
     /// Until when `cpu_ns` is known to be the process's CPU time (see [`ProcessCpu`]).
     valid_ns: u64,
-    origin: RowOrigin,
-    percent: Option<f64>,
+    /// CPU% over the last window; NaN while unknown (see [`ProcessCpuEntry::percent`]).
+    percent_or_nan: f64,
     /// Percent × 10, one point per refresh.
     history: CpuHistory,
-    epoch: u64,
+    /// The sample that last saw the row (equality only: wrapping is harmless).
+    epoch: u32,
+    origin: RowOrigin,
+}
+
+impl ProcessCpuEntry {
+    fn percent(&self) -> Option<f64> {
+        (!self.percent_or_nan.is_nan()).then_some(self.percent_or_nan)
+    }
+}
+
+/// The stored form of an optional percent (a computed percent is never NaN: both operands
+/// of its division are positive).
+fn percent_or_nan(percent: Option<f64>) -> f64 {
+    percent.unwrap_or(f64::NAN)
 }
 
 /// One process's CPU% history: percent × 10 per refresh, oldest first, at most
 /// [`HISTORY_POINTS`]. An idle process (only zeros so far) costs no allocation: its points
 /// are counted, and stored only from its first non-zero one (with 100k processes in each of
 /// three modes, a deque per process was most of the dashboard's memory). Points are `u16`
-/// in a fixed ring (136 bytes on the heap where a `VecDeque<u32>` took 272): a point above
-/// [`CpuHistory::MAX_POINT`] (6553.5 %, a process on more than 65 CPUs) is stored as that
-/// maximum, and the detail pane shows such a peak as "≥".
+/// in a fixed ring on the heap (120 bytes, a 128-byte malloc chunk; a `VecDeque<u32>` took
+/// 272), its position and length kept here: a point above [`CpuHistory::MAX_POINT`]
+/// (6553.5 %, a process on more than 65 CPUs) is stored as that maximum, and the detail pane
+/// shows such a peak as "≥".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CpuHistory {
+    /// The ring, once a non-zero point came.
+    points: Option<Box<[u16; HISTORY_POINTS]>>,
+    /// Zeros seen before the first non-zero point (at most [`HISTORY_POINTS`]).
     zeros: u8,
-    points: Option<Box<PointRing>>,
-}
-
-/// A ring of the last [`HISTORY_POINTS`] points.
-#[derive(Clone, Debug, PartialEq)]
-struct PointRing {
-    values: [u16; HISTORY_POINTS],
-    /// Index of the oldest point.
+    /// Index of the oldest point in `points`.
     start: u8,
+    /// Points stored in `points`.
     len: u8,
-}
-
-impl PointRing {
-    fn push(&mut self, value: u16) {
-        let capacity = HISTORY_POINTS as u8;
-        if self.len < capacity {
-            self.values[((self.start + self.len) % capacity) as usize] = value;
-            self.len += 1;
-        } else {
-            self.values[self.start as usize] = value;
-            self.start = (self.start + 1) % capacity;
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..self.len).map(|i| self.values[((self.start + i) % HISTORY_POINTS as u8) as usize])
-    }
 }
 
 impl CpuHistory {
@@ -91,23 +88,26 @@ impl CpuHistory {
     /// Appends a point (percent × 10; saturates at [`CpuHistory::MAX_POINT`]).
     pub fn push(&mut self, value: u64) {
         let value = u16::try_from(value).unwrap_or(u16::MAX);
-        match &mut self.points {
-            Some(points) => points.push(value),
-            None if value == 0 => {
+        if self.points.is_none() {
+            if value == 0 {
                 self.zeros = (self.zeros + 1).min(HISTORY_POINTS as u8);
+                return;
             }
-            None => {
-                let mut points = Box::new(PointRing {
-                    values: [0; HISTORY_POINTS],
-                    start: 0,
-                    len: 0,
-                });
-                for _ in 0..self.zeros.min(HISTORY_POINTS as u8 - 1) {
-                    points.push(0);
-                }
-                points.push(value);
-                self.points = Some(points);
-            }
+            self.points = Some(Box::new([0; HISTORY_POINTS]));
+            // The zeros so far, as points (all but the oldest when the ring is full).
+            self.start = 0;
+            self.len = self.zeros.min(HISTORY_POINTS as u8 - 1);
+        }
+        let capacity = HISTORY_POINTS as u8;
+        let Some(points) = self.points.as_mut() else {
+            return;
+        };
+        if self.len < capacity {
+            points[((self.start + self.len) % capacity) as usize] = value;
+            self.len += 1;
+        } else {
+            points[self.start as usize] = value;
+            self.start = (self.start + 1) % capacity;
         }
     }
 
@@ -118,8 +118,11 @@ impl CpuHistory {
         } else {
             self.zeros as usize
         };
-        std::iter::repeat_n(0, zeros)
-            .chain(self.points.iter().flat_map(|p| p.iter().map(u64::from)))
+        let stored = self.points.as_deref().map_or(0, |_| self.len);
+        std::iter::repeat_n(0, zeros).chain((0..stored).filter_map(move |i| {
+            let index = ((self.start + i) % HISTORY_POINTS as u8) as usize;
+            self.points.as_deref().map(|p| u64::from(p[index]))
+        }))
     }
 }
 
@@ -142,7 +145,7 @@ impl ProcessCpu {
     /// start). A row whose source changed (/proc seed → kernel) restarts its baseline. Entries
     /// of rows that are gone are dropped.
     pub fn sample<'a>(&mut self, rows: impl Iterator<Item = &'a ProcessRow>, now_ns: u64) {
-        self.epoch += 1;
+        self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
         let horizon = now_ns.saturating_sub(self.flush_period_ns);
         for row in rows {
@@ -168,7 +171,7 @@ impl ProcessCpu {
                     } else {
                         window_percent(entry.cpu_ns, entry.valid_ns)
                     };
-                    entry.percent = percent;
+                    entry.percent_or_nan = percent_or_nan(percent);
                     entry
                         .history
                         .push(percent.map_or(0, |p| (p * 10.0).round() as u64));
@@ -195,7 +198,7 @@ impl ProcessCpu {
                             cpu_ns,
                             valid_ns,
                             origin: row.origin,
-                            percent,
+                            percent_or_nan: percent_or_nan(percent),
                             history,
                             epoch,
                         },
@@ -214,7 +217,7 @@ impl ProcessCpu {
 
     /// CPU% of a process over the last window (`None` until it has been sampled twice).
     pub fn percent(&self, key: &ProcKey) -> Option<f64> {
-        self.entries.get(key).and_then(|e| e.percent)
+        self.entries.get(key).and_then(ProcessCpuEntry::percent)
     }
 
     /// Recent CPU% history of a process, percent × 10, oldest first.
@@ -248,14 +251,13 @@ mod tests {
         }
         assert_eq!(idle.iter().count(), HISTORY_POINTS);
     }
-    use probe_common::ProcState;
 
     const S: u64 = 1_000_000_000;
 
     fn row(tgid: u32, start_ns: u64, cpu_ns: u64) -> ProcessRow {
         ProcessRow {
             key: ProcKey::new(tgid, start_ns),
-            state: ProcState {
+            state: bridge::contract::ProcInfo {
                 cpu_ns,
                 start_ns,
                 ..Default::default()

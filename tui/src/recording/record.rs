@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::remote::{frame::decode, protocol::CollectorMessage};
 
 /// The value format this build writes and reads.
-pub const RECORD_FORMAT: u8 = 1;
+pub const RECORD_FORMAT: u8 = 2;
 
 const KIND_RUN: u8 = 0;
 const KIND_FRAME: u8 = 1;

@@ -9,7 +9,7 @@ use bridge::contract::{ModeCounters, ModeKind};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. A collector refuses a viewer with another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The tables every mode streams, in the order of [`CollectorMessage::HelloAck::tables`].
 pub const TABLES: [&str; 2] = ["processes", "connections"];

@@ -37,7 +37,7 @@ pub fn row_to_wire<S: KernelState>(row: &Row<S>) -> WireRow {
 /// The row a wire row stands for.
 pub fn row_from_wire<S: KernelState>(wire: &WireRow) -> Result<Row<S>, WireRowError> {
     let key = plain_from_bytes::<S::Key>("key", &wire.key)?;
-    let state = plain_from_bytes::<S>("state", &wire.state)?;
+    let state = plain_from_bytes::<S::Info>("state", &wire.state)?;
     Ok(Row {
         key,
         state,
