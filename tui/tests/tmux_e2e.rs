@@ -488,20 +488,27 @@ fn replay_dashboard_steps_jumps_goes_to_and_plays() {
     let dir = kernel_support::TempDir::new("e2e-replay");
     let store = dir.path().join("rec");
     let program = dir.program("/bin/sh", "bto-rp7");
+    let log_path = dir.path().join("record.log");
     let mut recorder = ChildGuard(
         Command::new(BINARY)
             .arg("record")
             .arg(&store)
             .args(["--modes", "ring", "--record-keyframe-every", "1s"])
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).expect("record log"))
             .spawn()
             .expect("record"),
     );
+    // `recording to` is logged once the first keyframe is in the store (the probes may take
+    // seconds to load on a loaded machine; the journal file exists before that).
     let limit = Instant::now() + START_TIMEOUT;
-    while !store.join("0.jnl").exists() {
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("recording to")
+    {
         assert!(
             Instant::now() < limit,
-            "no recording after {START_TIMEOUT:?}"
+            "no recording after {START_TIMEOUT:?}: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         thread::sleep(Duration::from_millis(50));
     }
