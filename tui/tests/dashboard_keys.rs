@@ -850,3 +850,37 @@ fn loop_channels(
         },
     )
 }
+
+/// The tab not shown keeps no sorted keys (memory: a key per row); switching tabs builds the
+/// new tab's order at once, so keys typed before the next frame act on its rows, and the
+/// selection of a tab survives a round trip through the other.
+#[test]
+fn the_hidden_tab_frees_its_order_and_keys_before_a_frame_act_on_the_shown_tab() {
+    let mut h = Harness::new();
+    h.press(KeyCode::Down);
+    h.press(KeyCode::Down);
+    let selected = h.app.process_view().selected_key().expect("a selection");
+    let index = h.app.process_view().cursor_index().expect("a cursor");
+    let processes_order = h.app.process_view().order().to_vec();
+    assert!(processes_order.len() > index + 1, "room to move down");
+
+    h.press(KeyCode::Tab);
+    assert!(
+        h.app.process_view().order().is_empty(),
+        "hidden tab's order freed"
+    );
+    assert!(!h.app.connection_view().order().is_empty());
+
+    // Back and down, with no frame drawn in between.
+    let key = |code| KeyEvent::new(code, KeyModifiers::NONE);
+    h.app.handle_key(&key(KeyCode::Tab));
+    assert!(h.app.connection_view().order().is_empty());
+    assert_eq!(h.app.process_view().order(), &processes_order[..]);
+    assert_eq!(h.app.process_view().selected_key(), Some(selected));
+    h.app.handle_key(&key(KeyCode::Down));
+    assert_eq!(
+        h.app.process_view().selected_key(),
+        Some(processes_order[index + 1]),
+        "Down moved from the kept selection"
+    );
+}

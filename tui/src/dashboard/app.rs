@@ -897,6 +897,15 @@ impl App {
         }
     }
 
+    /// Shows `tab`, with its order computed at once (the hidden tab's order is freed, so keys
+    /// typed before the next frame act on the new tab's rows).
+    pub(super) fn show_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+        if let Some(layout) = self.layout {
+            self.prepare_order(layout);
+        }
+    }
+
     fn prepare_order(&mut self, layout: ScreenLayout) {
         let rows = layout.table_rows();
         match self.tab {

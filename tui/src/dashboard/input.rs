@@ -160,7 +160,7 @@ impl App {
                 self.overlay = Overlay::ProbeCost;
                 self.probe_cost.refresh(true);
             }
-            Action::NextTable | Action::PrevTable => self.tab = self.tab.other(),
+            Action::NextTable | Action::PrevTable => self.show_tab(self.tab.other()),
             Action::ModeRing => self.set_mode(ModeKind::Ring),
             Action::ModePerf => self.set_mode(ModeKind::Perf),
             Action::ModePoll => self.set_mode(ModeKind::Poll),
@@ -565,7 +565,7 @@ impl App {
                     }
                 } else if layout.tabs.contains(at) {
                     match tab_at(self, layout.tabs, at.x) {
-                        Some(tab) => self.tab = tab,
+                        Some(tab) => self.show_tab(tab),
                         None => return Control::Unchanged,
                     }
                 } else if layout.panel.contains(at) {
