@@ -31,8 +31,8 @@ mod tcp;
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_loop},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
     EbpfContext,
 };
 use probe_common::flush_op;
@@ -80,9 +80,10 @@ pub fn task_rename(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+/// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`: a
+/// BTF tracepoint, so `sk` is typed and read by plain loads.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_set_state(
         &ctx,
         ctx.arg(0),
@@ -92,16 +93,16 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `sock_send_length(struct sock *sk, int ret, int flags)`
-#[raw_tracepoint(tracepoint = "sock_send_length")]
-pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
+/// `sock_send_length(struct sock *sk, int ret, int flags)` (BTF tracepoint)
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_io(&ctx, ctx.arg(0), ctx.arg::<u64>(1) as i32);
     0
 }
 
-/// `sock_recv_length(struct sock *sk, int ret, int flags)`
-#[raw_tracepoint(tracepoint = "sock_recv_length")]
-pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
+/// `sock_recv_length(struct sock *sk, int ret, int flags)` (BTF tracepoint)
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_io(&ctx, ctx.arg(0), ctx.arg::<u64>(1) as i32);
     0
 }
