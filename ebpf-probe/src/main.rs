@@ -107,13 +107,6 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `tcp_destroy_sock(struct sock *sk)`
-#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
-pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
-    tcp::on_destroy(ctx.arg(0));
-    0
-}
-
 /// The flush program: never attached, run by user space with `BPF_PROG_TEST_RUN` (pinned to
 /// each CPU for [`flush_op::SAMPLE_CURRENT`]). `ctx[0]` = operation bits, `ctx[1]` = flush
 /// cycle. Returns the number of keys handled, plus [`flush_op::DRAINED`] when done.

@@ -50,8 +50,8 @@ pub static CONN_DIRTY: Queue<ConnKey> = Queue::with_max_entries(16384, 0);
 
 /// Owner of a socket that is connecting: `tcp_v{4,6}_connect` sets SYN_SENT before it picks
 /// the local port, so the 4-tuple is not known yet. Keyed by the `struct sock` address;
-/// consumed by the socket's next transition (only when it leaves SYN_SENT), deleted when the
-/// socket is destroyed.
+/// consumed (deleted) by the socket's next transition, which every socket makes (to
+/// ESTABLISHED or CLOSE).
 #[map]
 pub static CONNECTING_OWNER: LruHashMap<u64, ConnOwner> = LruHashMap::with_max_entries(4096, 0);
 

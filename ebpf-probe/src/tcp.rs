@@ -280,11 +280,17 @@ pub fn on_set_state<C: EbpfContext>(
         let owner = current_owner(now);
         if cfg.filter_tgid == 0 || cfg.filter_tgid == owner.pid {
             let _ = CONNECTING_OWNER.insert(sk, owner, 0);
+        } else {
+            // Never leave an earlier socket's owner at this address for this one's exit.
+            let _ = CONNECTING_OWNER.remove(sk);
         }
         return None;
     }
     // Only the transition out of SYN_SENT may use the connect() owner: an entry left by a
     // socket at the same address must never be given to an accepted or listening socket.
+    // Every socket leaves SYN_SENT by a traced transition (to ESTABLISHED or CLOSE), which
+    // deletes the entry here, so no delete is needed when the socket is destroyed; the LRU
+    // bounds what a socket in SYN_SENT while the probes detached leaves behind.
     let connecting = if old_state == TCP_SYN_SENT {
         // SAFETY: pointer into a live map value; copied out.
         let owner = CONNECTING_OWNER.get_ptr(sk).map(|o| unsafe { *o });
@@ -507,11 +513,6 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
         }
     }
     Some(())
-}
-
-/// `tcp_destroy_sock(sk)`: the socket is gone; its address may be reused by another socket.
-pub fn on_destroy(sk: u64) {
-    let _ = CONNECTING_OWNER.remove(sk);
 }
 
 /// Flush program: one key from the connections dirty queue.

@@ -34,7 +34,6 @@ pub(crate) const PROGRAMS: &[(&str, &str, bool)] = &[
     ("sched_switch", "sched_switch", true),
     ("task_rename", "task_rename", true),
     ("inet_sock_set_state", "inet_sock_set_state", true),
-    ("tcp_destroy_sock", "tcp_destroy_sock", true),
     ("sock_send_length", "sock_send_length", false),
     ("sock_recv_length", "sock_recv_length", false),
 ];
