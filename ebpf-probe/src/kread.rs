@@ -60,8 +60,8 @@ pub fn read_maybe_stale<T>(base: u64, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
 }
 
-/// How a program reads a kernel object: [`Btf`] by plain loads, [`Stale`] with
-/// `bpf_probe_read_kernel` (faults expected, not counted).
+/// How a program reads a kernel object: [`Btf`] by plain loads, [`Probe`] and [`Stale`] with
+/// `bpf_probe_read_kernel` (a fault counted, or expected and not counted).
 pub trait Mem {
     fn read<T: Copy>(base: u64, offset: u32) -> Option<T>;
 }
@@ -99,6 +99,16 @@ impl Mem for Btf {
             }
             Some(out.assume_init())
         }
+    }
+}
+
+/// [`read_at`] as a [`Mem`].
+pub struct Probe;
+
+impl Mem for Probe {
+    #[inline(always)]
+    fn read<T: Copy>(base: u64, offset: u32) -> Option<T> {
+        read_at(base, offset)
     }
 }
 

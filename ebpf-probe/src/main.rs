@@ -66,9 +66,9 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
-/// unsigned int prev_state)`
-#[raw_tracepoint(tracepoint = "sched_switch")]
-pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+/// unsigned int prev_state)`: a BTF tracepoint, `prev` read by plain loads.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     let _ = process::on_switch(&ctx, ctx.arg(1), ctx.arg::<u64>(3) as u32);
     0
 }

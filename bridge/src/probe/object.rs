@@ -20,6 +20,7 @@ pub static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(
 /// Programs loaded as BTF tracepoints (`tp_btf`: the kernel types their arguments from its BTF,
 /// so they read the socket by plain loads); every other program is a raw tracepoint.
 pub(crate) const BTF_PROGRAMS: &[&str] = &[
+    "sched_switch",
     "inet_sock_set_state",
     "sock_send_length",
     "sock_recv_length",
