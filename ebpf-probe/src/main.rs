@@ -1,6 +1,6 @@
 //! Kernel side of bpftop-ordered.
 //!
-//! Raw tracepoints (attached by name; no tracefs, no kprobes) keep two state maps current —
+//! Raw and BTF tracepoints (attached by name; no tracefs, no kprobes) keep two state maps current —
 //! processes keyed by (tgid, leader start time) and TCP connections keyed by family + 4-tuple —
 //! and offer every change to the enabled bridge modes:
 //! - `ring`: one record into the `RING` ring buffer;
