@@ -12,8 +12,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
-        generated::bpf_skc_to_tcp_sock,
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_current_task_btf, bpf_skc_to_tcp_sock},
     },
     EbpfContext,
 };
@@ -25,7 +25,7 @@ use probe_common::{
 use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
     emit::{config, count_failure, emit_conn, poll_seq},
-    kread::{off, offsets_valid, read_at, read_maybe_stale, Btf, Mem, Stale},
+    kread::{off, offsets_valid, read_maybe_stale, Btf, Mem, Stale},
     maps::{ConnOwner, CONNECTING_OWNER, CONN_DIRTY, CONN_STATE, CONN_STATE_LRU},
     process::Drained,
 };
@@ -132,14 +132,15 @@ fn validated_sock(key: &ConnKey, sk: u64) -> Option<u64> {
 /// The calling process as an owner: tgid and its group leader's comm (what `ss -p` names).
 #[inline(always)]
 fn current_owner(now: u64) -> ConnOwner {
-    // SAFETY: the helper only returns the current task's address.
-    let task = unsafe { bpf_get_current_task() };
-    let leader: u64 = read_at(task, off!(task_group_leader)).unwrap_or(0);
+    // SAFETY: the helper only returns the current task, as a BTF-typed pointer (allowed in the
+    // `tp_btf` programs that call this), so its fields are plain loads.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let leader: u64 = Btf::read(task, off!(task_group_leader)).unwrap_or(0);
     ConnOwner {
         pid: (bpf_get_current_pid_tgid() >> 32) as u32,
         pad: 0,
         since_ns: now,
-        comm: read_at(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]),
+        comm: Btf::read(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]),
     }
 }
 
