@@ -12,7 +12,7 @@ sleep 3
 snap() { bpftool prog show --json | python3 -c '
 import json,sys
 for p in json.load(sys.stdin):
-    if p["id"] > '$MAXID' and p.get("type")=="raw_tracepoint":
+    if p["id"] > '$MAXID' and p.get("type") in ("raw_tracepoint","tracing"):
         print(p["id"], p.get("name"), p.get("run_cnt",0), p.get("run_time_ns",0))
 '; }
 snap > /tmp/cost/s1; T1=$(date +%s%N)

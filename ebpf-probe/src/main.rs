@@ -1,6 +1,6 @@
 //! Kernel side of bpftop-ordered.
 //!
-//! Raw tracepoints (attached by name; no tracefs, no kprobes) keep two state maps current —
+//! Raw and BTF tracepoints (attached by name; no tracefs, no kprobes) keep two state maps current —
 //! processes keyed by (tgid, leader start time) and TCP connections keyed by family + 4-tuple —
 //! and offer every change to the enabled bridge modes:
 //! - `ring`: one record into the `RING` ring buffer;
@@ -31,8 +31,8 @@ mod tcp;
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_loop},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
     EbpfContext,
 };
 use probe_common::flush_op;
@@ -66,9 +66,9 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
-/// unsigned int prev_state)`
-#[raw_tracepoint(tracepoint = "sched_switch")]
-pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+/// unsigned int prev_state)`: a BTF tracepoint, `prev` read by plain loads.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
     let _ = process::on_switch(&ctx, ctx.arg(1), ctx.arg::<u64>(3) as u32);
     0
 }
@@ -80,9 +80,10 @@ pub fn task_rename(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+/// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`: a
+/// BTF tracepoint, so `sk` is typed and read by plain loads.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_set_state(
         &ctx,
         ctx.arg(0),
@@ -92,24 +93,17 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `sock_send_length(struct sock *sk, int ret, int flags)`
-#[raw_tracepoint(tracepoint = "sock_send_length")]
-pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
+/// `sock_send_length(struct sock *sk, int ret, int flags)` (BTF tracepoint)
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_io(&ctx, ctx.arg(0), ctx.arg::<u64>(1) as i32);
     0
 }
 
-/// `sock_recv_length(struct sock *sk, int ret, int flags)`
-#[raw_tracepoint(tracepoint = "sock_recv_length")]
-pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
+/// `sock_recv_length(struct sock *sk, int ret, int flags)` (BTF tracepoint)
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     let _ = tcp::on_io(&ctx, ctx.arg(0), ctx.arg::<u64>(1) as i32);
-    0
-}
-
-/// `tcp_destroy_sock(struct sock *sk)`
-#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
-pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
-    tcp::on_destroy(ctx.arg(0));
     0
 }
 

@@ -6,7 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, Queue, RingBuf},
 };
 use probe_common::{
-    event_count, failure, Cmdline, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN, SEQ_SLOTS,
+    event_count, failure, Cmdline, ConnKey, ConnState, ProbeConfig, ProcKey, ProcState, COMM_LEN,
+    SEQ_SLOTS,
 };
 
 /// `BPF_F_NO_PREALLOC`: entries are allocated on insert, so a map sized for the machine's
@@ -26,15 +27,13 @@ pub static FAILURES: PerCpuArray<u64> = PerCpuArray::with_max_entries(failure::C
 pub static EVENT_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(event_count::COUNT, 0);
 
 #[map]
-pub static PROC_STATE: HashMap<ProcKey, ProcState> =
-    HashMap::with_max_entries(16384, NO_PREALLOC);
+pub static PROC_STATE: HashMap<ProcKey, ProcState> = HashMap::with_max_entries(16384, NO_PREALLOC);
 
 #[map]
 pub static PROC_STATE_LRU: LruHashMap<ProcKey, ProcState> = LruHashMap::with_max_entries(16384, 0);
 
 #[map]
-pub static CONN_STATE: HashMap<ConnKey, ConnState> =
-    HashMap::with_max_entries(16384, NO_PREALLOC);
+pub static CONN_STATE: HashMap<ConnKey, ConnState> = HashMap::with_max_entries(16384, NO_PREALLOC);
 
 #[map]
 pub static CONN_STATE_LRU: LruHashMap<ConnKey, ConnState> = LruHashMap::with_max_entries(16384, 0);
@@ -51,15 +50,10 @@ pub static CONN_DIRTY: Queue<ConnKey> = Queue::with_max_entries(16384, 0);
 
 /// Owner of a socket that is connecting: `tcp_v{4,6}_connect` sets SYN_SENT before it picks
 /// the local port, so the 4-tuple is not known yet. Keyed by the `struct sock` address;
-/// consumed by the socket's next transition (only when it leaves SYN_SENT), deleted when the
-/// socket is destroyed.
+/// consumed (deleted) by the socket's next transition, which every socket makes (to
+/// ESTABLISHED or CLOSE).
 #[map]
 pub static CONNECTING_OWNER: LruHashMap<u64, ConnOwner> = LruHashMap::with_max_entries(4096, 0);
-
-/// The 4-tuple of each TCP socket, by `struct sock` address: a cache that spares the byte
-/// hooks six kernel reads per send/receive. Deleted when the socket is destroyed.
-#[map]
-pub static SOCK_KEYS: LruHashMap<u64, ConnKey> = LruHashMap::with_max_entries(16384, 0);
 
 /// Command line of each process as its last exec left it (see [`probe_common::Cmdline`]); LRU,
 /// so it never fills: the oldest entries make room.

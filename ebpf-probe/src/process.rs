@@ -20,7 +20,7 @@ use probe_common::{
 use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
     emit::{config, count_event, count_failure, emit_proc, poll_seq},
-    kread::{off, offsets_valid, read_at, read_maybe_stale},
+    kread::{off, offsets_valid, read_at, read_maybe_stale, Btf, Mem, Probe},
     maps::{CMDLINE_SCRATCH, PROC_CMDLINE, PROC_DIRTY, PROC_STATE, PROC_STATE_LRU},
 };
 
@@ -62,9 +62,15 @@ fn proc_put(cfg: &ProbeConfig, key: &ProcKey, state: &ProcState) -> bool {
 /// leader's address.
 #[inline(always)]
 pub fn proc_key_of(task: u64) -> Option<(ProcKey, u64)> {
-    let tgid: u32 = read_at(task, off!(task_tgid))?;
-    let leader: u64 = read_at(task, off!(task_group_leader))?;
-    let start_ns: u64 = read_at(leader, off!(task_start_time))?;
+    proc_key_by::<Probe>(task)
+}
+
+/// [`proc_key_of`] with the task read by `M` ([`Btf`] for a `tp_btf` task argument).
+#[inline(always)]
+fn proc_key_by<M: Mem>(task: u64) -> Option<(ProcKey, u64)> {
+    let tgid: u32 = M::read(task, off!(task_tgid))?;
+    let leader: u64 = M::read(task, off!(task_group_leader))?;
+    let start_ns: u64 = M::read(leader, off!(task_start_time))?;
     Some((
         ProcKey {
             tgid,
@@ -603,7 +609,9 @@ pub fn on_switch<C: EbpfContext>(ctx: &C, prev: u64, prev_state: u32) -> Option<
     if !offsets_valid() || cfg.modes_enabled == 0 {
         return None;
     }
-    let (key, leader) = proc_key_of(prev)?;
+    // `prev` is a `tp_btf` argument: its identity is read by plain loads (the hot path of
+    // every context switch; the rare first-seen and exit paths keep their probe reads).
+    let (key, leader) = proc_key_by::<Btf>(prev)?;
     if key.tgid == 0 || !tgid_passes(&cfg, key.tgid) {
         return None; // the idle task
     }

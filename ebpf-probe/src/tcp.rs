@@ -11,19 +11,22 @@
 //! receive names the process that uses it. Transitions in softirq context never set an owner.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_current_task_btf, bpf_skc_to_tcp_sock},
+    },
     EbpfContext,
 };
 use probe_common::{
-    conn_flags, failure, kind, table, ConnKey, ConnState, ProbeConfig, AF_INET, AF_INET6,
-    COMM_LEN, IPPROTO_TCP, TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
+    conn_flags, failure, kind, table, ConnKey, ConnState, ProbeConfig, AF_INET, AF_INET6, COMM_LEN,
+    TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
 };
 
 use crate::{
     atomic::{atomic_clear_bits, atomic_set_bits},
     emit::{config, count_failure, emit_conn, poll_seq},
-    kread::{off, offsets_valid, read_at, read_maybe_stale},
-    maps::{ConnOwner, CONNECTING_OWNER, CONN_DIRTY, CONN_STATE, CONN_STATE_LRU, SOCK_KEYS},
+    kread::{off, offsets_valid, read_maybe_stale, Btf, Mem, Stale},
+    maps::{ConnOwner, CONNECTING_OWNER, CONN_DIRTY, CONN_STATE, CONN_STATE_LRU},
     process::Drained,
 };
 
@@ -55,30 +58,36 @@ fn conn_put(cfg: &ProbeConfig, key: &ConnKey, state: &ConnState) -> bool {
     true
 }
 
+/// The TCP socket behind a `tp_btf` socket argument, as a pointer the verifier types as
+/// `struct tcp_sock` (so the `tcp_sock` fields can be loaded directly); 0 for any other socket.
 #[inline(always)]
-fn is_tcp(sk: u64) -> bool {
-    read_at::<u16>(sk, off!(sock_protocol)) == Some(IPPROTO_TCP)
+fn tcp_sock_of(sk: u64) -> u64 {
+    if sk == 0 {
+        return 0;
+    }
+    // SAFETY: `sk` is a BTF `struct sock *` argument; the helper checks the socket's kind.
+    unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) as u64 }
 }
 
 /// The local port: the bound port, or (once the kernel released it) the port the socket used.
 #[inline(always)]
-fn local_port(sk: u64) -> u16 {
-    let bound: u16 = read_at(sk, off!(skc_num)).unwrap_or(0);
+fn local_port<M: Mem>(sk: u64) -> u16 {
+    let bound: u16 = M::read(sk, off!(skc_num)).unwrap_or(0);
     if bound != 0 {
         return bound;
     }
-    u16::from_be(read_at::<u16>(sk, off!(inet_sport)).unwrap_or(0))
+    u16::from_be(M::read::<u16>(sk, off!(inet_sport)).unwrap_or(0))
 }
 
 /// Family and 4-tuple of a TCP socket; `None` for other families or an unknown local port.
 #[inline(always)]
-fn conn_key_of(sk: u64) -> Option<ConnKey> {
-    let family: u16 = read_at(sk, off!(skc_family))?;
-    let sport = local_port(sk);
+fn conn_key_of<M: Mem>(sk: u64) -> Option<ConnKey> {
+    let family: u16 = M::read(sk, off!(skc_family))?;
+    let sport = local_port::<M>(sk);
     if sport == 0 {
         return None;
     }
-    let dport_be: u16 = read_at(sk, off!(skc_dport))?;
+    let dport_be: u16 = M::read(sk, off!(skc_dport))?;
     let mut key = ConnKey {
         family,
         sport,
@@ -88,27 +97,17 @@ fn conn_key_of(sk: u64) -> Option<ConnKey> {
         daddr: [0; 16],
     };
     if family == AF_INET {
-        let s: [u8; 4] = read_at(sk, off!(skc_rcv_saddr))?;
-        let d: [u8; 4] = read_at(sk, off!(skc_daddr))?;
+        let s: [u8; 4] = M::read(sk, off!(skc_rcv_saddr))?;
+        let d: [u8; 4] = M::read(sk, off!(skc_daddr))?;
         key.saddr[..4].copy_from_slice(&s);
         key.daddr[..4].copy_from_slice(&d);
     } else if family == AF_INET6 {
-        key.saddr = read_at(sk, off!(skc_v6_rcv_saddr))?;
-        key.daddr = read_at(sk, off!(skc_v6_daddr))?;
+        key.saddr = M::read(sk, off!(skc_v6_rcv_saddr))?;
+        key.daddr = M::read(sk, off!(skc_v6_daddr))?;
     } else {
         return None;
     }
     Some(key)
-}
-
-/// Field-by-field equality of two keys (the bpf target has no `memcmp`).
-#[inline(always)]
-fn same_key(a: &ConnKey, b: &ConnKey) -> bool {
-    a.family == b.family
-        && a.sport == b.sport
-        && a.dport == b.dport
-        && a.saddr == b.saddr
-        && a.daddr == b.daddr
 }
 
 /// The socket remembered in an entry, if it still is the socket of `key` (a freed and reused
@@ -127,20 +126,21 @@ fn validated_sock(key: &ConnKey, sk: u64) -> Option<u64> {
         && u16::from_be(dport_be) == key.dport
         && u16::from_be(sport_be) == key.sport
         && daddr == [key.daddr[0], key.daddr[1], key.daddr[2], key.daddr[3]])
-        .then_some(sk)
+    .then_some(sk)
 }
 
 /// The calling process as an owner: tgid and its group leader's comm (what `ss -p` names).
 #[inline(always)]
 fn current_owner(now: u64) -> ConnOwner {
-    // SAFETY: the helper only returns the current task's address.
-    let task = unsafe { bpf_get_current_task() };
-    let leader: u64 = read_at(task, off!(task_group_leader)).unwrap_or(0);
+    // SAFETY: the helper only returns the current task, as a BTF-typed pointer (allowed in the
+    // `tp_btf` programs that call this), so its fields are plain loads.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let leader: u64 = Btf::read(task, off!(task_group_leader)).unwrap_or(0);
     ConnOwner {
         pid: (bpf_get_current_pid_tgid() >> 32) as u32,
         pad: 0,
         since_ns: now,
-        comm: read_at(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]),
+        comm: Btf::read(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]),
     }
 }
 
@@ -152,11 +152,11 @@ fn current_owner(now: u64) -> ConnOwner {
 /// # Safety
 /// `e` must point to a live state-map value or a stack value.
 #[inline(always)]
-unsafe fn read_counters(e: *mut ConnState, sk: u64) -> bool {
-    let sent: u64 = read_maybe_stale(sk, off!(tcp_bytes_sent)).unwrap_or(0);
-    let retrans: u64 = read_maybe_stale(sk, off!(tcp_bytes_retrans)).unwrap_or(0);
-    let mut received: u64 = read_maybe_stale(sk, off!(tcp_bytes_received)).unwrap_or(0);
-    let flags: u64 = read_maybe_stale(sk, off!(skc_flags)).unwrap_or(0);
+unsafe fn read_counters<M: Mem>(e: *mut ConnState, sk: u64) -> bool {
+    let sent: u64 = M::read(sk, off!(tcp_bytes_sent)).unwrap_or(0);
+    let retrans: u64 = M::read(sk, off!(tcp_bytes_retrans)).unwrap_or(0);
+    let mut received: u64 = M::read(sk, off!(tcp_bytes_received)).unwrap_or(0);
+    let flags: u64 = M::read(sk, off!(skc_flags)).unwrap_or(0);
     if flags & (1u64 << (off!(sock_done_bit) & 63)) != 0 && received > 0 {
         received -= 1; // the peer's FIN takes one sequence number
     }
@@ -173,9 +173,9 @@ unsafe fn read_counters(e: *mut ConnState, sk: u64) -> bool {
 /// True while sent data is not yet acknowledged (`snd_una` behind `write_seq`): the acked
 /// counter will still move without a send of its own.
 #[inline(always)]
-fn unacked(sk: u64) -> bool {
-    let una: u32 = read_maybe_stale(sk, off!(tcp_snd_una)).unwrap_or(0);
-    let write: u32 = read_maybe_stale(sk, off!(tcp_write_seq)).unwrap_or(0);
+fn unacked<M: Mem>(sk: u64) -> bool {
+    let una: u32 = M::read(sk, off!(tcp_snd_una)).unwrap_or(0);
+    let write: u32 = M::read(sk, off!(tcp_write_seq)).unwrap_or(0);
     una != write
 }
 
@@ -245,8 +245,7 @@ fn listener_owner(cfg: &ProbeConfig, key: &ConnKey) -> Option<(u32, [u8; COMM_LE
     };
     // SAFETY: pointer into a live map value; copied out.
     let (pid, comm, flags) = unsafe { ((*e).pid, (*e).comm, (*e).flags) };
-    (flags & conn_flags::OWNER_KNOWN != 0 && flags & conn_flags::CLOSED == 0)
-        .then_some((pid, comm))
+    (flags & conn_flags::OWNER_KNOWN != 0 && flags & conn_flags::CLOSED == 0).then_some((pid, comm))
 }
 
 #[inline(always)]
@@ -258,10 +257,21 @@ fn state_bit(state: u32) -> u32 {
     }
 }
 
-/// `inet_sock_set_state(sk, oldstate, newstate)`.
-pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state: u32) -> Option<()> {
+/// `inet_sock_set_state(sk, oldstate, newstate)`; `sk` is the BTF-typed argument of a
+/// `tp_btf` program, so the socket is read by plain loads ([`Btf`]).
+#[inline(always)]
+pub fn on_set_state<C: EbpfContext>(
+    ctx: &C,
+    sk: u64,
+    old_state: u32,
+    new_state: u32,
+) -> Option<()> {
     let cfg = config()?;
-    if !offsets_valid() || cfg.modes_enabled == 0 || !is_tcp(sk) {
+    if !offsets_valid() || cfg.modes_enabled == 0 {
+        return None;
+    }
+    let sk = tcp_sock_of(sk);
+    if sk == 0 {
         return None;
     }
     let now = unsafe { bpf_ktime_get_ns() };
@@ -271,11 +281,17 @@ pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state:
         let owner = current_owner(now);
         if cfg.filter_tgid == 0 || cfg.filter_tgid == owner.pid {
             let _ = CONNECTING_OWNER.insert(sk, owner, 0);
+        } else {
+            // Never leave an earlier socket's owner at this address for this one's exit.
+            let _ = CONNECTING_OWNER.remove(sk);
         }
         return None;
     }
     // Only the transition out of SYN_SENT may use the connect() owner: an entry left by a
     // socket at the same address must never be given to an accepted or listening socket.
+    // Every socket leaves SYN_SENT by a traced transition (to ESTABLISHED or CLOSE), which
+    // deletes the entry here, so no delete is needed when the socket is destroyed; the LRU
+    // bounds what a socket in SYN_SENT while the probes detached leaves behind.
     let connecting = if old_state == TCP_SYN_SENT {
         // SAFETY: pointer into a live map value; copied out.
         let owner = CONNECTING_OWNER.get_ptr(sk).map(|o| unsafe { *o });
@@ -284,17 +300,10 @@ pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state:
     } else {
         None
     };
-    let Some(key) = conn_key_of(sk) else {
+    let Some(key) = conn_key_of::<Btf>(sk) else {
         count_failure(failure::CONN_UNKEYED);
         return None;
     };
-    // The cache is written only when it lacks this socket's 4-tuple (its first keyed
-    // transition, or a socket reconnected to another peer): an LRU update takes the map's
-    // lock, a lookup does not, and most transitions find the key already there.
-    // SAFETY: pointer into a live map value; compared, not kept.
-    if SOCK_KEYS.get_ptr(sk).is_none_or(|k| !same_key(unsafe { &*k }, &key)) {
-        let _ = SOCK_KEYS.insert(sk, key, 0);
-    }
     if !port_passes(&cfg, &key) {
         return None;
     }
@@ -340,13 +349,47 @@ pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state:
             if fresh.pid != 0 && cfg.filter_tgid != 0 && fresh.pid != cfg.filter_tgid {
                 return None;
             }
+            // The entry is completed on the stack and published from there: one map update,
+            // no lookup of the value just inserted.
+            let e = core::ptr::addr_of_mut!(fresh);
+            // SAFETY: a stack value.
+            unsafe {
+                apply_transition::<Btf>(e, sk, old_state, new_state, now);
+                stamp(&cfg, e, now);
+            }
             if !conn_put(&cfg, &key, &fresh) {
                 return None;
             }
-            conn_get(&cfg, &key)?
+            emit_conn(ctx, &cfg, kind::CONN_STATE, &key, &fresh);
+            return Some(());
         }
     };
     // SAFETY: pointer into a live map value.
+    unsafe {
+        apply_transition::<Btf>(e, sk, old_state, new_state, now);
+        atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::DIRTY);
+        if new_state == TCP_CLOSE {
+            atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::CLOSED);
+        }
+        publish(ctx, &cfg, kind::CONN_STATE, &key, e, now);
+    }
+    Some(())
+}
+
+/// What a state change writes into an entry: the state, the states seen, the socket, the
+/// counters and (at CLOSE) the end time and the `CLOSED` flag — set plainly here; a live map
+/// value also gets the flag atomically (see the caller).
+///
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(always)]
+unsafe fn apply_transition<M: Mem>(
+    e: *mut ConnState,
+    sk: u64,
+    old_state: u32,
+    new_state: u32,
+    now: u64,
+) {
     unsafe {
         // An accepted socket reports its listener's LISTEN as the old state; only a real
         // listener leaves LISTEN (for CLOSE).
@@ -357,20 +400,35 @@ pub fn on_set_state<C: EbpfContext>(ctx: &C, sk: u64, old_state: u32, new_state:
         (*e).states_seen_mask |= seen;
         (*e).tcp_state = new_state;
         (*e).sock_addr = sk;
-        read_counters(e, sk);
-        atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::DIRTY);
+        read_counters::<M>(e, sk);
         if new_state == TCP_CLOSE {
             (*e).end_ns = now;
-            atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::CLOSED);
         }
-        publish(ctx, &cfg, kind::CONN_STATE, &key, e, now);
     }
-    Some(())
+}
+
+/// A stack entry about to be inserted: `CLOSED` if it is closing, and the poll stamp and
+/// emission time that [`publish`] gives a live entry.
+///
+/// # Safety
+/// `e` must point to a stack value.
+#[inline(always)]
+unsafe fn stamp(cfg: &ProbeConfig, e: *mut ConnState, now: u64) {
+    unsafe {
+        if (*e).tcp_state == TCP_CLOSE {
+            (*e).flags |= conn_flags::CLOSED;
+        }
+        if let Some(seq) = poll_seq(cfg, table::CONNECTIONS) {
+            (*e).poll_seq = seq;
+        }
+        (*e).last_emit_ns = now;
+    }
 }
 
 /// `sock_send_length` / `sock_recv_length(sk, ret, flags)`: the application moved data. The
 /// byte counters are refreshed by the flush; an ownerless (or listener-owned) socket gets the
-/// calling process as its owner at once.
+/// calling process as its owner at once. `sk` is a `tp_btf` argument, read by plain loads.
+#[inline(always)]
 pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
     if ret <= 0 {
         return None;
@@ -379,18 +437,13 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
     if !offsets_valid() || cfg.modes_enabled == 0 {
         return None;
     }
-    let key = match SOCK_KEYS.get_ptr(sk) {
-        // SAFETY: pointer into a live map value; copied out.
-        Some(k) => unsafe { *k },
-        None => {
-            if !is_tcp(sk) {
-                return None;
-            }
-            let key = conn_key_of(sk)?;
-            let _ = SOCK_KEYS.insert(sk, key, 0);
-            key
-        }
-    };
+    // Read from the socket each time: plain loads cost less than a socket → key cache (a
+    // hash lookup here, an insert at the first change, a delete at destroy).
+    let sk = tcp_sock_of(sk);
+    if sk == 0 {
+        return None;
+    }
+    let key = conn_key_of::<Btf>(sk)?;
     if !port_passes(&cfg, &key) {
         return None;
     }
@@ -416,9 +469,9 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
                     conn_flags::OWNER_FROM_LISTENER | conn_flags::DIRTY,
                 );
                 (*e).sock_addr = sk;
-                read_counters(e, sk);
+                read_counters::<Btf>(e, sk);
                 publish(ctx, &cfg, kind::CONN_REFRESH, &key, e, now);
-                if unacked(sk) {
+                if unacked::<Btf>(sk) {
                     mark_dirty(&key, e);
                 }
                 return Some(());
@@ -427,7 +480,7 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
         },
         None => {
             // A connection that predates the probes, first seen in process context.
-            let tcp_state: u8 = read_at(sk, off!(skc_state))?;
+            let tcp_state: u8 = Btf::read(sk, off!(skc_state))?;
             if tcp_state as u32 == TCP_CLOSE || tcp_state as u32 == TCP_LISTEN {
                 return None; // never create an entry for a socket that is already gone
             }
@@ -446,7 +499,7 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
                 ..ConnState::default()
             };
             // SAFETY: a stack value.
-            unsafe { read_counters(&mut fresh, sk) };
+            unsafe { read_counters::<Btf>(&mut fresh, sk) };
             if !conn_put(&cfg, &key, &fresh) {
                 return None;
             }
@@ -454,19 +507,13 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
             // SAFETY: pointer into a live map value.
             unsafe {
                 publish(ctx, &cfg, kind::CONN_REFRESH, &key, e, now);
-                if unacked(sk) {
+                if unacked::<Btf>(sk) {
                     mark_dirty(&key, e);
                 }
             }
         }
     }
     Some(())
-}
-
-/// `tcp_destroy_sock(sk)`: the socket is gone; its address may be reused by another socket.
-pub fn on_destroy(sk: u64) {
-    let _ = SOCK_KEYS.remove(sk);
-    let _ = CONNECTING_OWNER.remove(sk);
 }
 
 /// Flush program: one key from the connections dirty queue.
@@ -495,10 +542,10 @@ pub fn drain_one<C: EbpfContext>(
         let Some(sk) = validated_sock(key, (*e).sock_addr) else {
             return Drained::Done; // the socket is gone; its CLOSE carried the final counters
         };
-        if read_counters(e, sk) {
+        if read_counters::<Stale>(e, sk) {
             publish(ctx, cfg, kind::CONN_REFRESH, key, e, now);
         }
-        if unacked(sk) {
+        if unacked::<Stale>(sk) {
             (*e).retry_cycle = cycle;
             atomic_set_bits(flags_ptr, conn_flags::DIRTY);
             if CONN_DIRTY.push(key, 0).is_err() {

@@ -21,14 +21,11 @@ pub use object::{check_capabilities, check_tracepoint, PROBE_OBJECT};
 
 use crate::{contract::ModeKind, map_batch};
 use errors::classify;
-use object::{attach_raw_tracepoint, load_unattached, FLUSH_PROGRAM, PROGRAMS};
+use object::{attach_program, load_unattached, FLUSH_PROGRAM, PROGRAMS};
 
 /// Capacity of the dirty queues: at most this many entities of one table waiting for one flush
 /// (beyond it, the entity's next event queues it again; counted as `dirty_queue_full`).
 const MAX_DIRTY_QUEUE: u32 = 65_536;
-
-/// Capacity of the socket-address caches (an LRU: eviction only costs a few kernel reads).
-const SOCK_CACHE_ENTRIES: u32 = 16_384;
 
 /// Capacity of the connect() owner memo (sockets between SYN_SENT and their next transition).
 const CONNECTING_ENTRIES: u32 = 8_192;
@@ -128,7 +125,6 @@ fn load_object(settings: &ProbeSettings, offsets: &KernelOffsets) -> Result<Ebpf
             settings.conn_map_entries.clamp(1, MAX_DIRTY_QUEUE),
         )
         .map_max_entries("PROC_CMDLINE", cmdline_map_entries(settings))
-        .map_max_entries("SOCK_KEYS", SOCK_CACHE_ENTRIES)
         .map_max_entries("CONNECTING_OWNER", CONNECTING_ENTRIES)
         .load(PROBE_OBJECT)
         .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))
@@ -152,8 +148,9 @@ fn cmdline_map_entries(settings: &ProbeSettings) -> u32 {
 /// Attaches every program; returns notes about optional ones this kernel lacks.
 fn attach_programs(ebpf: &mut Ebpf) -> Result<Vec<String>, LoadError> {
     let mut notes = Vec::new();
+    let mut btf = None;
     for (program, tracepoint, required) in PROGRAMS {
-        match attach_raw_tracepoint(ebpf, program, tracepoint) {
+        match attach_program(ebpf, program, tracepoint, &mut btf) {
             Ok(()) => {}
             Err(LoadError::MissingTracepoint { tracepoint, detail }) if !required => {
                 notes.push(format!(

@@ -3,7 +3,10 @@
 //! The object is built by `cargo xtask build-ebpf` and committed under `ebpf-probe/`, so
 //! running needs no eBPF toolchain.
 
-use aya::{programs::RawTracePoint, Ebpf, EbpfLoader};
+use aya::{
+    programs::{BtfTracePoint, RawTracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
 
 use super::errors::{classify, describe, errno_in_chain, LoadError};
 use crate::sys::errno::is_permission_denied;
@@ -14,6 +17,15 @@ pub static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(
     "/../ebpf-probe/bpftop-probe.bpf.o"
 ));
 
+/// Programs loaded as BTF tracepoints (`tp_btf`: the kernel types their arguments from its BTF,
+/// so they read the socket by plain loads); every other program is a raw tracepoint.
+pub(crate) const BTF_PROGRAMS: &[&str] = &[
+    "sched_switch",
+    "inet_sock_set_state",
+    "sock_send_length",
+    "sock_recv_length",
+];
+
 /// (program name in the object, tracepoint it attaches to, required?). Optional probes that fail
 /// to attach degrade with a note instead of failing the session.
 pub(crate) const PROGRAMS: &[(&str, &str, bool)] = &[
@@ -23,7 +35,6 @@ pub(crate) const PROGRAMS: &[(&str, &str, bool)] = &[
     ("sched_switch", "sched_switch", true),
     ("task_rename", "task_rename", true),
     ("inet_sock_set_state", "inet_sock_set_state", true),
-    ("tcp_destroy_sock", "tcp_destroy_sock", true),
     ("sock_send_length", "sock_send_length", false),
     ("sock_recv_length", "sock_recv_length", false),
 ];
@@ -55,18 +66,69 @@ pub fn attach_raw_tracepoint(
 ) -> Result<(), LoadError> {
     let prog = load_raw_tracepoint(ebpf, program)?;
     prog.attach(tracepoint)
-        .map_err(|e| match errno_in_chain(&e) {
-            Some(errno) if is_permission_denied(errno) => LoadError::Privilege {
-                what: format!("attaching to tracepoint `{tracepoint}`"),
-                capability: "CAP_PERFMON",
-                detail: describe(&e),
-            },
-            _ => LoadError::MissingTracepoint {
-                tracepoint,
-                detail: describe(&e),
-            },
-        })?;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| attach_error(tracepoint, &e))
+}
+
+/// Loads the BTF tracepoint `program` for `tracepoint` (typed by the kernel's `btf`) and
+/// attaches it. A kernel without the tracepoint has no `btf_trace_<tracepoint>` type: that is
+/// a [`LoadError::MissingTracepoint`], as for a raw tracepoint.
+pub fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+    btf: &Btf,
+) -> Result<(), LoadError> {
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
+        .try_into()
+        .map_err(|e| classify("loading a program", "CAP_BPF", &e))?;
+    prog.load(tracepoint, btf).map_err(|e| match e {
+        // No `btf_trace_<tracepoint>` type: this kernel lacks the tracepoint.
+        aya::programs::ProgramError::Btf(_) => LoadError::MissingTracepoint {
+            tracepoint,
+            detail: describe(&e),
+        },
+        e => classify(&format!("loading program `{program}`"), "CAP_BPF", &e),
+    })?;
+    prog.attach()
+        .map(|_| ())
+        .map_err(|e| attach_error(tracepoint, &e))
+}
+
+/// Attaches `program` as its kind requires ([`BTF_PROGRAMS`]); `btf` is read on first need.
+pub(crate) fn attach_program(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+    btf: &mut Option<Btf>,
+) -> Result<(), LoadError> {
+    if !BTF_PROGRAMS.contains(&program) {
+        return attach_raw_tracepoint(ebpf, program, tracepoint);
+    }
+    if btf.is_none() {
+        *btf = Some(Btf::from_sys_fs().map_err(|e| {
+            LoadError::Refused(format!(
+                "reading the kernel's BTF (/sys/kernel/btf/vmlinux): {e}"
+            ))
+        })?);
+    }
+    attach_btf_tracepoint(ebpf, program, tracepoint, btf.as_ref().expect("just read"))
+}
+
+fn attach_error(tracepoint: &'static str, e: &(dyn std::error::Error + 'static)) -> LoadError {
+    match errno_in_chain(e) {
+        Some(errno) if is_permission_denied(errno) => LoadError::Privilege {
+            what: format!("attaching to tracepoint `{tracepoint}`"),
+            capability: "CAP_PERFMON",
+            detail: describe(e),
+        },
+        _ => LoadError::MissingTracepoint {
+            tracepoint,
+            detail: describe(e),
+        },
+    }
 }
 
 /// Loads `program` without attaching it and returns its fd (for `BPF_PROG_TEST_RUN`).
@@ -90,7 +152,7 @@ pub fn check_tracepoint(program: &str, tracepoint: &'static str) -> Result<(), L
     let mut ebpf = EbpfLoader::new()
         .load(PROBE_OBJECT)
         .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))?;
-    attach_raw_tracepoint(&mut ebpf, program, tracepoint)
+    attach_program(&mut ebpf, program, tracepoint, &mut None)
 }
 
 /// Effective capability bits of this process (from /proc/self/status `CapEff`).
