@@ -76,10 +76,6 @@ impl KernelState for ConnState {
     const TABLE: u8 = table::CONNECTIONS;
     const TABLE_NAME: &'static str = "connections";
 
-    fn finished_ns(&self) -> Option<u64> {
-        (self.flags & conn_flags::CLOSED != 0).then_some(self.end_ns)
-    }
-
     fn poll_seq(&self) -> u64 {
         self.poll_seq
     }

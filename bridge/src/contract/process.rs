@@ -96,10 +96,6 @@ impl KernelState for ProcState {
     const TABLE: u8 = table::PROCESSES;
     const TABLE_NAME: &'static str = "processes";
 
-    fn finished_ns(&self) -> Option<u64> {
-        (self.flags & proc_flags::EXITED != 0).then_some(self.exit_ns)
-    }
-
     fn poll_seq(&self) -> u64 {
         self.poll_seq
     }

@@ -60,8 +60,11 @@ pub trait KernelState:
     const TABLE: u8;
     /// The table's name, as on the command line (`processes`, `connections`).
     const TABLE_NAME: &'static str;
-    /// CLOCK_MONOTONIC ns when the entity finished (exited / closed), `None` while live.
-    fn finished_ns(&self) -> Option<u64>;
+    /// CLOCK_MONOTONIC ns when the entity finished (exited / closed), `None` while live: as
+    /// its row would say ([`RowState::finished_ns`]).
+    fn finished_ns(&self) -> Option<u64> {
+        self.info().finished_ns()
+    }
     /// The poll sequence number the kernel stamped on the entry's last change.
     fn poll_seq(&self) -> u64;
     /// CLOCK_MONOTONIC ns when the kernel last wrote the entry (its last record).
