@@ -939,7 +939,6 @@ impl App {
             }
             Tab::Connections => {
                 self.processes.release_order();
-                self.processes.tree_prefix = Default::default();
                 let fresh = self.stale_order(
                     &self.connections,
                     self.connections_table(),

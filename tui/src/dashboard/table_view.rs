@@ -236,11 +236,12 @@ impl<K: Copy + Eq> TableView<K> {
     }
 
     /// Frees the order of a view that is not shown (a key per row: 4 MB for 100k
-    /// connections). The selection is kept by key and found again in the order computed when
+    /// connections), and the tree prefixes that go with it. The selection is kept by key and found again in the order computed when
     /// the view is shown next; until then [`TableView::order`] is empty.
     pub fn release_order(&mut self) {
-        if self.order.capacity() > 0 {
+        if self.order.capacity() > 0 || !self.tree_prefix.is_empty() {
             self.order = Vec::new();
+            self.tree_prefix = Default::default();
             self.stamp = None;
         }
     }

@@ -63,7 +63,7 @@ struct RateEntry {
     bits: u8,
 }
 
-/// Bits of [`RateEntry::bits`].
+/// Bits of [`RateEntry::bits`] and [`TrafficEntry::bits`].
 mod rate_bits {
     /// `bytes` are the counters (else unknown).
     pub const BYTES: u8 = 1;
@@ -272,19 +272,16 @@ struct TrafficEntry {
     bytes: (u64, u64),
     rates: ByteRates,
     connections: u32,
-    /// Bit 0: `bytes` known; bit 1: `rates` known.
-    known: u8,
+    /// [`rate_bits::BYTES`]: `bytes` are the sums; [`rate_bits::RATES`]: `rates` are.
+    bits: u8,
 }
 
 impl TrafficEntry {
-    const BYTES: u8 = 1;
-    const RATES: u8 = 2;
-
     fn traffic(&self) -> ProcessTraffic {
         ProcessTraffic {
             connections: self.connections,
-            bytes: (self.known & Self::BYTES != 0).then_some(self.bytes),
-            rates: (self.known & Self::RATES != 0).then_some(self.rates),
+            bytes: (self.bits & rate_bits::BYTES != 0).then_some(self.bytes),
+            rates: (self.bits & rate_bits::RATES != 0).then_some(self.rates),
         }
     }
 }
@@ -317,7 +314,7 @@ impl ProcessNet {
                 bytes: (0, 0),
                 rates: (0.0, 0.0),
                 connections: 0,
-                known: TrafficEntry::BYTES | TrafficEntry::RATES,
+                bits: rate_bits::BYTES | rate_bits::RATES,
             });
             traffic.connections += 1;
             match row.bytes() {
@@ -325,7 +322,7 @@ impl ProcessNet {
                     traffic.bytes.0 = traffic.bytes.0.saturating_add(sent);
                     traffic.bytes.1 = traffic.bytes.1.saturating_add(received);
                 }
-                None => traffic.known &= !TrafficEntry::BYTES,
+                None => traffic.bits &= !rate_bits::BYTES,
             }
             let row_rates = match rates {
                 Some(rates) => rates.rates(&row.key),
@@ -336,7 +333,7 @@ impl ProcessNet {
                     traffic.rates.0 += sent;
                     traffic.rates.1 += received;
                 }
-                None => traffic.known &= !TrafficEntry::RATES,
+                None => traffic.bits &= !rate_bits::RATES,
             }
         }
     }
