@@ -29,10 +29,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::contract::Plain;
 use crate::sys::bpf::{
-    map_delete_elem, map_get_next_key, map_info, map_insert_new_elem, map_lookup_batch,
-    map_lookup_elem, map_update_elem, BpfError, MapInfo,
+    map_delete_batch, map_delete_elem, map_get_next_key, map_info, map_insert_new_elem,
+    map_lookup_batch, map_lookup_elem, map_update_elem, BpfError, MapInfo,
 };
-use crate::sys::errno::{is_permission_denied, EINVAL, ENOSPC, EOPNOTSUPP};
+use crate::sys::errno::{is_permission_denied, EINVAL, ENOENT, ENOSPC, EOPNOTSUPP};
 
 pub use crate::sys::bpf::BpfCmd;
 /// Kernel-internal `ENOTSUPP` (524), which leaks to user space from some BPF commands.
@@ -699,6 +699,46 @@ pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, MapDumpError>
     check_key_len(&info, key)?;
     // SAFETY: key is readable for the map's key size (checked above).
     Ok(unsafe { map_delete_elem(fd, key)? })
+}
+
+/// Removes `keys` (each exactly the map's key size) from a hash map with as few syscalls as
+/// the kernel allows: `BPF_MAP_DELETE_BATCH` (Linux 5.6+), skipping keys that are no longer
+/// there, or one `BPF_MAP_DELETE_ELEM` per key where batches are refused. Returns how many
+/// were removed. Any other refusal is returned after the keys before it were removed.
+pub fn delete_keys<K: Plain>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<usize, MapDumpError> {
+    use zerocopy::IntoBytes;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let info = map_info(fd)?;
+    check_key_len(&info, keys[0].as_bytes())?;
+    let bytes = keys.as_bytes();
+    let key_size = std::mem::size_of::<K>();
+    let mut removed = 0usize;
+    let mut next = 0usize;
+    while next < keys.len() {
+        let rest = &bytes[next * key_size..];
+        let count = (keys.len() - next).min(u32::MAX as usize) as u32;
+        // SAFETY: `rest` holds `count` keys of the map's key size (checked above).
+        let (done, error) = unsafe { map_delete_batch(fd, rest, count) };
+        removed += done as usize;
+        next += done as usize;
+        match error {
+            None => {}
+            // The key after the removed ones is gone already (a race with nobody: only the
+            // reaper deletes, but a key may be listed twice): skip it.
+            Some(e) if e.errno == ENOENT => next += 1,
+            Some(e) if is_batch_unsupported(e.errno) && removed == 0 && next == 0 => {
+                return Ok(keys
+                    .iter()
+                    // SAFETY: each key is the map's key size (checked above).
+                    .filter(|key| unsafe { map_delete_elem(fd, key.as_bytes()) }.unwrap_or(false))
+                    .count());
+            }
+            Some(e) => return Err(e.into()),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -458,3 +458,49 @@ fn dump_under_concurrent_churn() {
         );
     });
 }
+
+#[test]
+fn delete_keys_removes_the_listed_keys_and_skips_the_absent_ones() {
+    let test = "delete_keys_removes_the_listed_keys_and_skips_the_absent_ones";
+    let Some((fd, _)) = filled_or_skip(BPF_MAP_TYPE_HASH, 1000, test) else {
+        return;
+    };
+    // Every third entry, with two keys that are not in the map (one first, one in the middle)
+    // and one listed twice: the batch stops at each and must go on after it.
+    let mut keys: Vec<ProcKey> = vec![entry(5000).0];
+    keys.extend((0..1000).step_by(3).map(|i| entry(i).0));
+    keys.insert(100, entry(7000).0);
+    keys.push(entry(3).0);
+    let removed = bridge::map_batch::delete_keys(fd.as_fd(), &keys).unwrap();
+    let listed_present = (0..1000).step_by(3).count();
+    assert_eq!(
+        removed, listed_present,
+        "removed {removed}, expected {listed_present}"
+    );
+    let left = dump_set(&fd, DumpStrategy::Auto, &mut MapDump::new());
+    let expected: Entries = (0..1000u32)
+        .filter(|i| i % 3 != 0)
+        .map(|i| {
+            let (k, v) = entry(i);
+            (bytes_of(&k).to_vec(), bytes_of(&v).to_vec())
+        })
+        .collect();
+    assert_eq!(
+        left.len(),
+        expected.len(),
+        "entries left: {} vs {}",
+        left.len(),
+        expected.len()
+    );
+    assert!(
+        left == expected,
+        "the entries left are not the unlisted ones"
+    );
+    // A key of the wrong size is refused before anything is removed.
+    let err = bridge::map_batch::delete_keys(fd.as_fd(), &[0u64; 3]).unwrap_err();
+    assert!(matches!(err, MapDumpError::KeySizeMismatch { .. }), "{err}");
+    assert_eq!(
+        dump_set(&fd, DumpStrategy::Auto, &mut MapDump::new()).len(),
+        expected.len()
+    );
+}

@@ -367,11 +367,20 @@ pub fn on_set_state<C: EbpfContext>(
     // SAFETY: pointer into a live map value.
     unsafe {
         apply_transition::<Btf>(e, sk, old_state, new_state, now);
-        atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::DIRTY);
+        let flags_ptr = core::ptr::addr_of_mut!((*e).flags);
         if new_state == TCP_CLOSE {
-            atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::CLOSED);
+            // A close is sent at once, with everything still pending.
+            atomic_clear_bits(flags_ptr, conn_flags::DIRTY | conn_flags::PENDING);
+            atomic_set_bits(flags_ptr, conn_flags::CLOSED);
+            publish(ctx, &cfg, kind::CONN_STATE, &key, e, now);
+        } else {
+            // Neither an open nor a close (ESTABLISHED of an accepted socket, FIN_WAIT1/2,
+            // CLOSE_WAIT, LAST_ACK, CLOSING): coalesced into the flush, which sends the entry
+            // within one flush period — or the close sends it first. A connection's open and
+            // close stay immediate; a storm of short connections sends two records per socket.
+            atomic_set_bits(flags_ptr, conn_flags::PENDING);
+            mark_dirty(&key, e);
         }
-        publish(ctx, &cfg, kind::CONN_STATE, &key, e, now);
     }
     Some(())
 }
@@ -461,20 +470,18 @@ pub fn on_io<C: EbpfContext>(ctx: &C, sk: u64, ret: i32) -> Option<()> {
                 if cfg.filter_tgid != 0 && owner.pid != cfg.filter_tgid {
                     return None;
                 }
+                // The owner is sent by the flush (coalesced, like a state change).
                 (*e).pid = owner.pid;
                 (*e).comm = owner.comm;
-                atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), conn_flags::OWNER_KNOWN);
+                atomic_set_bits(
+                    core::ptr::addr_of_mut!((*e).flags),
+                    conn_flags::OWNER_KNOWN | conn_flags::PENDING,
+                );
                 atomic_clear_bits(
                     core::ptr::addr_of_mut!((*e).flags),
-                    conn_flags::OWNER_FROM_LISTENER | conn_flags::DIRTY,
+                    conn_flags::OWNER_FROM_LISTENER,
                 );
                 (*e).sock_addr = sk;
-                read_counters::<Btf>(e, sk);
-                publish(ctx, &cfg, kind::CONN_REFRESH, &key, e, now);
-                if unacked::<Btf>(sk) {
-                    mark_dirty(&key, e);
-                }
-                return Some(());
             }
             mark_dirty(&key, e);
         },
@@ -539,12 +546,18 @@ pub fn drain_one<C: EbpfContext>(
         if old & conn_flags::DIRTY == 0 || old & conn_flags::CLOSED != 0 {
             return Drained::Done;
         }
-        let Some(sk) = validated_sock(key, (*e).sock_addr) else {
-            return Drained::Done; // the socket is gone; its CLOSE carried the final counters
-        };
-        if read_counters::<Stale>(e, sk) {
+        // Cleared before the entry is read, so a change made meanwhile is sent now or by the
+        // next flush (its transition sets the bit again and requeues the key).
+        let pending = atomic_clear_bits(flags_ptr, conn_flags::PENDING) & conn_flags::PENDING != 0;
+        // A socket that is gone closed: its CLOSE carried the final counters.
+        let sk = validated_sock(key, (*e).sock_addr);
+        let counters_changed = sk.is_some_and(|sk| read_counters::<Stale>(e, sk));
+        if pending || counters_changed {
             publish(ctx, cfg, kind::CONN_REFRESH, key, e, now);
         }
+        let Some(sk) = sk else {
+            return Drained::Done;
+        };
         if unacked::<Stale>(sk) {
             (*e).retry_cycle = cycle;
             atomic_set_bits(flags_ptr, conn_flags::DIRTY);

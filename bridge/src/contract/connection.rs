@@ -10,7 +10,7 @@ pub type ConnectionRow = Row<ConnState>;
 /// What a connection row keeps of [`ConnState`]: every field of it except the
 /// kernel-internal ones (`last_emit_ns`, `poll_seq`, `sock_addr`, `retry_cycle`, padding),
 /// with the same names, units and meaning (see [`ConnState`]); `flags` without the kernel's
-/// `DIRTY` bit. 64 bytes where the map value has 96 — with 100k connections in each of three
+/// `DIRTY` and `PENDING` bits. 64 bytes where the map value has 96 — with 100k connections in each of three
 /// modes, 10 MB less. No padding: the layout is its bytes (the socket and recordings carry it
 /// as such).
 #[repr(C)]
@@ -33,7 +33,7 @@ pub struct ConnInfo {
     pub tcp_state: u32,
     /// Bit `1 << s` set for every TCP state `s` this connection has been seen in.
     pub states_seen_mask: u32,
-    /// [`conn_flags`] bits (`DIRTY` cleared).
+    /// [`conn_flags`] bits (the kernel-internal `DIRTY` and `PENDING` cleared).
     pub flags: u32,
     /// Payload bytes sent, each counted once, lifetime.
     pub bytes_sent: u64,
@@ -89,7 +89,7 @@ impl KernelState for ConnState {
             pid: self.pid,
             tcp_state: self.tcp_state,
             states_seen_mask: self.states_seen_mask,
-            flags: self.flags & !conn_flags::DIRTY,
+            flags: self.flags & !(conn_flags::DIRTY | conn_flags::PENDING),
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             start_ns: self.start_ns,

@@ -197,11 +197,21 @@ impl<'a> Snapshots<'a> {
         let read_done = monotonic_ns();
         self.counters.last_read_ns = read_done - started;
         self.counters.read_path = Some(path.as_str());
+        // Poll is the session's reaper while it runs: its snapshot already holds every
+        // finished entry, so the housekeeping thread need not read the maps again.
+        let retention = self.reaper_retention_ns;
+        let reaped = state_maps
+            .reap_due(&proc_entries, retention, started)
+            .and_then(|n| Ok(n + state_maps.reap_due(&conn_entries, retention, started)?));
+        match reaped {
+            Ok(_) => state_maps.note_reaped(started),
+            Err(e) => log::warn!("kernel state reaper (poll): {e:#}"),
+        }
 
         let mut changes = Vec::new();
         let lag = &mut self.snapshot_lag;
-        let processes = diff_table(&mut self.procs, proc_entries, read_done, lag, &mut changes);
-        let connections = diff_table(&mut self.conns, conn_entries, read_done, lag, &mut changes);
+        diff_table(&mut self.procs, &proc_entries, read_done, lag, &mut changes);
+        diff_table(&mut self.conns, &conn_entries, read_done, lag, &mut changes);
         let evicted = self
             .procs
             .finish_snapshot(read_done, self.reaper_retention_ns)
@@ -215,8 +225,8 @@ impl<'a> Snapshots<'a> {
             self.counters.evictions += evicted;
             self.counters.resyncs += 1;
             Resync {
-                processes,
-                connections,
+                processes: all_rows(proc_entries),
+                connections: all_rows(conn_entries),
                 complete: map_full_before == 0 && map_full == 0,
                 initial: false,
             }
@@ -242,29 +252,33 @@ impl<'a> Snapshots<'a> {
     }
 }
 
-/// One table of a snapshot: every entry as a row versioned by its poll sequence number; the
-/// entries that changed since the previous snapshot are also pushed to `changes`, and their
-/// age recorded in `lag`. Returns all rows (for a rebuild after evictions).
+/// One table of a snapshot: the entries that changed since the previous snapshot are pushed
+/// to `changes` as rows versioned by their poll sequence number, and their age recorded in
+/// `lag`.
 fn diff_table<S: KernelState>(
     diff: &mut TableDiff<S::Key>,
-    entries: Vec<(S::Key, S)>,
+    entries: &[(S::Key, S)],
     read_done_ns: u64,
     lag: &mut LagHistogram,
     changes: &mut Vec<RowChange>,
-) -> Vec<Row<S>>
-where
+) where
     Row<S>: Into<RowChange>,
 {
-    let mut rows = Vec::with_capacity(entries.len());
     for (key, state) in entries {
-        let row = Row::from_state_map(key, state, state.poll_seq());
-        if diff.observe(key, state.poll_seq(), state.finished_ns()) {
+        if diff.observe(*key, state.poll_seq(), state.finished_ns()) {
             lag.record(state.last_emit_ns(), read_done_ns);
-            changes.push(row.clone().into());
+            changes.push(Row::from_state_map(*key, *state, state.poll_seq()).into());
         }
-        rows.push(row);
     }
-    rows
+}
+
+/// Every entry of a snapshot as a row (for a rebuild after evictions; built only then, not at
+/// every snapshot).
+fn all_rows<S: KernelState>(entries: Vec<(S::Key, S)>) -> Vec<Row<S>> {
+    entries
+        .into_iter()
+        .map(|(key, state)| Row::from_state_map(key, state, state.poll_seq()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The housekeeping thread: the kernel flush every `update_interval` (every CPU sampled, the
 //! dirty queues drained), and every 500 ms the kernel reaper (finished entries older than the
-//! kernel retention) and a read of `PROC_CMDLINE` whose new entries go to the store as a
+//! kernel retention; skipped while the poll mode reaps from its snapshots) and a read of `PROC_CMDLINE` whose new entries go to the store as a
 //! [`ModeMessage::CommandLines`]. It owns the flush program and hands it back when it stops, so the
 //! session's final flush runs after the last periodic one, never beside it.
 
@@ -26,6 +26,9 @@ use crate::{
 
 /// How often the kernel reaper runs.
 const REAP_EVERY_NS: u64 = 500_000_000;
+/// The reaper skips its read when the maps were reaped less than this ago (by the poll mode,
+/// whose default interval is 1 s).
+const REAPED_RECENTLY_NS: u64 = 1_500_000_000;
 
 /// What the kernel flush has done so far.
 #[derive(Debug, Default)]
@@ -97,8 +100,12 @@ pub(super) fn spawn(
                 let started = monotonic_ns();
                 flusher.run_cycle();
                 if started >= next_reap_ns {
-                    if let Err(e) = state_maps.reap_finished(retention_ns) {
-                        log::warn!("kernel state reaper: {e:#}");
+                    // The poll mode reaps from its own snapshots (no extra read of the maps);
+                    // this thread reads and reaps only when no one did for a while.
+                    if !state_maps.reaped_within(REAPED_RECENTLY_NS, started) {
+                        if let Err(e) = state_maps.reap_finished(retention_ns) {
+                            log::warn!("kernel state reaper: {e:#}");
+                        }
                     }
                     cmdlines.send_new(&state_maps, &cmdlines_to);
                     next_reap_ns = started + REAP_EVERY_NS;

@@ -31,6 +31,8 @@ pub enum BpfCmd {
     MapLookupBatch,
     /// `BPF_PROG_TEST_RUN` (10): runs the flush program on demand.
     ProgTestRun,
+    /// `BPF_MAP_DELETE_BATCH` (27): the kernel reaper's deletes.
+    MapDeleteBatch,
 }
 
 impl BpfCmd {
@@ -45,6 +47,7 @@ impl BpfCmd {
             BpfCmd::ObjGetInfoByFd => 15,
             BpfCmd::MapLookupBatch => 24,
             BpfCmd::ProgTestRun => 10,
+            BpfCmd::MapDeleteBatch => 27,
         }
     }
 
@@ -59,6 +62,7 @@ impl BpfCmd {
             BpfCmd::ObjGetInfoByFd => "BPF_OBJ_GET_INFO_BY_FD",
             BpfCmd::MapLookupBatch => "BPF_MAP_LOOKUP_BATCH",
             BpfCmd::ProgTestRun => "BPF_PROG_TEST_RUN",
+            BpfCmd::MapDeleteBatch => "BPF_MAP_DELETE_BATCH",
         }
     }
 }
@@ -409,6 +413,32 @@ pub unsafe fn map_delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, Bp
     };
     // SAFETY: key is readable for the map's key size (caller's promise).
     not_found_is_false(unsafe { sys_bpf(BpfCmd::MapDeleteElem, &mut attr) })
+}
+
+/// `BPF_MAP_DELETE_BATCH`: removes the `count` keys laid out back to back in `keys`, in order,
+/// stopping at the first that fails. Returns how many were removed and the error that stopped
+/// the call, if any (`ENOENT`: the key after the removed ones was not there).
+///
+/// # Safety
+/// `keys` must hold at least `count` × the map's key size bytes.
+pub unsafe fn map_delete_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    count: u32,
+) -> (u32, Option<BpfError>) {
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        count,
+        map_fd: raw(fd),
+        ..Default::default()
+    };
+    // SAFETY: keys is readable for count keys (caller's promise); the kernel writes back only
+    // `attr.count`.
+    match unsafe { sys_bpf(BpfCmd::MapDeleteBatch, &mut attr) } {
+        Ok(_) => (attr.count, None),
+        // The kernel writes back how many it removed before the failure.
+        Err(e) => (attr.count.min(count), Some(e)),
+    }
 }
 
 fn not_found_is_false(r: Result<libc::c_long, BpfError>) -> Result<bool, BpfError> {

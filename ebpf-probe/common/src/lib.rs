@@ -118,6 +118,10 @@ pub mod conn_flags {
     /// The byte counters are unknown (a connection found at start-up whose counters could not
     /// be read): they read 0 but mean "unknown". Set by user space only.
     pub const BYTES_UNKNOWN: u32 = 64;
+    /// A state change that neither opened nor closed the connection (or an owner learned at
+    /// its first I/O) is in the entry but not yet sent: the flush program sends it with its
+    /// next record of the entry (coalescing, at most one flush period late). Kernel-internal.
+    pub const PENDING: u32 = 128;
 }
 
 /// Threads summed per process by the on-CPU time walk (bounded for the verifier); a process
