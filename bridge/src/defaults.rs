@@ -30,10 +30,8 @@ pub const UPDATE_INTERVAL_TEXT: &str = "100ms";
 /// How long finished entries stay in the kernel state maps: three poll intervals at the default
 /// interval (the session never uses less than three of its interval), so poll reads every
 /// finished entry at least twice and a resync after a loss still finds it. Not longer: the map
-/// holds rate × retention finished entries, and every read and lookup pays for them — a
-/// sustained storm of 40k connections a second (80k closed sockets a second) fits
-/// [`CONN_MAP_ENTRIES`] with 3 s, but filled it within 4 s with the earlier 10 s
-/// (BENCHMARKS.md, section 8e).
+/// holds up to rate × retention finished entries, and every read, lookup and reap pays for
+/// them (BENCHMARKS.md, section 8e).
 pub const KERNEL_RETENTION: Duration = Duration::from_secs(3);
 /// How long finished rows stay in the user-space tables.
 pub const RETENTION_AGE: Duration = Duration::from_secs(60);

@@ -367,14 +367,33 @@ pub struct PerfTransport {
     pub map_kernel_bytes: u64,
 }
 
+/// How long the online-CPU list is reused before sysfs is read again (a CPU brought online
+/// is sampled from then on).
+const ONLINE_CPUS_FOR_NS: u64 = 10_000_000_000;
+
 /// The flush program (see `probe_common::flush_op`).
 pub struct FlushProgram {
     fd: ProgramFd,
+    /// The online CPUs and when they were read (CLOCK_MONOTONIC ns): sysfs is read every
+    /// [`ONLINE_CPUS_FOR_NS`], not at every cycle (an open and a read each time).
+    online: Mutex<(u64, Vec<u32>)>,
 }
 
 impl FlushProgram {
     pub(crate) fn new(fd: ProgramFd) -> Self {
-        FlushProgram { fd }
+        FlushProgram {
+            fd,
+            online: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn online_cpus(&self) -> Vec<u32> {
+        let now_ns = monotonic_ns();
+        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        if online.1.is_empty() || now_ns.saturating_sub(online.0) >= ONLINE_CPUS_FOR_NS {
+            *online = (now_ns, online_cpus());
+        }
+        online.1.clone()
     }
 
     /// Runs one flush cycle: with `sample_cpus`, the program first runs pinned to every online
@@ -384,7 +403,7 @@ impl FlushProgram {
     pub fn run(&self, cycle: u32, sample_cpus: bool) -> Result<u64, MapDumpError> {
         let fd = self.fd.as_fd();
         if sample_cpus {
-            for cpu in online_cpus() {
+            for cpu in self.online_cpus() {
                 map_batch::run_raw_tracepoint(
                     fd,
                     &[flush_op::SAMPLE_CURRENT, cycle as u64],

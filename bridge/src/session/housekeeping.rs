@@ -19,7 +19,7 @@ use crate::{
     cmdlines::CmdlineChanges,
     contract::ModeMessage,
     map_batch::MapDump,
-    probe::{FlushProgram, StateMaps},
+    probe::{Controls, FlushProgram, StateMaps},
     stats::{monotonic_ns, thread_cpu_ns},
     stop::StopToken,
 };
@@ -83,6 +83,7 @@ impl Flusher {
 /// Starts the thread; joining it gives the flusher back.
 pub(super) fn spawn(
     flusher: Flusher,
+    controls: Arc<Controls>,
     state_maps: Arc<StateMaps>,
     flush_every: Duration,
     kernel_retention: Duration,
@@ -96,6 +97,7 @@ pub(super) fn spawn(
             let mut next_reap_ns = monotonic_ns() + REAP_EVERY_NS;
             let mut cmdlines = CmdlineReader::default();
             cmdlines.send_new(&state_maps, &cmdlines_to);
+            let mut process_events = ProcessEvents::default();
             loop {
                 let started = monotonic_ns();
                 flusher.run_cycle();
@@ -107,7 +109,9 @@ pub(super) fn spawn(
                             log::warn!("kernel state reaper: {e:#}");
                         }
                     }
-                    cmdlines.send_new(&state_maps, &cmdlines_to);
+                    if process_events.lines_may_be_new(&controls) {
+                        cmdlines.send_new(&state_maps, &cmdlines_to);
+                    }
                     next_reap_ns = started + REAP_EVERY_NS;
                 }
                 flusher
@@ -120,6 +124,37 @@ pub(super) fn spawn(
                 }
             }
         })
+}
+
+/// Whether `PROC_CMDLINE` can hold a line not read yet: only a fork or an exec writes one (the
+/// /proc seed is written before this thread starts), so a connect storm with no new process
+/// costs no read of the map (16,384 lines of 264 bytes, twice a second).
+#[derive(Default)]
+struct ProcessEvents {
+    /// Forks + execs the probes had counted at the previous check (`None`: never read).
+    last: Option<u64>,
+    /// Checks in a row that saw the same count.
+    unchanged: u32,
+}
+
+impl ProcessEvents {
+    /// True unless the count of forks and execs stayed the same for the last two checks. A
+    /// fork is counted just before it writes its child's line, so the check after a change
+    /// reads once more; an unreadable count always reads.
+    fn lines_may_be_new(&mut self, controls: &Controls) -> bool {
+        let now = controls.event_counts().ok().map(|c| c.forks + c.execs);
+        self.observe(now)
+    }
+
+    fn observe(&mut self, now: Option<u64>) -> bool {
+        if now.is_some() && now == self.last {
+            self.unchanged = self.unchanged.saturating_add(1);
+        } else {
+            self.unchanged = 0;
+        }
+        self.last = now;
+        now.is_none() || self.unchanged < 2
+    }
 }
 
 /// Reads `PROC_CMDLINE` and sends what is new to the store.
@@ -147,5 +182,27 @@ impl CmdlineReader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProcessEvents;
+
+    #[test]
+    fn command_lines_are_read_until_the_process_events_stay_unchanged_twice() {
+        let mut events = ProcessEvents::default();
+        // First count, then the same twice: the second unchanged check is the first skipped.
+        assert!(events.observe(Some(10)));
+        assert!(events.observe(Some(10)));
+        assert!(!events.observe(Some(10)));
+        assert!(!events.observe(Some(10)));
+        // A fork or exec: read now and once more after it.
+        assert!(events.observe(Some(11)));
+        assert!(events.observe(Some(11)));
+        assert!(!events.observe(Some(11)));
+        // An unreadable count always reads.
+        assert!(events.observe(None));
+        assert!(events.observe(None));
     }
 }

@@ -108,6 +108,7 @@ impl Session {
         let housekeeping_stop = stop_token()?;
         let housekeeper = housekeeping::spawn(
             flusher,
+            Arc::clone(&kernel.controls),
             Arc::clone(&kernel.state_maps),
             config.update_interval,
             config.kernel_retention,
