@@ -694,6 +694,8 @@ pub fn insert_new_elem(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<b
 /// `BPF_MAP_DELETE_ELEM`: removes `key` from a hash map. Returns `Ok(false)` when the key was
 /// not there (ENOENT). The key length is checked against the map's key size first (one extra
 /// `BPF_OBJ_GET_INFO_BY_FD`), so a wrong length is an error, never an out-of-bounds read.
+/// Used by the test helpers only: the product deletes with [`delete_keys`].
+#[cfg(feature = "test-support")]
 pub fn delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, MapDumpError> {
     let info = map_info(fd)?;
     check_key_len(&info, key)?;
