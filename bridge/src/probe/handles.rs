@@ -302,7 +302,7 @@ impl StateMaps {
         drop(processes);
         let (connections, _) = self.read::<ConnState>(&mut scratch)?;
         reaped += self.reap_due(&connections, retention_ns, now_ns)?;
-        self.last_reap_ns.store(now_ns, Ordering::Relaxed);
+        self.note_reaped(now_ns);
         Ok(reaped)
     }
 
@@ -331,7 +331,11 @@ impl StateMaps {
             .as_ref()
             .filter(|_| S::TABLE == probe_common::table::PROCESSES)
         {
-            map_batch::delete_keys(cmdlines.fd().as_fd(), &due)?;
+            // As before the batch deletes: a command line that cannot be deleted (the LRU
+            // evicts it in time) never keeps the state entries from being reaped.
+            if let Err(e) = map_batch::delete_keys(cmdlines.fd().as_fd(), &due) {
+                log::debug!("deleting reaped processes' command lines: {e}");
+            }
         }
         // One BPF_MAP_DELETE_BATCH for all (a storm finishes ~80k entries a second: a syscall
         // per key was most of the reaper's CPU).
