@@ -81,3 +81,37 @@ fn a_tracepoint_the_kernel_lacks_is_named_in_the_error() {
     );
     eprintln!("message: {message}");
 }
+
+/// Every program passes this kernel's verifier with room to spare: at most half the 1M
+/// instruction budget each. Kernels differ in how well the verifier prunes (6.18.44 refused
+/// the flush at 1M and four tracepoints' 512-byte stack, which an earlier 6.18 had accepted):
+/// this names the program and prints every count, so a program drifting towards the limit
+/// shows before a kernel update turns it into a refusal.
+#[test]
+fn every_program_verifies_within_half_the_instruction_budget() {
+    if !common::privileged_or_skip("every_program_verifies_within_half_the_instruction_budget") {
+        return;
+    }
+    let counts = probe::object::test_support::verified_instruction_counts()
+        .unwrap_or_else(|e| panic!("a program does not load on this kernel: {e}"));
+    for (name, count) in &counts {
+        println!("{name:24} {count:>9} instructions verified");
+    }
+    let names: Vec<&str> = counts.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in ["flush_dirty", "sched_switch", "inet_sock_set_state"] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for (name, count) in &counts {
+        assert!(
+            *count > 0,
+            "{name}: the kernel reported no verified instructions"
+        );
+        assert!(
+            *count <= 500_000,
+            "{name}: {count} instructions verified, over half the kernel's 1,000,000 budget"
+        );
+    }
+}

@@ -34,4 +34,3 @@ pub unsafe fn atomic_set_bits(flags: *mut u32, bits: u32) -> u32 {
 pub unsafe fn atomic_clear_bits(flags: *mut u32, bits: u32) -> u32 {
     unsafe { core::intrinsics::atomic_and::<u32, u32, { AtomicOrdering::SeqCst }>(flags, !bits) }
 }
-

@@ -123,7 +123,6 @@ fn try_bench_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

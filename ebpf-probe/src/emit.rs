@@ -25,6 +25,13 @@ pub fn config() -> Option<ProbeConfig> {
     CONFIG.get(0).copied()
 }
 
+/// The run-time configuration in place (the map value, not a copy; all zero before user space
+/// writes it). User space may rewrite it while a program runs, as it may between runs.
+#[inline(always)]
+pub fn config_ptr() -> Option<*const ProbeConfig> {
+    CONFIG.get_ptr(0)
+}
+
 /// Adds one to a per-CPU failure counter ([`failure`]).
 #[inline(always)]
 pub fn count_failure(which: u32) {
@@ -151,7 +158,13 @@ pub fn incremental_enabled(cfg: &ProbeConfig) -> bool {
 /// the state's `last_emit_ns`. A function of its own (five arguments, the BPF maximum) so its
 /// 144-byte record has its own stack frame.
 #[inline(never)]
-pub fn emit_proc<C: EbpfContext>(ctx: &C, cfg: &ProbeConfig, kind: u16, key: &ProcKey, state: &ProcState) {
+pub fn emit_proc<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    kind: u16,
+    key: &ProcKey,
+    state: &ProcState,
+) {
     let now = state.last_emit_ns;
     if !incremental_enabled(cfg) {
         return;
@@ -161,12 +174,20 @@ pub fn emit_proc<C: EbpfContext>(ctx: &C, cfg: &ProbeConfig, kind: u16, key: &Pr
         key: *key,
         state: *state,
     };
-    offer(ctx, cfg, table::PROCESSES, &mut record, |r| &mut r.header.seq);
+    offer(ctx, cfg, table::PROCESSES, &mut record, |r| {
+        &mut r.header.seq
+    });
 }
 
 /// Sends the full current state of a connection to the incremental modes (see [`emit_proc`]).
 #[inline(never)]
-pub fn emit_conn<C: EbpfContext>(ctx: &C, cfg: &ProbeConfig, kind: u16, key: &ConnKey, state: &ConnState) {
+pub fn emit_conn<C: EbpfContext>(
+    ctx: &C,
+    cfg: &ProbeConfig,
+    kind: u16,
+    key: &ConnKey,
+    state: &ConnState,
+) {
     let now = state.last_emit_ns;
     if !incremental_enabled(cfg) {
         return;
@@ -176,5 +197,7 @@ pub fn emit_conn<C: EbpfContext>(ctx: &C, cfg: &ProbeConfig, kind: u16, key: &Co
         key: *key,
         state: *state,
     };
-    offer(ctx, cfg, table::CONNECTIONS, &mut record, |r| &mut r.header.seq);
+    offer(ctx, cfg, table::CONNECTIONS, &mut record, |r| {
+        &mut r.header.seq
+    });
 }

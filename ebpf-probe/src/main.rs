@@ -38,7 +38,7 @@ use aya_ebpf::{
 use probe_common::flush_op;
 
 use crate::{
-    emit::config,
+    emit::config_ptr,
     kread::offsets_valid,
     maps::{CONN_DIRTY, PROC_DIRTY},
     process::Drained,
@@ -120,20 +120,22 @@ pub fn flush_dirty(ctx: *mut core::ffi::c_void) -> u32 {
 }
 
 fn try_flush(ctx: &RawTracePointContext) -> Option<u32> {
-    let cfg = config()?;
+    let cfg_ptr = config_ptr()?;
+    // SAFETY: a pointer to the config map's value, which lives as long as the program.
+    let cfg = unsafe { &*cfg_ptr };
     if !offsets_valid() || cfg.modes_enabled == 0 {
         return None;
     }
     let op: u64 = ctx.arg(0);
     if op & flush_op::SAMPLE_CURRENT != 0 {
-        let _ = process::sample_current(ctx, &cfg);
+        let _ = process::sample_current(ctx, cfg);
     }
     if op & flush_op::DRAIN == 0 {
         return Some(flush_op::DRAINED);
     }
     let mut drain = Drain {
         ctx: ctx.as_ptr(),
-        cfg,
+        cfg: cfg_ptr,
         cycle: ctx.arg::<u64>(1) as u32,
         handled: 0,
         now: unsafe { bpf_ktime_get_ns() },
@@ -168,7 +170,9 @@ fn try_flush(ctx: &RawTracePointContext) -> Option<u32> {
 #[repr(C)]
 struct Drain {
     ctx: *mut core::ffi::c_void,
-    cfg: probe_common::ProbeConfig,
+    /// The config map's value (8 bytes here, not a 24-byte copy: the flush's call chain is
+    /// within a few bytes of the verifier's 512-byte combined stack limit).
+    cfg: *const probe_common::ProbeConfig,
     cycle: u32,
     handled: u32,
     now: u64,
@@ -186,7 +190,9 @@ extern "C" fn drain_proc_step(_index: u64, data: *mut core::ffi::c_void) -> i64 
     };
     drain.handled += 1;
     let ctx = RawTracePointContext::new(drain.ctx);
-    if let Drained::Wrapped = process::drain_one(&ctx, &drain.cfg, &key, drain.cycle, drain.now) {
+    if let Drained::Wrapped =
+        process::drain_one(&ctx, unsafe { &*drain.cfg }, &key, drain.cycle, drain.now)
+    {
         drain.done = 1;
         return 1;
     }
@@ -203,7 +209,9 @@ extern "C" fn drain_conn_step(_index: u64, data: *mut core::ffi::c_void) -> i64 
     };
     drain.handled += 1;
     let ctx = RawTracePointContext::new(drain.ctx);
-    if let Drained::Wrapped = tcp::drain_one(&ctx, &drain.cfg, &key, drain.cycle, drain.now) {
+    if let Drained::Wrapped =
+        tcp::drain_one(&ctx, unsafe { &*drain.cfg }, &key, drain.cycle, drain.now)
+    {
         drain.done = 1;
         return 1;
     }

@@ -13,8 +13,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use probe_common::{
-    cmdline_flags, event_count, failure, kind, CMDLINE_LEN, proc_flags, table, ProbeConfig, ProcKey, ProcState, COMM_LEN, EXIT_ZOMBIE,
-    MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
+    cmdline_flags, event_count, failure, kind, proc_flags, table, ProbeConfig, ProcKey, ProcState,
+    CMDLINE_LEN, COMM_LEN, EXIT_ZOMBIE, MAX_THREADS_WALKED, PF_EXITING, PF_KTHREAD, TASK_DEAD,
 };
 
 use crate::{
@@ -121,91 +121,207 @@ extern "C" fn thread_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// Lifetime on-CPU time of `leader`'s thread group, ns: `signal->sum_sched_runtime` (threads
-/// already released) plus `se.sum_exec_runtime` of each live thread. Second value: the figure
-/// is incomplete (the walk stopped at [`MAX_THREADS_WALKED`] threads, or a read failed), so it
-/// is a lower bound.
+// Verifier cost. `sample_into` runs in most programs and, in the flush, inside a `bpf_loop`
+// callback. Written as one inlined function with a branch per read, its paths multiply: each
+// failed read leaves a constant where a successful one leaves an unknown value, and the
+// verifier walks the rest of the function once per combination it cannot prune. On 6.18.44
+// that took the flush past the kernel's 1M-instruction budget and four tracepoints past the
+// 512-byte combined stack. So each group of fields is read by a function of its own (not
+// inlined) that writes straight into the entry and returns only the XOR of old and new
+// values: when it returns, its frame and its path-dependent values are gone, so every path
+// through it meets the caller in the same state (a join point for the verifier).
+
+/// Writes `value` into `*field` and returns what changed (old XOR new), widened to 64 bits.
 ///
-/// Returns a plain pair, not an `Option`: LLVM may leave the payload of a `None` undefined,
-/// and the verifier rejects reading such a register.
+/// # Safety
+/// `field` must point into a live state-map value or a stack value.
 #[inline(always)]
-fn thread_group_cpu_ns(leader: u64) -> (u64, bool) {
-    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
-    if signal == 0 {
-        return (0, true);
+unsafe fn store_u32(field: *mut u32, value: u32) -> u64 {
+    unsafe {
+        let old = *field;
+        *field = value;
+        (old ^ value) as u64
     }
-    let total: u64 = match read_at::<u64>(signal, off!(signal_sum_sched_runtime)) {
-        Some(t) => t,
-        None => return (0, true),
-    };
+}
+
+/// [`store_u32`] for a 64-bit field.
+///
+/// # Safety
+/// As [`store_u32`].
+#[inline(always)]
+unsafe fn store_u64(field: *mut u64, value: u64) -> u64 {
+    unsafe {
+        let old = *field;
+        *field = value;
+        old ^ value
+    }
+}
+
+/// Sets the `bits` of `(*e).flags` when `on`, clears them otherwise (atomically: other CPUs set
+/// flag bits of the same entry); returns the bits that changed.
+///
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(always)]
+unsafe fn store_flag(e: *mut ProcState, bits: u32, on: bool) -> u64 {
+    unsafe {
+        let flags = core::ptr::addr_of_mut!((*e).flags);
+        let old = if on {
+            atomic_set_bits(flags, bits)
+        } else {
+            atomic_clear_bits(flags, bits)
+        };
+        let now_on = if on { bits } else { 0 };
+        ((old & bits) ^ now_on) as u64
+    }
+}
+
+/// Lifetime on-CPU time of `leader`'s thread group into `(*e).cpu_ns`, ns:
+/// `signal->sum_sched_runtime` (threads already released) plus `se.sum_exec_runtime` of each
+/// live thread, never less than before (a thread being released can be counted twice or not
+/// at all for an instant: the walk takes no lock). `CPU_PARTIAL` is set when the figure is a
+/// lower bound (the walk stopped at [`MAX_THREADS_WALKED`] threads, or a read failed).
+/// Returns what changed.
+///
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(never)]
+unsafe fn sample_cpu_into(e: *mut ProcState, leader: u64) -> u64 {
+    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
     let head = signal + off!(signal_thread_head) as u64;
     let mut walk = ThreadWalk {
         head,
-        node: read_at(head, 0).unwrap_or(0),
+        node: 0,
         node_offset: off!(task_thread_node) as u64,
-        total,
+        total: 0,
         runtime_offset: off!(task_sum_exec_runtime),
-        done: 0,
+        done: 2,
     };
-    // SAFETY: the callback is a BPF function and `walk` outlives the call.
+    if let Some(total) = read_at::<u64>(signal, off!(signal_sum_sched_runtime)) {
+        walk.total = total;
+        walk.node = read_at(head, 0).unwrap_or(0);
+        walk.done = 0;
+        // SAFETY: the callback is a BPF function and `walk` outlives the call.
+        unsafe {
+            bpf_loop(
+                MAX_THREADS_WALKED + 1,
+                thread_step as *mut core::ffi::c_void,
+                core::ptr::addr_of_mut!(walk).cast(),
+                0,
+            )
+        };
+    }
     unsafe {
-        bpf_loop(
-            MAX_THREADS_WALKED + 1,
-            thread_step as *mut core::ffi::c_void,
-            core::ptr::addr_of_mut!(walk).cast(),
-            0,
-        )
-    };
-    (walk.total, walk.done != 1)
+        let cpu_ns = walk.total.max((*e).cpu_ns);
+        store_u64(core::ptr::addr_of_mut!((*e).cpu_ns), cpu_ns)
+            | store_flag(e, proc_flags::CPU_PARTIAL, walk.done != 1)
+    }
 }
 
-/// Resident set size of the address space `mm` (0 = none), bytes, as `/proc/PID/status` VmRSS:
-/// the global counts of the file, anon and shmem `rss_stat` counters, each clamped at 0.
-/// Second value: the figure is known (there is an `mm` and every read succeeded).
+/// Resident and virtual size of `leader`'s address space into `(*e).rss_bytes` /
+/// `virt_bytes`, bytes, as `/proc/PID/status` VmRSS (the global counts of the file, anon and
+/// shmem `rss_stat` counters, each clamped at 0) and VmSize (`total_vm` pages). `RSS_KNOWN` is
+/// set when there is an `mm` and every read succeeded; `KERNEL_THREAD` when `PF_KTHREAD` (a
+/// kernel thread borrowing an mm with `kthread_use_mm` has no RSS of its own). Returns what
+/// changed.
 ///
-/// A plain pair, not an `Option` (see [`thread_group_cpu_ns`]).
-#[inline(always)]
-fn rss_bytes_of(mm: u64) -> (u64, bool) {
-    if mm == 0 {
-        return (0, false);
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(never)]
+unsafe fn sample_memory_into(e: *mut ProcState, leader: u64) -> u64 {
+    let task_flags: u32 = read_at(leader, off!(task_flags)).unwrap_or(0);
+    let kernel_thread = task_flags & PF_KTHREAD != 0;
+    let mm: u64 = if kernel_thread {
+        0
+    } else {
+        read_at(leader, off!(task_mm)).unwrap_or(0)
+    };
+    // read_at of a NULL base is None: no mm, nothing known.
+    let file: Option<i64> = read_at(mm, off!(mm_rss_file));
+    let anon: Option<i64> = read_at(mm, off!(mm_rss_anon));
+    let shmem: Option<i64> = read_at(mm, off!(mm_rss_shmem));
+    let total_vm: Option<u64> = read_at(mm, off!(mm_total_vm));
+    let known = file.is_some() && anon.is_some() && shmem.is_some() && total_vm.is_some();
+    let shift = off!(page_shift) & 63;
+    let (rss_bytes, virt_bytes) = match (file, anon, shmem, total_vm) {
+        (Some(f), Some(a), Some(s), Some(v)) => (
+            ((f.max(0) as u64) + (a.max(0) as u64) + (s.max(0) as u64)) << shift,
+            v << shift,
+        ),
+        _ => (0, 0),
+    };
+    unsafe {
+        // KERNEL_THREAD is only ever set (a process does not stop being one).
+        if kernel_thread {
+            atomic_set_bits(
+                core::ptr::addr_of_mut!((*e).flags),
+                proc_flags::KERNEL_THREAD,
+            );
+        }
+        store_u64(core::ptr::addr_of_mut!((*e).rss_bytes), rss_bytes)
+            | store_u64(core::ptr::addr_of_mut!((*e).virt_bytes), virt_bytes)
+            | store_flag(e, proc_flags::RSS_KNOWN, known)
     }
-    let file: i64 = match read_at(mm, off!(mm_rss_file)) {
-        Some(v) => v,
-        None => return (0, false),
-    };
-    let anon: i64 = match read_at(mm, off!(mm_rss_anon)) {
-        Some(v) => v,
-        None => return (0, false),
-    };
-    let shmem: i64 = match read_at(mm, off!(mm_rss_shmem)) {
-        Some(v) => v,
-        None => return (0, false),
-    };
-    let pages = (file.max(0) as u64) + (anon.max(0) as u64) + (shmem.max(0) as u64);
-    (pages << (off!(page_shift) & 63), true)
 }
 
-/// Virtual size of the address space `mm` (0 = none), bytes, as `/proc/PID/status` VmSize
-/// (`total_vm` pages). Second value: the figure is known.
-#[inline(always)]
-fn virt_bytes_of(mm: u64) -> (u64, bool) {
-    match read_at::<u64>(mm, off!(mm_total_vm)) {
-        Some(pages) => (pages << (off!(page_shift) & 63), true),
-        None => (0, false),
-    }
-}
-
-/// Id of `task`'s cgroup in the default hierarchy (`cgroups->dfl_cgrp->kn->id`). Second value:
-/// every pointer on the way could be read.
-#[inline(always)]
-fn cgroup_id_of(task: u64) -> (u64, bool) {
+/// Id of `leader`'s cgroup in the default hierarchy (`cgroups->dfl_cgrp->kn->id`) into
+/// `(*e).cgroup_id`; `CGROUP_KNOWN` when every pointer on the way could be read. Returns what
+/// changed.
+///
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(never)]
+unsafe fn sample_cgroup_into(e: *mut ProcState, leader: u64) -> u64 {
     // read_at of a NULL base is None: a missing link ends the chain.
-    let css_set: u64 = read_at(task, off!(task_cgroups)).unwrap_or(0);
+    let css_set: u64 = read_at(leader, off!(task_cgroups)).unwrap_or(0);
     let cgroup: u64 = read_at(css_set, off!(css_set_dfl_cgrp)).unwrap_or(0);
     let kn: u64 = read_at(cgroup, off!(cgroup_kn)).unwrap_or(0);
-    match read_at::<u64>(kn, off!(kernfs_node_id)) {
-        Some(id) => (id, true),
-        None => (0, false),
+    let id: Option<u64> = read_at(kn, off!(kernfs_node_id));
+    unsafe {
+        store_u64(core::ptr::addr_of_mut!((*e).cgroup_id), id.unwrap_or(0))
+            | store_flag(e, proc_flags::CGROUP_KNOWN, id.is_some())
+    }
+}
+
+/// Parent, real uid, comm, scheduler and exit state, thread count and nice of the process led
+/// by `leader` into `*e`. Returns what changed.
+///
+/// # Safety
+/// `e` must point to a live state-map value or a stack value.
+#[inline(never)]
+unsafe fn sample_identity_into(e: *mut ProcState, leader: u64) -> u64 {
+    let parent: u64 = read_at(leader, off!(task_real_parent)).unwrap_or(0);
+    let ppid: u32 = read_at(parent, off!(task_tgid)).unwrap_or(0);
+    let cred: u64 = read_at(leader, off!(task_real_cred)).unwrap_or(0);
+    let uid: u32 = read_at(cred, off!(cred_uid)).unwrap_or(0);
+    let task_state: u32 = read_at(leader, off!(task_state)).unwrap_or(0);
+    let exit_state: u32 = read_at(leader, off!(task_exit_state)).unwrap_or(0);
+    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
+    let threads: u32 = read_at(signal, off!(signal_nr_threads)).unwrap_or(0);
+    let static_prio: i32 = read_at(leader, off!(task_static_prio)).unwrap_or(120);
+    unsafe {
+        let comm = core::ptr::addr_of_mut!((*e).comm).cast::<u64>();
+        let (old_a, old_b) = (comm.read(), comm.add(1).read());
+        // Straight into the entry: no 16-byte copy on the stack. A failed read leaves zeros.
+        if aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            comm.cast(),
+            COMM_LEN as u32,
+            (leader + off!(task_comm) as u64) as *const core::ffi::c_void,
+        ) != 0
+        {
+            count_failure(failure::KERNEL_READ);
+        }
+        let comm_changed = (comm.read() ^ old_a) | (comm.add(1).read() ^ old_b);
+        comm_changed
+            | store_u32(core::ptr::addr_of_mut!((*e).ppid), ppid)
+            | store_u32(core::ptr::addr_of_mut!((*e).uid), uid)
+            | store_u32(core::ptr::addr_of_mut!((*e).task_state), task_state)
+            | store_u32(core::ptr::addr_of_mut!((*e).exit_state), exit_state)
+            | store_u32(core::ptr::addr_of_mut!((*e).threads), threads)
+            | store_u32(
+                core::ptr::addr_of_mut!((*e).nice).cast(),
+                (static_prio - 120) as u32,
+            )
     }
 }
 
@@ -213,89 +329,21 @@ fn cgroup_id_of(task: u64) -> (u64, bool) {
 /// (in place: other CPUs only ever set flag bits atomically). Returns true when a field other
 /// than the sample time changed.
 ///
+/// Not inlined, and made of functions that are not inlined either (see the note above
+/// [`store_u32`]): its frames sit beside — not on top of — the caller's and [`emit_proc`]'s.
+///
 /// # Safety
 /// `e` must point to a live state-map value.
-#[inline(always)]
+#[inline(never)]
 unsafe fn sample_into(e: *mut ProcState, leader: u64, now: u64) -> bool {
-    let parent: u64 = read_at(leader, off!(task_real_parent)).unwrap_or(0);
-    let ppid: u32 = read_at(parent, off!(task_tgid)).unwrap_or(0);
-    let cred: u64 = read_at(leader, off!(task_real_cred)).unwrap_or(0);
-    let uid: u32 = read_at(cred, off!(cred_uid)).unwrap_or(0);
-    let comm: [u8; COMM_LEN] = read_at(leader, off!(task_comm)).unwrap_or([0; COMM_LEN]);
-    let task_state: u32 = read_at(leader, off!(task_state)).unwrap_or(0);
-    let exit_state: u32 = read_at(leader, off!(task_exit_state)).unwrap_or(0);
-    let task_flags: u32 = read_at(leader, off!(task_flags)).unwrap_or(0);
-    let (cpu_ns, partial) = thread_group_cpu_ns(leader);
-    let signal: u64 = read_at(leader, off!(task_signal)).unwrap_or(0);
-    let threads: u32 = read_at(signal, off!(signal_nr_threads)).unwrap_or(0);
-    let static_prio: i32 = read_at(leader, off!(task_static_prio)).unwrap_or(120);
-    let nice = static_prio - 120;
-    let mm: u64 = if task_flags & PF_KTHREAD != 0 {
-        0 // a kernel thread borrowing an mm (kthread_use_mm) has no RSS of its own
-    } else {
-        read_at(leader, off!(task_mm)).unwrap_or(0)
-    };
-    let (rss_bytes, rss_read) = rss_bytes_of(mm);
-    let (virt_bytes, virt_read) = virt_bytes_of(mm);
-    let rss_known = rss_read && virt_read;
-    let (cgroup_id, cgroup_known) = cgroup_id_of(leader);
     unsafe {
-        // A thread being released can be counted twice or not at all for an instant (the walk
-        // takes no lock); never let the lifetime figure go backwards because of it.
-        let cpu_ns = cpu_ns.max((*e).cpu_ns);
-        let changed = (*e).ppid != ppid
-            || (*e).uid != uid
-            || (*e).comm != comm
-            || (*e).task_state != task_state
-            || (*e).exit_state != exit_state
-            || (*e).cpu_ns != cpu_ns
-            || (*e).threads != threads
-            || (*e).nice != nice
-            || (*e).rss_bytes != rss_bytes
-            || (*e).virt_bytes != virt_bytes
-            || (*e).cgroup_id != cgroup_id
-            || ((*e).flags & proc_flags::RSS_KNOWN != 0) != rss_known
-            || ((*e).flags & proc_flags::CGROUP_KNOWN != 0) != cgroup_known;
-        (*e).threads = threads;
-        (*e).nice = nice;
-        (*e).rss_bytes = rss_bytes;
-        (*e).virt_bytes = virt_bytes;
-        (*e).cgroup_id = cgroup_id;
-        (*e).ppid = ppid;
-        (*e).uid = uid;
-        (*e).comm = comm;
-        (*e).task_state = task_state;
-        (*e).exit_state = exit_state;
-        (*e).cpu_ns = cpu_ns;
+        let changed = sample_identity_into(e, leader)
+            | sample_cpu_into(e, leader)
+            | sample_memory_into(e, leader)
+            | sample_cgroup_into(e, leader);
         (*e).sampled_ns = now;
         (*e).task_addr = leader;
-        let mut set = 0;
-        let mut clear = 0;
-        if partial {
-            set |= proc_flags::CPU_PARTIAL;
-        } else {
-            clear |= proc_flags::CPU_PARTIAL;
-        }
-        if task_flags & PF_KTHREAD != 0 {
-            set |= proc_flags::KERNEL_THREAD;
-        }
-        if rss_known {
-            set |= proc_flags::RSS_KNOWN;
-        } else {
-            clear |= proc_flags::RSS_KNOWN;
-        }
-        if cgroup_known {
-            set |= proc_flags::CGROUP_KNOWN;
-        } else {
-            clear |= proc_flags::CGROUP_KNOWN;
-        }
-        if set != 0 {
-            atomic_set_bits(core::ptr::addr_of_mut!((*e).flags), set);
-        }
-        if clear != 0 {
-            atomic_clear_bits(core::ptr::addr_of_mut!((*e).flags), clear);
-        }
-        changed
+        changed != 0
     }
 }
 

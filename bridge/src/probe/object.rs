@@ -187,3 +187,62 @@ pub fn check_capabilities() -> Result<(), LoadError> {
     }
     Ok(())
 }
+
+/// Test helpers over the embedded object (feature `test-support`).
+#[cfg(feature = "test-support")]
+pub mod test_support {
+    use aya::{
+        programs::{BtfTracePoint, Program, RawTracePoint},
+        Btf, EbpfLoader,
+    };
+
+    use super::{BTF_PROGRAMS, PROBE_OBJECT};
+    use crate::probe::errors::{classify, describe, LoadError};
+
+    /// Loads every program of the embedded object into the running kernel, with this kernel's
+    /// offsets (so the verifier walks the real code paths) and without attaching anything.
+    /// Returns each program's name and how many instructions the verifier processed (of its
+    /// budget of 1,000,000), in the object's order; the first program the kernel refuses is the
+    /// error (a [`LoadError::Verifier`] names its reason).
+    pub fn verified_instruction_counts() -> Result<Vec<(String, u32)>, LoadError> {
+        super::check_capabilities()?;
+        let offsets = crate::probe::offsets::resolve_running_kernel_offsets()?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .load(PROBE_OBJECT)
+            .map_err(|e| classify("loading the eBPF object", "CAP_BPF", &e))?;
+        let btf = Btf::from_sys_fs()
+            .map_err(|e| LoadError::Refused(format!("reading the kernel BTF: {}", describe(&e))))?;
+        let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
+        let mut counts = Vec::new();
+        for name in names {
+            let what = format!("program `{name}`");
+            let program = ebpf
+                .program_mut(&name)
+                .ok_or_else(|| LoadError::Refused(format!("{what} missing")))?;
+            let loaded = match program {
+                Program::BtfTracePoint(_) => {
+                    let tracepoint = BTF_PROGRAMS
+                        .iter()
+                        .find(|p| **p == name)
+                        .ok_or_else(|| LoadError::Refused(format!("{what}: no tracepoint")))?;
+                    let p: &mut BtfTracePoint = program.try_into().expect("a BTF tracepoint");
+                    p.load(tracepoint, &btf)
+                }
+                Program::RawTracePoint(_) => {
+                    let p: &mut RawTracePoint = program.try_into().expect("a raw tracepoint");
+                    p.load()
+                }
+                _ => return Err(LoadError::Refused(format!("{what}: unexpected kind"))),
+            };
+            loaded.map_err(|e| classify(&format!("loading {what}"), "CAP_BPF", &e))?;
+            let info = ebpf
+                .program(&name)
+                .expect("just loaded")
+                .info()
+                .map_err(|e| classify(&format!("reading {what}'s info"), "CAP_BPF", &e))?;
+            counts.push((name, info.verified_instruction_count().unwrap_or(0)));
+        }
+        Ok(counts)
+    }
+}
