@@ -30,7 +30,9 @@ pub struct ModeTables {
 }
 
 impl ModeTables {
-    fn new(start_tolerance_ns: u64) -> Self {
+    /// Empty tables of a mode that has not run yet (see [`ProcessTable::new`] for the
+    /// tolerance).
+    pub fn new(start_tolerance_ns: u64) -> Self {
         ModeTables {
             processes: ProcessTable::new(start_tolerance_ns),
             connections: OrderedTable::new(),

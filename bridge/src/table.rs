@@ -90,6 +90,27 @@ impl<R: Entity> OrderedTable<R> {
         Self::default()
     }
 
+    /// A table of `rows`, in their order (a row whose key came earlier is left out), with its
+    /// index and finished-row bookkeeping built from them: O(rows). For copies made outside
+    /// the apply path (a paused view's); the vector is used as given, with no slack added.
+    pub fn from_rows(rows: Vec<R>) -> Self {
+        let mut table = OrderedTable {
+            rows: Vec::with_capacity(rows.len()),
+            ..OrderedTable::default()
+        };
+        for row in rows {
+            if table.position(&row.key()).is_some() {
+                continue;
+            }
+            if let Some(t) = row.finished_ns() {
+                table.finished += 1;
+                table.oldest_finished_ns = table.oldest_finished_ns.min(t);
+            }
+            table.push(row);
+        }
+        table
+    }
+
     /// Number of rows (live and finished).
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -320,6 +341,32 @@ impl ProcessTable {
         ProcessTable {
             start_tolerance_ns,
             ..Default::default()
+        }
+    }
+
+    /// A processes table of `rows`, in their order ([`OrderedTable::from_rows`]), with its tgid
+    /// indexes built from them: the latest-started row of each tgid, and the /proc rows by
+    /// tgid. Lookups ([`ProcessTable::latest_for_tgid`]) answer as on the table the rows were
+    /// copied from.
+    pub fn from_rows(rows: Vec<ProcessRow>, start_tolerance_ns: u64) -> Self {
+        let table = OrderedTable::from_rows(rows);
+        let mut seeded_by_tgid = std::collections::HashMap::with_hasher(FastHash::default());
+        let mut latest_by_tgid: std::collections::HashMap<u32, u64, FastHash> =
+            std::collections::HashMap::with_hasher(FastHash::default());
+        for row in table.iter() {
+            if row.origin == RowOrigin::Procfs {
+                seeded_by_tgid.insert(row.key.tgid, row.key);
+            }
+            let latest = latest_by_tgid
+                .entry(row.key.tgid)
+                .or_insert(row.key.start_ns);
+            *latest = (*latest).max(row.key.start_ns);
+        }
+        ProcessTable {
+            table,
+            seeded_by_tgid,
+            latest_by_tgid,
+            start_tolerance_ns,
         }
     }
 

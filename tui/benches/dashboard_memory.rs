@@ -163,6 +163,27 @@ fn main() {
         unsafe { libc::malloc_trim(0) };
         let (now_rss, _) = rss();
         println!("the same on the connections tab: RSS {}", mb(now_rss));
+        // Paused (Space): the visible mode's tables copied whole, the other modes' rows that
+        // differ from them; then another mode shown while paused (its tables rebuilt).
+        press(&mut app, KeyCode::Char(' '));
+        terminal.draw(|f| draw_frame(f, &mut app)).unwrap();
+        // SAFETY: as above.
+        unsafe { libc::malloc_trim(0) };
+        let (paused_rss, _) = rss();
+        let copied = app.paused_copied_rows().unwrap_or(0);
+        press(&mut app, KeyCode::Char('2'));
+        terminal.draw(|f| draw_frame(f, &mut app)).unwrap();
+        // SAFETY: as above.
+        unsafe { libc::malloc_trim(0) };
+        let (switched_rss, _) = rss();
+        println!(
+            "paused: RSS {} (+{}, {copied} rows copied); another mode shown while paused: RSS {} ({} rows copied)",
+            mb(paused_rss),
+            mb(paused_rss.saturating_sub(now_rss)),
+            mb(switched_rss),
+            app.paused_copied_rows().unwrap_or(0)
+        );
+        press(&mut app, KeyCode::Char(' '));
     }
     // The 100k-row world is gone: its free heap is handed back, so the soak's RSS is its own.
     // SAFETY: as above.

@@ -358,6 +358,15 @@ fn follow_keeps_the_selected_entity_in_view() {
 #[test]
 fn pause_freezes_the_view_while_the_store_changes() {
     let mut h = Harness::new();
+    let poll_at_pause: Vec<_> = h
+        .app
+        .store()
+        .mode(ModeKind::Poll)
+        .processes
+        .rows()
+        .iter()
+        .cloned()
+        .collect();
     h.press(KeyCode::Char(' '));
     assert!(h.app.paused());
     let frozen_order = pids(&h);
@@ -376,9 +385,15 @@ fn pause_freezes_the_view_while_the_store_changes() {
     // Scrolling still works while paused.
     h.press(KeyCode::Down);
     assert_eq!(h.app.process_view().cursor_index(), Some(1));
-    // Switching modes shows that mode's frozen table.
+    // Switching modes shows that mode's frozen table (rebuilt from what the pause kept of
+    // it: every row as poll had it at the pause), and back again the first one, figures and all.
     h.press(KeyCode::Char('3'));
     assert_eq!(h.app.processes_table().len(), frozen_len);
+    let poll_shown: Vec<_> = h.app.processes_table().iter().cloned().collect();
+    assert_eq!(poll_shown, poll_at_pause);
+    h.press(KeyCode::Char('1'));
+    h.press(KeyCode::Up);
+    assert_eq!(table(&h.screen()), table(&frozen_screen));
     h.press(KeyCode::Char(' '));
     assert!(!h.app.paused());
     assert_eq!(h.app.processes_table().len(), live_len);

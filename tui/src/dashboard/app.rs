@@ -17,6 +17,7 @@ use probe_common::{ConnKey, ProcKey};
 
 use super::{
     filter::{Filter, FilterTable},
+    frozen::FrozenTables,
     keymap::KeyMap,
     layout::ScreenLayout,
     metrics::Metrics,
@@ -205,10 +206,9 @@ pub struct StatusMessage {
 pub const STATUS_NS: u64 = 3_000_000_000;
 
 /// The frozen picture shown while paused.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Frozen {
-    processes: [ProcessTable; 3],
-    connections: [OrderedTable<ConnectionRow>; 3],
+    tables: FrozenTables,
     metrics: Metrics,
     now_ns: u64,
     generation: u64,
@@ -432,8 +432,11 @@ impl App {
     pub fn on_refresh(&mut self, real_now_ns: u64) {
         self.play_step();
         let now_ns = self.clock(real_now_ns);
-        self.metrics
-            .sample_processes(&self.store, self.mode, now_ns);
+        // While paused the per-row trackers are the frozen picture's (Metrics::pause_rows).
+        if self.frozen.is_none() {
+            self.metrics
+                .sample_processes(&self.store, self.mode, now_ns);
+        }
         self.data_generation += 1;
         self.set_now(real_now_ns);
     }
@@ -575,6 +578,12 @@ impl App {
         self.frozen.is_some()
     }
 
+    /// While paused, how many rows the frozen picture holds a copy of: the visible mode's, and
+    /// the other modes' rows that differ from them ([`FrozenTables::copied_rows`]).
+    pub fn paused_copied_rows(&self) -> Option<usize> {
+        self.frozen.as_ref().map(|f| f.tables.copied_rows())
+    }
+
     /// Lasting notes about degraded collection, shown in the footer until the program ends.
     pub fn notes(&self) -> &[String] {
         &self.notes
@@ -714,32 +723,22 @@ impl App {
 
     /// The visible mode's processes, as displayed.
     pub fn processes_table(&self) -> &OrderedTable<ProcessRow> {
-        self.processes_of(self.mode)
+        self.process_table().rows()
     }
 
-    /// A mode's processes, as displayed.
-    pub fn processes_of(&self, mode: ModeKind) -> &OrderedTable<ProcessRow> {
-        self.process_table_of(mode).rows()
-    }
-
-    /// A mode's processes table (with its indexes), as displayed.
-    pub fn process_table_of(&self, mode: ModeKind) -> &ProcessTable {
+    /// The visible mode's processes table (with its indexes), as displayed.
+    pub fn process_table(&self) -> &ProcessTable {
         match &self.frozen {
-            Some(f) => &f.processes[mode.index()],
-            None => &self.store.mode(mode).processes,
+            Some(f) => f.tables.processes(),
+            None => &self.store.mode(self.mode).processes,
         }
     }
 
     /// The visible mode's connections, as displayed.
     pub fn connections_table(&self) -> &OrderedTable<ConnectionRow> {
-        self.connections_of(self.mode)
-    }
-
-    /// A mode's connections, as displayed.
-    pub fn connections_of(&self, mode: ModeKind) -> &OrderedTable<ConnectionRow> {
         match &self.frozen {
-            Some(f) => &f.connections[mode.index()],
-            None => &self.store.mode(mode).connections,
+            Some(f) => f.tables.connections(),
+            None => &self.store.mode(self.mode).connections,
         }
     }
 
@@ -749,7 +748,7 @@ impl App {
             now_ns: self.display_now_ns(),
             cpu: self.metrics().process_cpu(self.mode),
             users: &self.users,
-            processes: Some(self.process_table_of(self.mode)),
+            processes: Some(self.process_table()),
             hosts: self.host_names.0.as_ref().filter(|_| self.host_names.1),
             net: Some(self.metrics().net(self.mode)),
             cmdlines: Some(self.store.cmdlines()),
@@ -818,6 +817,9 @@ impl App {
     /// now and are unknown until the next refresh (a paused view keeps its own copy).
     pub fn set_mode(&mut self, mode: ModeKind) {
         self.mode = mode;
+        if let Some(frozen) = &mut self.frozen {
+            frozen.tables.show(mode);
+        }
         if self.frozen.is_none() && self.metrics.sampled_mode() != Some(mode) {
             self.metrics
                 .sample_processes(&self.store, mode, self.now_ns);
@@ -827,16 +829,20 @@ impl App {
 
     /// Freezes or unfreezes the display. Collection and applying continue underneath.
     pub fn toggle_pause(&mut self) {
-        if self.frozen.take().is_none() {
-            let processes = ModeKind::ALL.map(|m| self.store.mode(m).processes.clone());
-            let connections = ModeKind::ALL.map(|m| self.store.mode(m).connections.clone());
-            self.frozen = Some(Box::new(Frozen {
-                processes,
-                connections,
-                metrics: self.metrics.clone(),
-                now_ns: self.now_ns,
-                generation: self.data_generation,
-            }));
+        match self.frozen.take() {
+            Some(frozen) => self.metrics.resume_rows(frozen.metrics),
+            None => {
+                // One whole copy of tables (the visible mode's) and the other modes' differing
+                // rows; the per-row figures are moved, not copied.
+                let modes = ModeKind::ALL.map(|m| self.store.mode(m));
+                let tables = FrozenTables::capture(modes, self.mode);
+                self.frozen = Some(Box::new(Frozen {
+                    tables,
+                    metrics: self.metrics.pause_rows(),
+                    now_ns: self.now_ns,
+                    generation: self.data_generation,
+                }));
+            }
         }
         self.processes.invalidate();
         self.connections.invalidate();

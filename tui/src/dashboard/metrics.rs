@@ -180,6 +180,35 @@ impl Metrics {
     pub fn sampled_mode(&self) -> Option<ModeKind> {
         self.sampled_mode
     }
+
+    /// The figures a pause shows: the panel figures copied, the per-row trackers (CPU%
+    /// baselines and histories, connection rates, per-process traffic) moved out, not copied
+    /// — while paused nothing samples them here ([`Metrics::resume_rows`] puts them back), so a
+    /// pause holds one set of per-row figures, not two.
+    pub fn pause_rows(&mut self) -> Metrics {
+        let empty_cpu = || ProcessCpu::new(self.flush_period_ns);
+        let empty_net = || ModeNet::new(self.flush_period_ns);
+        Metrics {
+            modes: self.modes.clone(),
+            process_cpu: std::mem::replace(
+                &mut self.process_cpu,
+                std::array::from_fn(|_| empty_cpu()),
+            ),
+            program_cpu: self.program_cpu.clone(),
+            net: std::mem::replace(&mut self.net, std::array::from_fn(|_| empty_net())),
+            flush_period_ns: self.flush_period_ns,
+            sampled_mode: self.sampled_mode.take(),
+        }
+    }
+
+    /// Takes back the per-row trackers [`Metrics::pause_rows`] moved into `paused`. The next
+    /// sample's CPU% and rates cover the paused time (one longer window, still an average of
+    /// what happened).
+    pub fn resume_rows(&mut self, paused: Metrics) {
+        self.process_cpu = paused.process_cpu;
+        self.net = paused.net;
+        self.sampled_mode = paused.sampled_mode;
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod attached;
 pub mod event_loop;
 pub mod filter;
 pub mod frame;
+pub mod frozen;
 pub mod ingest;
 pub mod input;
 pub mod keymap;

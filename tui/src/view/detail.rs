@@ -59,7 +59,7 @@ pub fn process_lines(app: &App, row: &ProcessRow, ctx: &RowContext) -> Vec<Line<
     let theme = app.theme();
     let now = ctx.now_ns;
     let parent = app
-        .process_table_of(app.mode())
+        .process_table()
         .latest_for_tgid(row.state.ppid)
         .filter(|p| !p.is_exited())
         .map(|p| format!(" ({})", p.comm()))
