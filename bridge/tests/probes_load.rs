@@ -83,8 +83,8 @@ fn a_tracepoint_the_kernel_lacks_is_named_in_the_error() {
 }
 
 /// Every program passes this kernel's verifier with room to spare: at most half the 1M
-/// instruction budget each. Kernels differ in how well the verifier prunes (6.18.44 refused
-/// the flush at 1M and four tracepoints' 512-byte stack, which an earlier 6.18 had accepted):
+/// instruction budget each. Kernels differ in how well the verifier prunes (6.18.44-fc-v1252
+/// refused the flush at 1M and four tracepoints' 512-byte stack, which -v669 had accepted):
 /// this names the program and prints every count, so a program drifting towards the limit
 /// shows before a kernel update turns it into a refusal.
 #[test]

@@ -124,9 +124,9 @@ extern "C" fn thread_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 // Verifier cost. `sample_into` runs in most programs and, in the flush, inside a `bpf_loop`
 // callback. Written as one inlined function with a branch per read, its paths multiply: each
 // failed read leaves a constant where a successful one leaves an unknown value, and the
-// verifier walks the rest of the function once per combination it cannot prune. On 6.18.44
-// that took the flush past the kernel's 1M-instruction budget and four tracepoints past the
-// 512-byte combined stack. So each group of fields is read by a function of its own (not
+// verifier walks the rest of the function once per combination it cannot prune. On the
+// 6.18.44-fc-v1252 kernel build (not on -v669) that took the flush past the 1M-instruction
+// budget and four tracepoints past the 512-byte combined stack. So each group of fields is read by a function of its own (not
 // inlined) that writes straight into the entry and returns only the XOR of old and new
 // values: when it returns, its frame and its path-dependent values are gone, so every path
 // through it meets the caller in the same state (a join point for the verifier).
