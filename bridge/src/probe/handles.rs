@@ -104,11 +104,6 @@ impl Controls {
         }
     }
 
-    pub(crate) fn write_config(&self, config: ProbeConfig) -> Result<(), LoadError> {
-        let mut map = self.config.lock().expect("config lock poisoned");
-        map.set(0, config, 0).map_err(Self::config_error)
-    }
-
     /// The config currently in the kernel.
     pub fn read_config(&self) -> Result<ProbeConfig, LoadError> {
         let map = self.config.lock().expect("config lock poisoned");
