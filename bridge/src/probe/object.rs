@@ -79,6 +79,20 @@ pub fn attach_btf_tracepoint(
     tracepoint: &'static str,
     btf: &Btf,
 ) -> Result<(), LoadError> {
+    load_btf_tracepoint(ebpf, program, tracepoint, btf)?
+        .attach()
+        .map(|_| ())
+        .map_err(|e| attach_error(tracepoint, &e))
+}
+
+/// Loads the BTF tracepoint `program` for `tracepoint` (typed by the kernel's `btf`), not
+/// attached. No `btf_trace_<tracepoint>` type is a [`LoadError::MissingTracepoint`].
+fn load_btf_tracepoint<'e>(
+    ebpf: &'e mut Ebpf,
+    program: &str,
+    tracepoint: &'static str,
+    btf: &Btf,
+) -> Result<&'e mut BtfTracePoint, LoadError> {
     let prog: &mut BtfTracePoint = ebpf
         .program_mut(program)
         .ok_or_else(|| LoadError::Refused(format!("program `{program}` missing")))?
@@ -92,9 +106,7 @@ pub fn attach_btf_tracepoint(
         },
         e => classify(&format!("loading program `{program}`"), "CAP_BPF", &e),
     })?;
-    prog.attach()
-        .map(|_| ())
-        .map_err(|e| attach_error(tracepoint, &e))
+    Ok(prog)
 }
 
 /// Attaches `program` as its kind requires ([`BTF_PROGRAMS`]); `btf` is read on first need.
@@ -191,12 +203,9 @@ pub fn check_capabilities() -> Result<(), LoadError> {
 /// Test helpers over the embedded object (feature `test-support`).
 #[cfg(feature = "test-support")]
 pub mod test_support {
-    use aya::{
-        programs::{BtfTracePoint, Program, RawTracePoint},
-        Btf, EbpfLoader,
-    };
+    use aya::{Btf, EbpfLoader};
 
-    use super::{BTF_PROGRAMS, PROBE_OBJECT};
+    use super::{load_btf_tracepoint, load_raw_tracepoint, BTF_PROGRAMS, PROBE_OBJECT};
     use crate::probe::errors::{classify, describe, LoadError};
 
     /// Loads every program of the embedded object into the running kernel, with this kernel's
@@ -217,25 +226,14 @@ pub mod test_support {
         let mut counts = Vec::new();
         for name in names {
             let what = format!("program `{name}`");
-            let program = ebpf
-                .program_mut(&name)
-                .ok_or_else(|| LoadError::Refused(format!("{what} missing")))?;
-            let loaded = match program {
-                Program::BtfTracePoint(_) => {
-                    let tracepoint = BTF_PROGRAMS
-                        .iter()
-                        .find(|p| **p == name)
-                        .ok_or_else(|| LoadError::Refused(format!("{what}: no tracepoint")))?;
-                    let p: &mut BtfTracePoint = program.try_into().expect("a BTF tracepoint");
-                    p.load(tracepoint, &btf)
+            match BTF_PROGRAMS.iter().find(|p| **p == name) {
+                Some(tracepoint) => {
+                    load_btf_tracepoint(&mut ebpf, &name, tracepoint, &btf)?;
                 }
-                Program::RawTracePoint(_) => {
-                    let p: &mut RawTracePoint = program.try_into().expect("a raw tracepoint");
-                    p.load()
+                None => {
+                    load_raw_tracepoint(&mut ebpf, &name)?;
                 }
-                _ => return Err(LoadError::Refused(format!("{what}: unexpected kind"))),
-            };
-            loaded.map_err(|e| classify(&format!("loading {what}"), "CAP_BPF", &e))?;
+            }
             let info = ebpf
                 .program(&name)
                 .expect("just loaded")

@@ -157,24 +157,28 @@ impl FrozenTables {
             if other == mode {
                 continue;
             }
-            let (their_processes, their_connections) = if other == self.shown {
-                (
-                    old_processes.rows().iter().cloned().collect::<Vec<_>>(),
-                    old_connections.iter().cloned().collect::<Vec<_>>(),
-                )
+            let delta = if other == self.shown {
+                // The old whole copy is read in place, not copied first.
+                ModeDelta {
+                    processes: TableDelta::of(old_processes.rows().iter(), processes.rows()),
+                    connections: TableDelta::of(old_connections.iter(), &connections),
+                }
             } else {
-                match &self.others[other.index()] {
-                    Some(d) => (
-                        d.processes.rows(old_processes.rows()),
-                        d.connections.rows(old_connections),
+                let Some(d) = &self.others[other.index()] else {
+                    continue;
+                };
+                ModeDelta {
+                    processes: TableDelta::of(
+                        d.processes.rows(old_processes.rows()).iter(),
+                        processes.rows(),
                     ),
-                    None => continue,
+                    connections: TableDelta::of(
+                        d.connections.rows(old_connections).iter(),
+                        &connections,
+                    ),
                 }
             };
-            others[other.index()] = Some(ModeDelta {
-                processes: TableDelta::of(their_processes.iter(), processes.rows()),
-                connections: TableDelta::of(their_connections.iter(), &connections),
-            });
+            others[other.index()] = Some(delta);
         }
         self.shown = mode;
         self.processes = processes;
