@@ -58,6 +58,24 @@ pub enum Command {
     Record(crate::serve::RecordArgs),
     /// Print a shell completion script to stdout (e.g. `bpftop-ordered completions bash`).
     Completions(CompletionsArgs),
+    /// Internal to `bench --overhead`: run the storm in this process and print its ground
+    /// truth on stdout (the observer then watches another process, as a user's would).
+    #[command(hide = true)]
+    BenchStorm(StormArgs),
+}
+
+/// Arguments of the hidden `bench-storm` (what `bench --overhead` passes it).
+#[derive(Debug, Args)]
+pub struct StormArgs {
+    /// `exec` or `connect`.
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// How long to storm, ms.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub duration_ms: u64,
+    /// Parallel generator threads.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256).map(|v| v as usize))]
+    pub spawners: usize,
 }
 
 /// Arguments of `replay`.
@@ -465,6 +483,11 @@ pub struct BenchArgs {
     /// default configuration and beside execsnoop / tcplife when installed (BENCHMARKS.md).
     #[arg(long)]
     pub overhead: bool,
+    /// What generates the `--overhead` storm, in processes of its own: `native` (Rust
+    /// threads, the least CPU per entity) or `python` (one Python loop per spawner, the issue's
+    /// reference; exec only).
+    #[arg(long, value_enum, default_value_t = crate::bench::StormKind::Native)]
+    pub storm: crate::bench::StormKind,
     /// Rounds of `--overhead` (every configuration once per round, order rotated).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100).map(|v| v as usize))]
     pub rounds: usize,

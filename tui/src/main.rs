@@ -38,6 +38,7 @@ fn main() {
             bpftop_ordered::dashboard::replayed::run(options, &args.dir, args.at.as_deref())
         }
         Some(cli::Command::Completions(args)) => completions::run(args),
+        Some(cli::Command::BenchStorm(args)) => Ok(bench::run_storm_child(args)),
         None => {
             let options = bpftop_ordered::dashboard::DashboardOptions {
                 mode: cli.mode,

@@ -226,3 +226,60 @@ fn overhead_refuses_the_mixed_workload() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--workload exec or connect"));
 }
+
+#[test]
+fn overhead_refuses_a_python_connect_storm() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bpftop-ordered"))
+        .args([
+            "bench",
+            "--overhead",
+            "--workload",
+            "connect",
+            "--storm",
+            "python",
+        ])
+        .output()
+        .expect("running bpftop-ordered");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("exec storm only"));
+}
+
+#[test]
+fn the_storm_process_reports_every_child_it_spawned() {
+    // The hidden storm process on its own (no privileges needed): a short native exec storm
+    // prints one line per child and an end line whose count matches.
+    let output = Command::new(env!("CARGO_BIN_EXE_bpftop-ordered"))
+        .args([
+            "bench-storm",
+            "--workload",
+            "exec",
+            "--duration-ms",
+            "300",
+            "--spawners",
+            "1",
+        ])
+        .output()
+        .expect("running bpftop-ordered bench-storm");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let children: Vec<&str> = text.lines().filter(|l| l.starts_with("exec ")).collect();
+    let end: Vec<&str> = text
+        .lines()
+        .last()
+        .expect("an end line")
+        .split(' ')
+        .collect();
+    assert_eq!(end[0], "end", "{text}");
+    assert!(!children.is_empty(), "{text}");
+    assert_eq!(end[1].parse::<usize>().unwrap(), children.len(), "{text}");
+    for line in children {
+        let fields: Vec<&str> = line.splitn(6, ' ').collect();
+        let (status, comm, cmdline) = (fields[3], fields[4], fields[5]);
+        assert_eq!(
+            cmdline.split(' ').next(),
+            Some(&*format!("/bin/{comm}")),
+            "{line}"
+        );
+        assert_eq!(status, if comm == "true" { "0" } else { "1" }, "{line}");
+    }
+}

@@ -10,6 +10,9 @@
 mod observer;
 mod overhead;
 mod procfs;
+mod storm_process;
+
+pub use storm_process::StormKind;
 mod transport;
 mod transport_bench;
 mod workload;
@@ -33,6 +36,12 @@ use workload::{ConnectTruth, ExecTruth};
 pub(super) const START_SLACK_BEFORE_NS: u64 = 1_000_000;
 /// ... or at most this much after it.
 pub(super) const START_SLACK_AFTER_NS: u64 = 5_000_000_000;
+
+/// Runs the hidden `bench-storm` (the storm process of `bench --overhead`); returns the exit
+/// code.
+pub fn run_storm_child(args: &crate::cli::StormArgs) -> i32 {
+    storm_process::run_child(args)
+}
 
 /// Runs `bench`; returns the process exit code.
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {

@@ -25,6 +25,9 @@ use super::{
 };
 /// Payload each connect-storm client sends.
 const CONNECT_PAYLOAD_BYTES: u64 = 100;
+/// How long every observer runs before the storm starts (after attaching, for the tools;
+/// after every mode's first batch, for ours).
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// What one observer saw of one storm, per table it reports (one entry per mode, or one for
 /// an external tool).
@@ -58,8 +61,10 @@ pub struct OwnObserver {
 }
 
 impl OwnObserver {
-    /// Starts a session with `config` and waits until every mode delivered its first batch
-    /// (at most 5 s). `Err` holds the exit code of a failed start.
+    /// Starts a session with `config`, waits until every mode delivered its first batch (at
+    /// most 5 s), then applies for [`SETTLE`] more, as long as the external tools are given
+    /// after they attach, so that no run measures a start-up. `Err` holds the exit code of a
+    /// failed start.
     pub fn start(config: SessionConfig) -> Result<Self, i32> {
         let modes = config.modes();
         let session = crate::headless::start_session(config)?;
@@ -75,12 +80,15 @@ impl OwnObserver {
                 Err(_) => break,
             }
         }
-        Ok(OwnObserver {
+        let mut observer = OwnObserver {
             session,
             store,
             modes,
             cpu_at_start_ns: thread_cpu_ns(),
-        })
+        };
+        let settled_at = Instant::now() + SETTLE;
+        observer.pump_while(|| Instant::now() < settled_at);
+        Ok(observer)
     }
 
     /// Applies batches until `done()` is true (checked every 10 ms).
@@ -98,6 +106,7 @@ impl OwnObserver {
         mut self,
         exec: Option<&VariedExecTruth>,
         connect: Option<&ConnectTruth>,
+        storm_pid: u32,
     ) -> (Vec<Capture>, u64) {
         self.session.finish_into(&mut self.store);
         let apply_cpu_ns = thread_cpu_ns().saturating_sub(self.cpu_at_start_ns);
@@ -139,7 +148,6 @@ impl OwnObserver {
             if let Some(truth) = connect {
                 capture.generated = truth.tuples.len();
                 capture.checked_fields = "4-tuple, owner pid, CLOSE, bytes sent";
-                let me = std::process::id();
                 let mut seen = HashSet::new();
                 for row in tables.connections.iter() {
                     let tuple = (row.key.sport, row.key.dport);
@@ -150,7 +158,7 @@ impl OwnObserver {
                     {
                         continue;
                     }
-                    if row.owner_pid() == Some(me)
+                    if row.owner_pid() == Some(storm_pid)
                         && row.is_closed()
                         && row.bytes().map(|(sent, _)| sent) == Some(CONNECT_PAYLOAD_BYTES)
                     {
@@ -231,7 +239,7 @@ impl ExternalObserver {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(SETTLE);
         Ok(ExternalObserver {
             tool,
             child,
@@ -245,6 +253,7 @@ impl ExternalObserver {
         mut self,
         exec: Option<&VariedExecTruth>,
         connect: Option<&ConnectTruth>,
+        storm_pid: u32,
     ) -> anyhow::Result<(Capture, u64)> {
         std::thread::sleep(Duration::from_secs(1));
         let cpu_ns = child_cpu_ns(self.child.id()).unwrap_or(0);
@@ -284,13 +293,12 @@ impl ExternalObserver {
                     connect.ok_or_else(|| anyhow::anyhow!("tcplife needs a connect storm"))?;
                 capture.generated = truth.tuples.len();
                 capture.checked_fields = "4-tuple, pid";
-                let me = std::process::id();
                 let mut seen = HashSet::new();
                 for line in text.lines() {
                     let Some((pid, tuple)) = parse_tcplife(line) else {
                         continue;
                     };
-                    if truth.tuples.contains(&tuple) && seen.insert(tuple) && pid == me {
+                    if truth.tuples.contains(&tuple) && seen.insert(tuple) && pid == storm_pid {
                         capture.correct += 1;
                     }
                 }

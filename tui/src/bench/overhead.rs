@@ -10,17 +10,14 @@
 //! count). The connect storm's clients close with RST (`SO_LINGER` 0), so no TIME-WAIT
 //! sockets pile up and the rate stays comparable from run to run.
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::{io::Write, time::Duration};
 
 use bridge::contract::ModeKind;
 use serde_json::{json, Value};
 
 use super::{
     observer::{Capture, ExternalObserver, ExternalTool, OwnObserver},
-    workload::{self, ConnectTruth, VariedExecTruth},
+    storm_process::{StormKind, StormProcess, Truth},
 };
 use crate::cli::{BenchArgs, BenchFormat as Format, Workload};
 
@@ -59,6 +56,10 @@ struct Run {
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if args.workload == Workload::Mixed {
         eprintln!("bpftop-ordered: bench --overhead runs one storm: --workload exec or connect");
+        return Ok(2);
+    }
+    if args.storm == StormKind::Python && args.workload != Workload::Exec {
+        eprintln!("bpftop-ordered: --storm python is an exec storm only (--workload exec)");
         return Ok(2);
     }
     let configs = configs(args.workload);
@@ -131,12 +132,6 @@ fn configs(workload: Workload) -> Vec<Config> {
     configs
 }
 
-/// The storm's ground truth.
-enum Truth {
-    Exec(VariedExecTruth),
-    Connect(ConnectTruth),
-}
-
 /// Runs the storm once beside `observer`. `Err` holds an exit code.
 fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
     let mut own = None;
@@ -157,44 +152,27 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
             }
         },
     }
-    let started = Instant::now();
-    let deadline = started + args.duration;
-    let (truth, elapsed) = match args.workload {
-        Workload::Connect => {
-            let listener = workload::Listener::start_threads(args.spawners).map_err(|e| {
-                eprintln!("bpftop-ordered: starting the listener: {e}");
-                1
-            })?;
-            let handles = workload::start_connect_closing(
-                args.spawners,
-                0,
-                deadline,
-                listener.addr,
-                workload::CloseBy::Reset,
-            );
-            wait_for(&mut own, || !handles.iter().all(|h| h.is_finished()));
-            let elapsed = started.elapsed();
-            let truth = workload::join_connect(handles);
-            listener.stop();
-            (Truth::Connect(truth), elapsed)
-        }
-        _ => {
-            let handles = workload::start_varied_exec(args.spawners, deadline);
-            wait_for(&mut own, || !handles.iter().all(|h| h.is_finished()));
-            let elapsed = started.elapsed();
-            (Truth::Exec(workload::join_varied_exec(handles)), elapsed)
-        }
+    // The storm runs in a process of its own, as a watched workload does (storm_process.rs).
+    let storm = StormProcess::start(args.storm, args.workload, args.duration, args.spawners)
+        .map_err(|e| {
+            eprintln!("bpftop-ordered: {e:#}");
+            1
+        })?;
+    wait_for(&mut own, || storm.is_running());
+    let outcome = storm.finish().map_err(|e| {
+        eprintln!("bpftop-ordered: {e:#}");
+        1
+    })?;
+    let (exec, connect) = match &outcome.truth {
+        Truth::Exec(t) => (Some(t), None),
+        Truth::Connect(t) => (None, Some(t)),
     };
-    let (exec, connect, done, generator_errors) = match &truth {
-        Truth::Exec(t) => (Some(t), None, t.spawned, t.errors),
-        Truth::Connect(t) => (None, Some(t), t.connections, t.errors),
-    };
-    let rate_per_s = done as f64 / elapsed.as_secs_f64().max(1e-9);
+    let rate_per_s = outcome.completed as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
     let (captures, observer_cpu_ns) = if let Some(own) = own {
-        let (captures, cpu) = own.finish(exec, connect);
+        let (captures, cpu) = own.finish(exec, connect, outcome.pid);
         (captures, Some(cpu))
     } else if let Some(external) = external {
-        match external.finish(exec, connect) {
+        match external.finish(exec, connect, outcome.pid) {
             Ok((capture, cpu)) => (vec![capture], Some(cpu)),
             Err(e) => {
                 eprintln!("bpftop-ordered: {e}");
@@ -209,7 +187,7 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
         bare_reference_per_s: rate_per_s,
         captures,
         observer_cpu_ns,
-        generator_errors,
+        generator_errors: outcome.failed,
     })
 }
 
@@ -256,10 +234,15 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
     } else {
         "exec"
     };
+    let storm = match args.storm {
+        StormKind::Native => "native",
+        StormKind::Python => "python",
+    };
     if args.format == Format::Table {
         writeln!(
             out,
-            "# overhead: workload={workload} duration={} rounds={} spawners={}; ratio = storm rate beside the observer / mean of the bare runs before and after it (bare row: each bare run / its round's mean)",
+            "# overhead: workload={workload} storm={} duration={} rounds={} spawners={}; ratio = storm rate beside the observer / mean of the bare runs before and after it (bare row: each bare run / its round's mean)",
+            storm,
             humantime::format_duration(args.duration),
             args.rounds,
             args.spawners
@@ -317,6 +300,7 @@ fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Res
                     json!({"overhead": {
                         "observer": config.label,
                         "workload": workload,
+                        "storm": storm,
                         "rounds": args.rounds,
                         "runs": runs.len(),
                         "bare_reference_per_s": runs.iter().map(|r| r.bare_reference_per_s).collect::<Vec<_>>(),
