@@ -27,6 +27,12 @@ const SETTLE_DRAINS: u64 = 2;
 const SETTLE_NS: u64 = 20_000_000;
 /// How often the kernel's per-CPU failure counter is read (one map lookup each time).
 const KERNEL_COUNTER_EVERY: Duration = Duration::from_millis(100);
+/// How often the consumer-lag percentiles sent with the counters are recomputed (and on every
+/// forced flush, so the last counters are exact). Each quantile scans the histogram's buckets
+/// up to the value (~20,000 for millisecond lags): at every batch, 100 a second per mode, that
+/// was 9 % of a ring consumer's samples in an exec storm (BENCHMARKS.md 8g). Readers sample the
+/// counters once a second.
+const LAG_PERCENTILES_EVERY: Duration = Duration::from_millis(200);
 
 /// Consumer state of one incremental mode.
 pub struct IncrementalConsumer {
@@ -44,6 +50,8 @@ pub struct IncrementalConsumer {
     joined: Vec<u8>,
     /// Kernel change → taken out of the transport (end of the drain that read it).
     consumer_lag: LagHistogram,
+    /// When `counters.consumer_lag_ns` was last computed from `consumer_lag` (0: never).
+    lag_percentiles_ns: u64,
 }
 
 impl IncrementalConsumer {
@@ -70,6 +78,7 @@ impl IncrementalConsumer {
             scratch: MapDump::new(),
             joined: Vec::new(),
             consumer_lag: LagHistogram::default(),
+            lag_percentiles_ns: 0,
         }
     }
 
@@ -202,7 +211,13 @@ impl IncrementalConsumer {
         self.counters.batches += (!idle) as u64;
         self.counters.max_batch = self.counters.max_batch.max(self.changes.len() as u64);
         self.counters.cpu_ns = thread_cpu_ns();
-        self.counters.consumer_lag_ns = self.consumer_lag.percentiles();
+        if force
+            || now.saturating_sub(self.lag_percentiles_ns)
+                >= LAG_PERCENTILES_EVERY.as_nanos() as u64
+        {
+            self.counters.consumer_lag_ns = self.consumer_lag.percentiles();
+            self.lag_percentiles_ns = now;
+        }
         self.counters.buffer_bytes = (self.changes.capacity() * std::mem::size_of::<RowChange>()
             + self.pending.capacity() * std::mem::size_of::<Record>()
             + self.scratch.allocated_bytes()) as u64;
@@ -319,3 +334,75 @@ impl ResyncSource for KernelShared {
 pub struct SendClosed;
 
 pub use crate::sys::poll::wait_readable;
+
+#[cfg(test)]
+mod tests {
+    use probe_common::{kind, ProcKey, ProcRecord, ProcState, RecordHeader, RECORD_VERSION};
+    use zerocopy::IntoBytes;
+
+    use super::*;
+
+    /// No state maps: nothing is ever lost in these tests, so no resync reads them.
+    struct NoMaps;
+
+    impl ResyncSource for NoMaps {
+        fn sequence(&self, _: ModeKind, _: u8) -> u64 {
+            0
+        }
+        fn map_full_count(&self) -> u64 {
+            0
+        }
+        fn read<S: KernelState>(&self, _: &mut MapDump) -> StateMapRead<S> {
+            Ok((Vec::new(), crate::map_batch::DumpPath::Batch))
+        }
+    }
+
+    fn exec_record(seq: u64, ktime_ns: u64) -> Vec<u8> {
+        ProcRecord {
+            header: RecordHeader {
+                kind: kind::PROC_EXEC,
+                table: table::PROCESSES,
+                version: RECORD_VERSION,
+                len: std::mem::size_of::<ProcRecord>() as u32,
+                seq,
+                ktime_ns,
+            },
+            key: ProcKey {
+                tgid: 40 + seq as u32,
+                pad: 0,
+                start_ns: 7,
+            },
+            state: ProcState::default(),
+        }
+        .as_bytes()
+        .to_vec()
+    }
+
+    fn counters_of(message: ModeMessage) -> ModeCounters {
+        match message {
+            ModeMessage::Batch(batch) => batch.counters,
+            _ => panic!("not a batch"),
+        }
+    }
+
+    #[test]
+    fn consumer_lag_percentiles_are_recomputed_at_most_every_interval_and_when_forced() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut consumer = IncrementalConsumer::new(ModeKind::Ring, 0);
+        let ms = 1_000_000;
+        // A record 5 ms old: the first batch computes the percentiles.
+        consumer.push_bytes(&exec_record(1, monotonic_ns() - 5 * ms), false);
+        consumer.end_drain(&NoMaps, &sender, || 0, 0).unwrap();
+        let first = counters_of(receiver.try_recv().unwrap()).consumer_lag_ns;
+        assert!(first.2 >= 5 * ms, "{first:?}");
+        // A record 500 ms old right after: its batch carries the earlier figures...
+        consumer.push_bytes(&exec_record(2, monotonic_ns() - 500 * ms), false);
+        consumer.end_drain(&NoMaps, &sender, || 0, 0).unwrap();
+        let second = counters_of(receiver.try_recv().unwrap()).consumer_lag_ns;
+        assert_eq!(second, first, "recomputed within {LAG_PERCENTILES_EVERY:?}");
+        // ...and the forced (last) flush has it.
+        consumer.flush(&sender, None, monotonic_ns(), true).unwrap();
+        let last = counters_of(receiver.try_recv().unwrap()).consumer_lag_ns;
+        assert!(last.2 >= 500 * ms, "{last:?}");
+    }
+}
