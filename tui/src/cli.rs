@@ -484,8 +484,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub overhead: bool,
     /// What generates the `--overhead` storm, in processes of its own: `native` (Rust
-    /// threads, the least CPU per entity) or `python` (one Python loop per spawner, the issue's
-    /// reference; exec only).
+    /// threads, the least CPU per entity) or `python` (one Python loop per spawner running
+    /// /bin/true and /bin/false; exec only).
     #[arg(long, value_enum, default_value_t = crate::bench::StormKind::Native)]
     pub storm: crate::bench::StormKind,
     /// Rounds of `--overhead` (every configuration once per round, order rotated).

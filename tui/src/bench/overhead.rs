@@ -8,7 +8,8 @@
 //! observer's CPU time and its field-correct capture (a process counts only with the right
 //! comm, exit status and command line; a connection only with the right owner, state and byte
 //! count). The connect storm's clients close with RST (`SO_LINGER` 0), so no TIME-WAIT
-//! sockets pile up and the rate stays comparable from run to run.
+//! sockets pile up and the rate stays comparable from run to run. The storm runs in processes
+//! of its own (storm_process.rs), never beside the observer in this one.
 
 use std::{io::Write, time::Duration};
 
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{
     observer::{Capture, ExternalObserver, ExternalTool, OwnObserver},
-    storm_process::{StormKind, StormProcess, Truth},
+    storm_process::{value_name, StormKind, StormProcess, Truth},
 };
 use crate::cli::{BenchArgs, BenchFormat as Format, Workload};
 
@@ -229,15 +230,8 @@ fn ratios(runs: &[Run]) -> Vec<f64> {
 
 fn print(args: &BenchArgs, configs: &[Config], runs: &[Vec<Run>]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let workload = if args.workload == Workload::Connect {
-        "connect"
-    } else {
-        "exec"
-    };
-    let storm = match args.storm {
-        StormKind::Native => "native",
-        StormKind::Python => "python",
-    };
+    let workload = value_name(args.workload);
+    let storm = value_name(args.storm);
     if args.format == Format::Table {
         writeln!(
             out,

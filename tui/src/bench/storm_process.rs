@@ -6,9 +6,9 @@
 //! one address space with the storm, so the observer's allocations and frees (page faults,
 //! `munmap`'s TLB-shootdown IPIs to every CPU running a thread of the process) and the storm's
 //! `posix_spawn` stacks contend on one `mm`. A user's dashboard is another process. Measured
-//! side by side on one machine (2026-12-06, 3 rounds, `exec` storm): the default configuration
-//! in-process 0.839 of bare (median), and 0.976 beside a separate `dump` process with a Python
-//! storm (BENCHMARKS.md 8g).
+//! one after the other on one machine (2026-12-06, 3 rounds, `exec` storm): the default
+//! configuration slowed the in-process storm to 0.839 of bare (median) and the storm in its own
+//! process to 0.893 (BENCHMARKS.md 8g).
 //!
 //! Lines printed (one entity per line, then one `end` line):
 //! - `exec <pid> <spawned_ns> <exit_status> <comm> <cmdline…>`
@@ -55,8 +55,8 @@ pub enum StormKind {
     /// `bpftop-ordered bench-storm`: Rust threads (`posix_spawn` + wait, or connect / send /
     /// RST close), the least CPU per entity, so the harshest ratio for an observer.
     Native,
-    /// Separate Python processes, one per spawner, each looping `subprocess.Popen(...).wait()`:
-    /// the reference storm ("two Python loops running /bin/true"). Exec storm only.
+    /// Separate Python processes, one per spawner, each looping `subprocess.Popen(...).wait()`
+    /// (BENCHMARKS.md's reference storm: two Python loops running /bin/true). Exec storm only.
     Python,
 }
 
@@ -123,14 +123,10 @@ impl StormProcess {
         match kind {
             StormKind::Native => {
                 let exe = std::env::current_exe().context("finding this executable")?;
-                let workload_arg = match workload {
-                    Workload::Connect => "connect",
-                    _ => "exec",
-                };
                 let mut command = Command::new(exe);
                 command
                     .arg("bench-storm")
-                    .args(["--workload", workload_arg])
+                    .args(["--workload", &value_name(workload)])
                     .args(["--duration-ms", &duration_ms])
                     .args(["--spawners", &spawners.to_string()]);
                 reporters.push(Reporter::start(command)?);
@@ -191,6 +187,13 @@ impl StormProcess {
         }
         merged.ok_or_else(|| anyhow!("no storm process ran"))
     }
+}
+
+/// How the command line writes `value` (its clap name).
+pub fn value_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// Parses a storm process's report.

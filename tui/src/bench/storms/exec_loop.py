@@ -1,4 +1,4 @@
-# One of `bench --overhead --storm python`'s loops (the issue's reference workload: Python loops
+# One of `bench --overhead --storm python`'s loops (the reference workload of BENCHMARKS.md: Python loops
 # running /bin/true as fast as they can). Alternates `/bin/true ovh-T-N` and `/bin/false ovh-T-N`
 # so that comm, exit status and command line can be checked per child. Prints the report
 # format of storm_process.rs: `exec <pid> <spawned_ns> <exit> <comm> <cmdline>` per child, then
