@@ -4,6 +4,7 @@
 # usage: sudo scripts/probe_cost.sh BIN exec|connect [dump args...]
 BIN=$1; WORKLOAD=$2; shift 2
 HERE=$(dirname "$0")
+mkdir -p /tmp/cost
 sysctl -q kernel.bpf_stats_enabled=1
 MAXID=$(bpftool prog show --json | python3 -c 'import json,sys; print(max([p["id"] for p in json.load(sys.stdin)]+[0]))')
 $BIN dump --duration 14s --table processes --format json "$@" > /dev/null 2>/tmp/cost/dump.err &
