@@ -10,8 +10,34 @@ pub const RING_BYTES: u32 = 4 << 20;
 /// per record; N = every Nth record. 0 was chosen by measurement (BENCHMARKS.md, section 8):
 /// a wake-up per record cost an exec storm up to a third of its rate.
 pub const RING_WAKEUP_EVERY: u32 = 0;
-/// Pages per CPU of each perf buffer.
-pub const PERF_PAGES: usize = 64;
+/// The fewest pages per CPU of each perf buffer by default (what a machine with many CPUs gets).
+pub const PERF_PAGES_MIN: usize = 64;
+/// The most pages per CPU of each perf buffer by default.
+pub const PERF_PAGES_MAX: usize = 4096;
+
+/// Pages per CPU of each perf buffer by default, for `cpus` buffers of `page_bytes` pages: as
+/// many as give the perf buffers together the ring's kernel memory ([`RING_BYTES`]), rounded
+/// down to a power of two, within [`PERF_PAGES_MIN`]..=[`PERF_PAGES_MAX`]. So perf and ring are
+/// compared with the same memory: 512 pages per CPU on 2 CPUs with 4 KiB pages, 64 from 16
+/// CPUs on. With 64 pages (256 KiB per CPU, the old default) a max-rate mixed storm on 2 CPUs
+/// filled perf's buffers whenever its thread waited for a CPU: 8–75k records lost and resynced
+/// in 8 s, p99 lag 104–405 ms, against 0 lost and 21.9 ms with 512 (BENCHMARKS.md 8g).
+pub fn perf_pages(cpus: usize, page_bytes: usize) -> usize {
+    let per_cpu_bytes = RING_BYTES as usize / cpus.max(1);
+    let pages = per_cpu_bytes / page_bytes.max(1);
+    let pages = if pages == 0 { 1 } else { 1 << pages.ilog2() };
+    pages.clamp(PERF_PAGES_MIN, PERF_PAGES_MAX)
+}
+
+/// [`perf_pages`] for this machine (its online CPUs, its page size); the minimum when either
+/// cannot be read.
+pub fn perf_pages_here() -> usize {
+    let cpus = aya::util::online_cpus().map_or(0, |cpus| cpus.len());
+    if cpus == 0 {
+        return PERF_PAGES_MIN;
+    }
+    perf_pages(cpus, rustix::param::page_size())
+}
 /// Perf wake-up sampling: 0 = no wake-up per record (the consumer drains every
 /// [`STREAM_DRAIN_INTERVAL`]; the kernel still wakes it when a CPU's buffer is half full);
 /// 1 = wake per record; N = every Nth record.
@@ -54,4 +80,26 @@ pub fn proc_map_entries() -> u32 {
         .and_then(|s| s.trim().parse::<u32>().ok())
         .unwrap_or(32_768);
     pid_max.saturating_add(65_536).min(1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perf_buffers_get_the_rings_memory_within_their_bounds() {
+        // 4 MiB over 2 CPUs of 4 KiB pages: 512 pages each, 4 MiB in all.
+        assert_eq!(perf_pages(2, 4096), 512);
+        assert_eq!(perf_pages(2, 4096) * 2 * 4096, RING_BYTES as usize);
+        // Not a power of two of CPUs: rounded down (4 MiB / 3 / 4 KiB = 341 -> 256).
+        assert_eq!(perf_pages(3, 4096), 256);
+        // Many CPUs: never below the old per-CPU default.
+        assert_eq!(perf_pages(16, 4096), 64);
+        assert_eq!(perf_pages(256, 4096), PERF_PAGES_MIN);
+        // One CPU with 64 KiB pages: 64; absurd inputs stay within bounds.
+        assert_eq!(perf_pages(1, 65536), 64);
+        assert_eq!(perf_pages(0, 0), PERF_PAGES_MAX);
+        assert_eq!(perf_pages(1, 1 << 30), PERF_PAGES_MIN);
+        assert!(perf_pages_here().is_power_of_two());
+    }
 }

@@ -160,9 +160,10 @@ pub struct BridgeArgs {
     /// How often ring and perf drain when their wake-ups are not per record (1ms..1s).
     #[arg(long, default_value = defaults::STREAM_DRAIN_INTERVAL_TEXT, value_parser = parse_drain_interval)]
     pub drain_interval: Duration,
-    /// Pages per CPU of each perf buffer (power of two).
-    #[arg(long, default_value_t = defaults::PERF_PAGES, value_parser = parse_perf_pages)]
-    pub perf_pages: usize,
+    /// Pages per CPU of each perf buffer (power of two) [default: as many as make the default
+    /// ring's 4 MiB in all, 64..4096 per CPU: 512 on 2 CPUs].
+    #[arg(long, value_parser = parse_perf_pages)]
+    pub perf_pages: Option<usize>,
     /// Which state map variant the kernel writes and poll reads.
     #[arg(long, value_enum, default_value_t = PollMap::Hash)]
     pub poll_map: PollMap,
@@ -313,7 +314,7 @@ impl BridgeArgs {
             probes.conn_map_entries = entries;
         }
         config.perf = PerfConfig {
-            pages: self.perf_pages,
+            pages: self.perf_pages.unwrap_or_else(defaults::perf_pages_here),
             wakeup_every: self.perf_wakeup_every,
             drain_interval: self.drain_interval,
         };

@@ -41,7 +41,7 @@ impl Default for SessionConfig {
         SessionConfig {
             probes: ProbeSettings::default(),
             perf: PerfConfig {
-                pages: defaults::PERF_PAGES,
+                pages: defaults::perf_pages_here(),
                 wakeup_every: defaults::PERF_WAKEUP_EVERY,
                 drain_interval: defaults::STREAM_DRAIN_INTERVAL,
             },

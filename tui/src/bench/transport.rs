@@ -38,7 +38,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
                     producers: args.spawners.max(1),
                     duration: args.duration,
                     ring_bytes: args.bridge.ring_bytes.max(16 << 20),
-                    perf_pages: args.bridge.perf_pages.max(256),
+                    perf_pages: args
+                        .bridge
+                        .perf_pages
+                        .unwrap_or_else(bridge::defaults::perf_pages_here)
+                        .max(256),
                 };
                 let result = match transport_bench::run(&config) {
                     Ok(r) => r,
