@@ -314,7 +314,8 @@ impl BridgeArgs {
             probes.conn_map_entries = entries;
         }
         config.perf = PerfConfig {
-            pages: self.perf_pages.unwrap_or_else(defaults::perf_pages_here),
+            // None: the session default (sized for this machine), computed once.
+            pages: self.perf_pages.unwrap_or(config.perf.pages),
             wakeup_every: self.perf_wakeup_every,
             drain_interval: self.drain_interval,
         };

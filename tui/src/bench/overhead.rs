@@ -168,7 +168,8 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
         Truth::Exec(t) => (Some(t), None),
         Truth::Connect(t) => (None, Some(t)),
     };
-    let rate_per_s = outcome.completed as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
+    let (completed, failed) = outcome.truth.counts();
+    let rate_per_s = completed as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
     let (captures, observer_cpu_ns) = if let Some(own) = own {
         let (captures, cpu) = own.finish(exec, connect, outcome.pid);
         (captures, Some(cpu))
@@ -188,7 +189,7 @@ fn run_once(args: &BenchArgs, observer: &Observer) -> Result<Run, i32> {
         bare_reference_per_s: rate_per_s,
         captures,
         observer_cpu_ns,
-        generator_errors: outcome.failed,
+        generator_errors: failed,
     })
 }
 

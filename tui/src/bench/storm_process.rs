@@ -35,14 +35,20 @@ pub enum Truth {
     Connect(ConnectTruth),
 }
 
+impl Truth {
+    /// Spawns or connections completed (the rate's numerator), and those that failed.
+    pub fn counts(&self) -> (u64, u64) {
+        match self {
+            Truth::Exec(t) => (t.spawned, t.errors),
+            Truth::Connect(t) => (t.connections, t.errors),
+        }
+    }
+}
+
 /// What one storm run did.
 pub struct StormOutcome {
     /// Its ground truth.
     pub truth: Truth,
-    /// Spawns or connections completed (the rate's numerator).
-    pub completed: u64,
-    /// Spawns or connections that failed.
-    pub failed: u64,
     /// From the storm's first entity to its last, as the storm process measured it.
     pub elapsed: Duration,
     /// The (first) storm process's pid: the owner of its connections.
@@ -178,8 +184,6 @@ impl StormProcess {
                         }
                         _ => bail!("storm reports of different workloads"),
                     }
-                    all.completed += outcome.completed;
-                    all.failed += outcome.failed;
                     all.elapsed = all.elapsed.max(outcome.elapsed);
                     all
                 }
@@ -258,8 +262,6 @@ fn parse_report(text: &str, workload: Workload, pid: u32) -> anyhow::Result<Stor
     };
     Ok(StormOutcome {
         truth,
-        completed,
-        failed,
         elapsed: Duration::from_nanos(elapsed_ns),
         pid,
     })
@@ -320,13 +322,7 @@ fn write_exec(
             want.spawned_ns, want.exit_status, want.comm, want.cmdline
         )?;
     }
-    writeln!(
-        out,
-        "end {} {} {}",
-        truth.spawned,
-        truth.errors,
-        elapsed.as_nanos()
-    )
+    write_end(out, truth.spawned, truth.errors, elapsed)
 }
 
 fn write_connect(
@@ -337,13 +333,17 @@ fn write_connect(
     for (sport, dport) in &truth.tuples {
         writeln!(out, "conn {sport} {dport}")?;
     }
-    writeln!(
-        out,
-        "end {} {} {}",
-        truth.connections,
-        truth.errors,
-        elapsed.as_nanos()
-    )
+    write_end(out, truth.connections, truth.errors, elapsed)
+}
+
+/// The report's last line: `end <completed> <failed> <elapsed_ns>`.
+fn write_end(
+    out: &mut impl Write,
+    completed: u64,
+    failed: u64,
+    elapsed: Duration,
+) -> std::io::Result<()> {
+    writeln!(out, "end {completed} {failed} {}", elapsed.as_nanos())
 }
 
 #[cfg(test)]
@@ -367,11 +367,11 @@ mod tests {
         let mut text = Vec::new();
         write_exec(&mut text, &truth, Duration::from_millis(3)).unwrap();
         let outcome = parse_report(std::str::from_utf8(&text).unwrap(), Workload::Exec, 9).unwrap();
+        assert_eq!(outcome.truth.counts(), (2, 1));
         let Truth::Exec(parsed) = outcome.truth else {
             panic!("an exec report parsed as connect")
         };
         assert_eq!(parsed.children, truth.children);
-        assert_eq!((outcome.completed, outcome.failed), (2, 1));
         assert_eq!(outcome.elapsed, Duration::from_millis(3));
         assert_eq!(outcome.pid, 9);
     }
@@ -385,11 +385,11 @@ mod tests {
         write_connect(&mut text, &truth, Duration::from_secs(1)).unwrap();
         let outcome =
             parse_report(std::str::from_utf8(&text).unwrap(), Workload::Connect, 9).unwrap();
+        assert_eq!(outcome.truth.counts(), (1, 0));
         let Truth::Connect(parsed) = outcome.truth else {
             panic!("a connect report parsed as exec")
         };
         assert_eq!(parsed.tuples, truth.tuples);
-        assert_eq!(outcome.completed, 1);
     }
 
     #[test]
